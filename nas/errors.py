@@ -1,0 +1,49 @@
+"""One exception tree for nas; each error also inherits the matching built-in."""
+
+from __future__ import annotations
+
+__all__ = [
+    "NASError",
+    "SpecError",
+    "DataError",
+    "DatasetNotFoundError",
+    "ConfigError",
+    "CheckpointError",
+    "LatencyTableError",
+    "MissingLatencyKeyError",
+]
+
+
+class NASError(Exception):
+    """Root of every error raised on purpose by nas."""
+
+
+class SpecError(NASError, ValueError):
+    """A run spec (YAML) has a missing, unknown or invalid field; the message names it."""
+
+
+class DataError(NASError, ValueError):
+    """A dataset file or folder is malformed; the message names the file."""
+
+
+class DatasetNotFoundError(DataError, FileNotFoundError):
+    """A dataset file or folder does not exist."""
+
+
+class ConfigError(NASError, ValueError):
+    """An architecture config is not part of its search space; the message names the field."""
+
+
+class CheckpointError(NASError, ValueError):
+    """A checkpoint is missing or does not fit the search space it is loaded into."""
+
+
+class LatencyTableError(NASError, ValueError):
+    """A latency lookup table is malformed."""
+
+
+class MissingLatencyKeyError(LatencyTableError, KeyError):
+    """A layer key is not in a latency table; never priced as zero."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""

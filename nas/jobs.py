@@ -1,0 +1,36 @@
+"""What a run spec resolves to: its dataset, its search space, its trained supernet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nas.data import ImageDataset, load_dataset
+from nas.errors import CheckpointError
+from nas.spec import RunSpec
+from search_spaces import SearchSpace, get_space
+
+__all__ = ["space_for", "load_supernet"]
+
+
+def space_for(spec: RunSpec, dataset: ImageDataset) -> SearchSpace:
+    return get_space(spec.space, n_classes=dataset.n_classes, in_channels=dataset.in_channels)
+
+
+def load_supernet(spec: RunSpec, space: SearchSpace, checkpoint: str | Path | None = None):
+    """The spec's trained supernet (``supernet.checkpoint``, or ``checkpoint`` if given)."""
+    from nas.supernet import load_weights
+    from search_spaces._mbv3 import load_supernet_weights
+
+    path = spec.resolve_path(str(checkpoint or spec.supernet.checkpoint))
+    blob = load_weights(path)
+    if blob["space"] != space.name:
+        raise CheckpointError(f"{path} holds a {blob['space']!r} supernet, the spec asks for {space.name!r}")
+    model = space.supernet()
+    load_supernet_weights(model, blob["state_dict"], space.name)
+    model.eval()
+    return model, blob
+
+
+def load_job(spec: RunSpec) -> tuple[ImageDataset, SearchSpace]:
+    dataset = load_dataset(spec.dataset)
+    return dataset, space_for(spec, dataset)

@@ -1,0 +1,267 @@
+"""Run specs: frozen dataclasses loaded from YAML and validated up front with clear errors.
+
+Every error names the offending field by its dotted path (``supernet.phases[2].epochs``) and,
+for choices, the allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from nas.errors import SpecError
+
+__all__ = [
+    "DatasetSpec",
+    "PhaseSpec",
+    "SupernetSpec",
+    "RunSpec",
+    "load_spec",
+    "spec_from_dict",
+]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DatasetSpec:
+    """Where the images come from.
+
+    name: ``fashion_mnist`` (IDX files) or ``image_folder`` (``root/<class>/<image>``).
+    root: the folder; default for fashion_mnist is Debian's ``/usr/share/datasets/fashion-mnist``.
+    val_size: images of the training set held out as the validation split (fashion_mnist).
+    val_fraction: the same as a fraction (image_folder).
+    image_size / channels: what image_folder images are resized and converted to.
+    split_seed: the seed of the train/validation split.
+    """
+
+    name: Literal["fashion_mnist", "image_folder"] = "fashion_mnist"
+    root: str | None = None
+    val_size: int = 10_000
+    val_fraction: float = 0.1
+    image_size: int = 28
+    channels: int = 1
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.name == "image_folder" and self.root is None:
+            raise SpecError("dataset.root is required when dataset.name is image_folder")
+        _check(self.val_size > 0, "dataset.val_size", self.val_size, "must be > 0")
+        _check(0 < self.val_fraction < 1, "dataset.val_fraction", self.val_fraction, "must be in (0, 1)")
+        _check(self.channels in (1, 3), "dataset.channels", self.channels, "must be 1 or 3")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PhaseSpec:
+    """One progressive-shrinking phase: which choices are elastic, for how long, at which LR.
+
+    kernels / expands / depths: the allowed values in this phase (null = the space's maximum only).
+    reorganize_expand: sort expanded channels by importance before the phase (OFA does this
+    before each elastic-expand phase).
+    """
+
+    name: str
+    epochs: int
+    lr: float
+    kernels: tuple[int, ...] | None = None
+    expands: tuple[int, ...] | None = None
+    depths: tuple[int, ...] | None = None
+    reorganize_expand: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, f"phase {self.name!r}.epochs", self.epochs, "must be >= 1")
+        _check(self.lr > 0, f"phase {self.name!r}.lr", self.lr, "must be > 0")
+
+
+def _default_phases() -> tuple[PhaseSpec, ...]:
+    return (
+        PhaseSpec(name="full", epochs=6, lr=0.1),
+        PhaseSpec(name="kernel", epochs=3, lr=0.03, kernels=(3, 5, 7)),
+        PhaseSpec(name="depth", epochs=4, lr=0.03, kernels=(3, 5, 7), depths=(2, 3, 4)),
+        PhaseSpec(
+            name="expand", epochs=6, lr=0.03, kernels=(3, 5, 7), depths=(2, 3, 4),
+            expands=(3, 4, 6), reorganize_expand=True,
+        ),
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SupernetSpec:
+    """Supernet training (progressive shrinking with sandwich sampling and in-place distillation).
+
+    checkpoint: where the trained supernet weights are written (and read by evaluators).
+    batch_size, threads: per step; threads = torch intra-op threads.
+    n_random_subnets: random subnets per step besides the largest and the smallest.
+    kd_weight: weight of the distillation loss from the largest subnet's logits.
+    label_smoothing, weight_decay, momentum: the optimizer and loss.
+    bn_calibration_images: training images used to recalibrate BatchNorm of each extracted subnet.
+    eval_images: validation images scored after each epoch (largest and smallest subnets).
+    store_fp16: store the final weights as float16 (halves the file; loaded back as float32).
+    phases: the progressive-shrinking schedule.
+    """
+
+    checkpoint: str = "checkpoints/supernet.pt"
+    batch_size: int = 256
+    threads: int = 2
+    n_random_subnets: int = 1
+    kd_weight: float = 1.0
+    label_smoothing: float = 0.1
+    weight_decay: float = 5e-5
+    momentum: float = 0.9
+    bn_calibration_images: int = 2000
+    eval_images: int = 5000
+    store_fp16: bool = True
+    phases: tuple[PhaseSpec, ...] = dataclasses.field(default_factory=_default_phases)
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, "supernet.batch_size", self.batch_size, "must be >= 1")
+        _check(self.threads >= 1, "supernet.threads", self.threads, "must be >= 1")
+        _check(self.n_random_subnets >= 0, "supernet.n_random_subnets", self.n_random_subnets, "must be >= 0")
+        _check(len(self.phases) >= 1, "supernet.phases", self.phases, "needs at least one phase")
+        _check(self.bn_calibration_images >= 1, "supernet.bn_calibration_images", self.bn_calibration_images, "must be >= 1")
+        names = [p.name for p in self.phases]
+        _check(len(set(names)) == len(names), "supernet.phases", names, "phase names must be unique")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """One job. ``name`` is also the MLflow experiment; outputs go to ``runs/<name>/``.
+
+    space: a registered search space (see ``nas spaces``).
+    seed: every random choice of the job derives from it.
+    tracking_uri: MLflow tracking URI; ``MLFLOW_TRACKING_URI`` wins, default ``runs/mlflow.db``.
+    """
+
+    name: str
+    space: str = "ofa_mbv3_small"
+    dataset: DatasetSpec = dataclasses.field(default_factory=DatasetSpec)
+    supernet: SupernetSpec = dataclasses.field(default_factory=SupernetSpec)
+    seed: int = 0
+    tracking_uri: str | None = None
+    #: the file the spec was read from (set by load_spec; relative paths resolve against the checkout)
+    source: str | None = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        from search_spaces import list_spaces
+
+        _check(self.space in list_spaces(), "space", self.space, f"must be one of {list_spaces()}")
+        _check(bool(self.name) and "/" not in self.name, "name", self.name, "must be a non-empty name without '/'")
+
+    def run_dir(self, root: Path | None = None) -> Path:
+        return (root or project_root()) / "runs" / self.name
+
+    def resolve_path(self, path: str) -> Path:
+        """A path from the spec: absolute as given, else relative to the checkout root."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else project_root() / p
+
+
+def project_root() -> Path:
+    """The checkout root (where ``runs/`` and ``latency_luts/`` live)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def _check(ok: bool, field: str, value: Any, why: str) -> None:
+    if not ok:
+        raise SpecError(f"{field} = {value!r} {why}")
+
+
+def load_spec(path: str | Path) -> RunSpec:
+    """Read and validate a YAML run spec.
+
+    Raises:
+        SpecError: the file is missing or not YAML, or a field is unknown, missing or invalid.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"run spec not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a run spec is a YAML mapping, got {type(data).__name__}")
+    data.setdefault("name", path.stem)
+    try:
+        spec = spec_from_dict(data)
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}") from None
+    return dataclasses.replace(spec, source=str(path))
+
+
+def spec_from_dict(data: dict[str, Any]) -> RunSpec:
+    return _build(RunSpec, data, "")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise SpecError(f"{where or 'spec'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "source"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise SpecError(
+            f"unknown field {where + unknown[0]!r}; allowed fields{' of ' + where.rstrip('.') if where else ''}: "
+            f"{', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _convert(hints[name], value, where + name)
+    missing = [
+        n for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise SpecError(f"missing required field {where + missing[0]!r}")
+    try:
+        return cls(**kwargs)
+    except SpecError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"{where.rstrip('.') or 'spec'}: {e}") from e
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return _convert(option, value, where)
+            except SpecError as e:
+                errors.append(str(e))
+        raise SpecError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise SpecError(f"{where} = {value!r} must be one of {', '.join(map(repr, args))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise SpecError(f"{where} must be a list, got {value!r}")
+        item = args[0]
+        return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where + ".")
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpecError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SpecError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise SpecError(f"{where} must be a string, got {value!r}")
+        return value
+    raise SpecError(f"{where}: unsupported type {tp}")  # pragma: no cover - a bug in a spec class

@@ -1,0 +1,15 @@
+"""Supernet training (progressive shrinking), BatchNorm recalibration and subnet evaluation."""
+
+from nas.supernet._checkpoint import load_weights, save_weights
+from nas.supernet._evaluate import SubnetEvaluator, recalibrate_bn, top1
+from nas.supernet._train import SupernetTrainer, TrainResult
+
+__all__ = [
+    "SubnetEvaluator",
+    "SupernetTrainer",
+    "TrainResult",
+    "load_weights",
+    "recalibrate_bn",
+    "save_weights",
+    "top1",
+]

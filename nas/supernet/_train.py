@@ -1,0 +1,280 @@
+"""Supernet training by progressive shrinking (OFA): elastic kernel, then depth, then expand ratio,
+with sandwich sampling (largest, smallest and random subnets each step) and in-place
+distillation from the largest subnet. Resumable from its last epoch checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from nas.data import ImageDataset, batches
+from nas.spec import PhaseSpec, RunSpec
+from nas.supernet._checkpoint import atomic_save, save_weights
+from nas.supernet._evaluate import SubnetEvaluator
+from search_spaces import ElasticMBV3Space, MBV3Config
+
+__all__ = ["SupernetTrainer", "TrainResult"]
+
+logger = logging.getLogger(__name__)
+STATE_FILE = "train_state.pt"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    checkpoint: Path
+    seconds: float
+    epochs: int
+    history: list[dict[str, Any]]
+    mlflow_run_id: str | None
+
+
+class SupernetTrainer:
+    """Trains one supernet for a run spec.
+
+    ``run()`` owns the loop, logging, checkpoints and MLflow; ``state_dict()`` /
+    ``load_state_dict()`` hold everything a restarted process needs to resume exactly at the
+    next epoch (the data order and subnet draws of an epoch derive from the seed and the epoch).
+    """
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        space: ElasticMBV3Space,
+        dataset: ImageDataset,
+        *,
+        work_dir: Path,
+        track: bool = True,
+        progress: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> None:
+        self.spec, self.cfg, self.space, self.dataset = spec, spec.supernet, space, dataset
+        self.work_dir = work_dir
+        self.track = track
+        self.progress = progress
+        self.model = space.supernet().to(memory_format=torch.channels_last)
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        self.optimizer = torch.optim.SGD(
+            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.cfg.phases[0].lr,
+            momentum=self.cfg.momentum,
+            nesterov=True,
+        )
+        self.epochs_per_phase = [p.epochs for p in self.cfg.phases]
+        self.total_epochs = sum(self.epochs_per_phase)
+        self.steps_per_epoch = len(dataset.train) // self.cfg.batch_size
+        # resumable state
+        self.epoch = 0  # epochs finished, over all phases
+        self.seconds = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.mlflow_run_id: str | None = None
+
+    # ---- resumable state -------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "seconds": self.seconds,
+            "history": self.history,
+            "mlflow_run_id": self.mlflow_run_id,
+            "spec_supernet": dataclasses.asdict(self.cfg),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.seconds = state["epoch"], state["seconds"]
+        self.history, self.mlflow_run_id = state["history"], state["mlflow_run_id"]
+
+    # ---- schedule --------------------------------------------------------------------------
+    def phase_of(self, epoch: int) -> tuple[int, PhaseSpec, int]:
+        """(phase index, phase, epoch within the phase) of a global epoch index."""
+        for i, phase in enumerate(self.cfg.phases):
+            if epoch < phase.epochs:
+                return i, phase, epoch
+            epoch -= phase.epochs
+        raise IndexError(epoch)
+
+    def _choices(self, phase: PhaseSpec) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        d = self.space.definition
+        return (
+            phase.kernels or (max(d.kernels),),
+            phase.expands or (max(d.expands),),
+            phase.depths or (max(d.depths),),
+        )
+
+    def _sample(self, phase: PhaseSpec, rng: np.random.Generator) -> MBV3Config:
+        d = self.space.definition
+        ks, es, ds = self._choices(phase)
+        depths = tuple(int(rng.choice(ds)) for _ in d.stages)
+        n = sum(depths)
+        return MBV3Config(
+            int(rng.choice(d.resolutions)), depths,
+            tuple(int(k) for k in rng.choice(ks, n)), tuple(int(e) for e in rng.choice(es, n)),
+        )  # fmt: skip
+
+    def _smallest(self, phase: PhaseSpec) -> MBV3Config:
+        d = self.space.definition
+        ks, es, ds = self._choices(phase)
+        n = min(ds) * len(d.stages)
+        return MBV3Config(min(d.resolutions), (min(ds),) * len(d.stages), (min(ks),) * n, (min(es),) * n)
+
+    # ---- one epoch -------------------------------------------------------------------------
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        phase_index, phase, epoch_in_phase = self.phase_of(epoch)
+        if epoch_in_phase == 0 and phase.reorganize_expand:
+            stage = len(self._choices(phase)[1]) - 1
+            logger.info("phase %s: reorganizing expanded channels by importance", phase.name)
+            self.model.re_organize_middle_weights(expand_ratio_stage=stage)
+        seed = self.spec.seed * 100_003 + epoch
+        gen = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        largest = self.space.largest()
+        sandwich = phase.kernels is not None or phase.expands is not None or phase.depths is not None
+        self.model.train()
+        total_steps = phase.epochs * self.steps_per_epoch
+        sums = {"loss": 0.0, "kd_loss": 0.0}
+        for step, (x, y) in enumerate(
+            batches(self.dataset.train, self.cfg.batch_size, self.dataset.preprocessing,
+                    shuffle=True, augment=True, generator=gen, drop_last=True)
+        ):  # fmt: skip
+            t = (epoch_in_phase * self.steps_per_epoch + step) / total_steps
+            lr = 0.5 * phase.lr * (1 + math.cos(math.pi * t))
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.zero_grad(set_to_none=True)
+            # the largest subnet learns from the labels and teaches the others (in-place KD)
+            self.space.activate(self.model, largest)
+            logits = self.model(_at(x, largest.resolution))
+            loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+            loss.backward()
+            sums["loss"] += loss.item()
+            if sandwich:
+                teacher = F.softmax(logits.detach(), dim=1)
+                students = [self._smallest(phase)] + [self._sample(phase, rng) for _ in range(self.cfg.n_random_subnets)]
+                for config in students:
+                    self.space.activate(self.model, config)
+                    out = self.model(_at(x, config.resolution))
+                    kd = -(teacher * F.log_softmax(out, dim=1)).sum(1).mean()
+                    ce = F.cross_entropy(out, y, label_smoothing=self.cfg.label_smoothing)
+                    (ce + self.cfg.kd_weight * kd).backward()
+                    sums["kd_loss"] += kd.item() / len(students)
+            nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+            self.optimizer.step()
+            if self.progress is not None:
+                self.progress(1, {"phase": phase_index, "loss": loss.item(), "lr": lr})
+        steps = max(self.steps_per_epoch, 1)
+        return {"train_loss": sums["loss"] / steps, "train_kd_loss": sums["kd_loss"] / steps, "lr": lr}
+
+    def _validate(self) -> dict[str, float]:
+        evaluator = SubnetEvaluator(
+            self.space, _contiguous_copy(self.model), self.dataset,
+            bn_calibration_images=self.cfg.bn_calibration_images, seed=self.spec.seed,
+        )  # fmt: skip
+        out = {}
+        for name, config in (("largest", self.space.largest()), ("smallest", self.space.smallest())):
+            out[f"val_acc_{name}"] = evaluator.evaluate(config, "val", max_images=self.cfg.eval_images)["accuracy"]
+        return out
+
+    # ---- the job ---------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        torch.set_num_threads(self.cfg.threads)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        state_path = self.work_dir / STATE_FILE
+        if state_path.is_file():
+            self.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=False))
+            logger.info("resuming from %s after epoch %d/%d", state_path, self.epoch, self.total_epochs)
+        run = self._start_tracking()
+        try:
+            while self.epoch < self.total_epochs:
+                start = time.perf_counter()
+                metrics = self._train_epoch(self.epoch)
+                metrics.update(self._validate())
+                elapsed = time.perf_counter() - start
+                self.seconds += elapsed
+                _, phase, _ = self.phase_of(self.epoch)
+                metrics.update(epoch_seconds=elapsed, train_seconds=self.seconds)
+                self.history.append({"epoch": self.epoch + 1, "phase": phase.name, **metrics})
+                self.epoch += 1
+                logger.info(
+                    "epoch %d/%d (%s): loss %.3f, val top-1 largest %.4f smallest %.4f, %.0fs",
+                    self.epoch, self.total_epochs, phase.name, metrics["train_loss"],
+                    metrics["val_acc_largest"], metrics["val_acc_smallest"], elapsed,
+                )  # fmt: skip
+                atomic_save(self.state_dict(), state_path)
+                if run is not None:
+                    import mlflow
+
+                    mlflow.log_metrics(metrics, step=self.epoch)
+            checkpoint = self.spec.resolve_path(self.cfg.checkpoint)
+            d = self.space.definition
+            save_weights(
+                checkpoint, self.model.state_dict(), space=self.space.name,
+                space_options={"n_classes": d.n_classes, "in_channels": d.in_channels},
+                meta={"spec": self.spec.name, "train_seconds": self.seconds, "epochs": self.epoch,
+                      "final": self.history[-1] if self.history else {}, "mlflow_run_id": self.mlflow_run_id},
+                fp16=self.cfg.store_fp16,
+            )  # fmt: skip
+            if run is not None:
+                import mlflow
+
+                mlflow.log_metric("train_seconds_total", self.seconds)
+                mlflow.log_artifact(str(checkpoint), artifact_path="checkpoint")
+            logger.info("wrote %s (%.0f s of training)", checkpoint, self.seconds)
+            return TrainResult(checkpoint, self.seconds, self.epoch, self.history, self.mlflow_run_id)
+        finally:
+            if run is not None:
+                import mlflow
+
+                mlflow.end_run()
+
+    def _start_tracking(self):
+        if not self.track:
+            return None
+        import mlflow
+
+        from nas.tracking import start_job_run
+
+        run = start_job_run(self.spec.name, "train-supernet", spec_uri=self.spec.tracking_uri, run_id=self.mlflow_run_id)
+        if self.mlflow_run_id is None:
+            self.mlflow_run_id = run.info.run_id
+            mlflow.log_params(_flatten({"space": self.space.name, "seed": self.spec.seed, "supernet": dataclasses.asdict(self.cfg)}))
+            if self.spec.source:
+                mlflow.log_artifact(self.spec.source, artifact_path="spec")
+        return run
+
+
+def _at(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    if x.shape[-1] != resolution:
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _contiguous_copy(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        elif isinstance(v, list | tuple) and v and isinstance(v[0], dict):
+            for i, item in enumerate(v):
+                out.update(_flatten(item, f"{prefix}{k}.{i}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -1,0 +1,6 @@
+"""MLflow tracking: where runs go and how jobs log to it."""
+
+from nas.tracking._mlflow import start_job_run
+from nas.tracking._uri import artifact_location, tracking_uri
+
+__all__ = ["artifact_location", "start_job_run", "tracking_uri"]

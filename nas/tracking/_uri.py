@@ -1,0 +1,29 @@
+"""Which MLflow tracking store a job uses (DESIGN.md: env, else spec, else runs/mlflow.db)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["tracking_uri", "artifact_location"]
+
+
+def tracking_uri(spec_uri: str | None = None, root: Path | None = None) -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if spec_uri:
+        return spec_uri
+    from nas.spec import project_root
+
+    runs = (root or project_root()) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{runs / 'mlflow.db'}"
+
+
+def artifact_location(root: Path | None = None) -> str | None:
+    """Artifacts beside the default SQLite store (``runs/mlartifacts``); None for other stores."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    from nas.spec import project_root
+
+    return ((root or project_root()) / "runs" / "mlartifacts").as_uri()

@@ -1,0 +1,326 @@
+"""The elastic MobileNetV3 family of Once-for-All: one definition, one supernet class, one space.
+
+``ofa_mbv3`` (OFA's published w1.2 ImageNet space) and ``ofa_mbv3_small`` (28-px grayscale) are
+two instances of :class:`ElasticMBV3Space` with different :class:`MBV3Definition` s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas.errors import CheckpointError, ConfigError
+from search_spaces._base import LayerSpec, SearchSpace
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+
+__all__ = ["MBV3Config", "MBV3Definition", "StageDef", "ElasticMBV3Space", "make_divisible"]
+
+CHANNEL_DIVISIBLE = 8
+
+
+def make_divisible(v: float, divisor: int = CHANNEL_DIVISIBLE) -> int:
+    """OFA's (and TF slim's) rounding of channel counts; identical to ``ofa.utils.make_divisible``."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+@dataclasses.dataclass(frozen=True)
+class StageDef:
+    """One elastic stage: output width, stride of its first block, activation, squeeze-excite."""
+
+    width: int
+    stride: int
+    act: str  # "relu" or "h_swish"
+    se: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class MBV3Definition:
+    """Everything that fixes an elastic MobileNetV3 supernet and its choices."""
+
+    in_channels: int
+    stem_width: int
+    stem_stride: int
+    first_block_width: int
+    stages: tuple[StageDef, ...]
+    final_expand_width: int
+    feature_mix_width: int
+    n_classes: int
+    kernels: tuple[int, ...]
+    expands: tuple[int, ...]
+    depths: tuple[int, ...]
+    resolutions: tuple[int, ...]
+    #: resolutions the encoding has a one-hot slot for (OFA's predictor: 112..224 step 16)
+    resolution_slots: tuple[int, ...]
+    dropout: float = 0.1
+    bn_momentum: float = 0.1
+    bn_eps: float = 1e-5
+
+    @property
+    def max_depth(self) -> int:
+        return max(self.depths)
+
+    @property
+    def n_block_slots(self) -> int:
+        return len(self.stages) * self.max_depth
+
+
+@dataclasses.dataclass(frozen=True)
+class MBV3Config:
+    """One subnet: input resolution, depth per stage, kernel and expand ratio per active block.
+
+    Its string form is ``r<res>`` followed by ``_k<kernels>e<expands>`` per stage, one digit per
+    active block, e.g. ``r28_k35e46_k733e436_k35e33_k777e666`` (depth = number of digits).
+    """
+
+    resolution: int
+    depths: tuple[int, ...]
+    kernels: tuple[int, ...]
+    expands: tuple[int, ...]
+
+    def __str__(self) -> str:
+        parts, i = [f"r{self.resolution}"], 0
+        for d in self.depths:
+            ks = "".join(map(str, self.kernels[i : i + d]))
+            es = "".join(map(str, self.expands[i : i + d]))
+            parts.append(f"k{ks}e{es}")
+            i += d
+        return "_".join(parts)
+
+    def stage_blocks(self) -> list[list[tuple[int, int]]]:
+        """(kernel, expand) of each active block, grouped by stage."""
+        out, i = [], 0
+        for d in self.depths:
+            out.append(list(zip(self.kernels[i : i + d], self.expands[i : i + d])))
+            i += d
+        return out
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "resolution": self.resolution,
+            "depths": list(self.depths),
+            "kernels": list(self.kernels),
+            "expands": list(self.expands),
+        }
+
+
+_CONFIG_RE = re.compile(r"r(\d+)((?:_k\d+e\d+)+)")
+_STAGE_RE = re.compile(r"_k(\d+)e(\d+)")
+
+
+class ElasticMBV3Space(SearchSpace[MBV3Config]):
+    """An OFA elastic MobileNetV3 space (kernel, expand ratio, depth, resolution)."""
+
+    def __init__(self, *, name: str, definition: MBV3Definition) -> None:
+        d = definition
+        if not all(r in d.resolution_slots for r in d.resolutions):
+            raise ValueError(f"every resolution must have an encoding slot, but got {d.resolutions=}")
+        self.name = name
+        self.definition = d
+
+    # ---- configs -------------------------------------------------------------------------
+    def largest(self) -> MBV3Config:
+        d = self.definition
+        n = d.max_depth * len(d.stages)
+        return MBV3Config(max(d.resolutions), (d.max_depth,) * len(d.stages), (max(d.kernels),) * n, (max(d.expands),) * n)
+
+    def smallest(self) -> MBV3Config:
+        d = self.definition
+        n = min(d.depths) * len(d.stages)
+        return MBV3Config(min(d.resolutions), (min(d.depths),) * len(d.stages), (min(d.kernels),) * n, (min(d.expands),) * n)
+
+    def validate(self, config: MBV3Config) -> MBV3Config:
+        d = self.definition
+        if not isinstance(config, MBV3Config):
+            raise ConfigError(f"{self.name}: expected an MBV3Config, got {type(config).__name__}")
+        if config.resolution not in d.resolutions:
+            raise ConfigError(f"{self.name}: resolution {config.resolution} not in {list(d.resolutions)}")
+        if len(config.depths) != len(d.stages):
+            raise ConfigError(f"{self.name}: {len(config.depths)} stage depths given, the space has {len(d.stages)} stages")
+        for s, depth in enumerate(config.depths):
+            if depth not in d.depths:
+                raise ConfigError(f"{self.name}: stage {s + 1} depth {depth} not in {list(d.depths)}")
+        n = sum(config.depths)
+        if len(config.kernels) != n or len(config.expands) != n:
+            raise ConfigError(
+                f"{self.name}: depths sum to {n} blocks but {len(config.kernels)} kernels and "
+                f"{len(config.expands)} expand ratios are given"
+            )
+        for s, blocks in enumerate(config.stage_blocks()):
+            for b, (k, e) in enumerate(blocks):
+                if k not in d.kernels:
+                    raise ConfigError(f"{self.name}: stage {s + 1} block {b + 1}: kernel {k} not in {list(d.kernels)}")
+                if e not in d.expands:
+                    raise ConfigError(f"{self.name}: stage {s + 1} block {b + 1}: expand ratio {e} not in {list(d.expands)}")
+        return config
+
+    def parse(self, text: str) -> MBV3Config:
+        m = _CONFIG_RE.fullmatch(text.strip())
+        if m is None:
+            raise ConfigError(
+                f"{self.name}: cannot parse config {text!r}; expected e.g. {str(self.largest())!r} "
+                "(r<resolution>, then _k<kernels>e<expands> per stage, one digit per block), "
+                "or 'largest' / 'smallest'"
+            )
+        depths, kernels, expands = [], [], []
+        for ks, es in _STAGE_RE.findall(m.group(2)):
+            if len(ks) != len(es):
+                raise ConfigError(f"{self.name}: stage k{ks}e{es} has {len(ks)} kernels but {len(es)} expand ratios")
+            depths.append(len(ks))
+            kernels += map(int, ks)
+            expands += map(int, es)
+        return self.validate(MBV3Config(int(m.group(1)), tuple(depths), tuple(kernels), tuple(expands)))
+
+    def suggest(self, trial: optuna.trial.BaseTrial) -> MBV3Config:
+        # Every block's kernel and expand ratio is suggested, active or not: a fixed set of
+        # parameters keeps multivariate TPE, NSGA-II crossover and GP on one search space.
+        d = self.definition
+        resolution = trial.suggest_categorical("resolution", list(d.resolutions))
+        depths, kernels, expands = [], [], []
+        for s in range(len(d.stages)):
+            depth = trial.suggest_categorical(f"d{s + 1}", list(d.depths))
+            ks = [trial.suggest_categorical(f"k{s + 1}_{b + 1}", list(d.kernels)) for b in range(d.max_depth)]
+            es = [trial.suggest_categorical(f"e{s + 1}_{b + 1}", list(d.expands)) for b in range(d.max_depth)]
+            depths.append(depth)
+            kernels += ks[:depth]
+            expands += es[:depth]
+        return MBV3Config(resolution, tuple(depths), tuple(kernels), tuple(expands))
+
+    def sample(self, rng: np.random.Generator) -> MBV3Config:
+        d = self.definition
+        depths = tuple(int(rng.choice(d.depths)) for _ in d.stages)
+        n = sum(depths)
+        return MBV3Config(
+            int(rng.choice(d.resolutions)),
+            depths,
+            tuple(int(k) for k in rng.choice(d.kernels, n)),
+            tuple(int(e) for e in rng.choice(d.expands, n)),
+        )
+
+    # ---- encoding ------------------------------------------------------------------------
+    @property
+    def encoding_size(self) -> int:
+        d = self.definition
+        return d.n_block_slots * (len(d.kernels) + len(d.expands)) + len(d.resolution_slots)
+
+    def encode(self, config: MBV3Config) -> np.ndarray:
+        """One-hot kernel per block slot, then expand per slot, then resolution (OFA's layout;
+        slots of skipped blocks stay all zero)."""
+        d = self.definition
+        nk, ne, slots = len(d.kernels), len(d.expands), d.n_block_slots
+        x = np.zeros(self.encoding_size, dtype=np.float32)
+        for s, blocks in enumerate(config.stage_blocks()):
+            for b, (k, e) in enumerate(blocks):
+                slot = s * d.max_depth + b
+                x[slot * nk + d.kernels.index(k)] = 1.0
+                x[slots * nk + slot * ne + d.expands.index(e)] = 1.0
+        x[slots * (nk + ne) + d.resolution_slots.index(config.resolution)] = 1.0
+        return x
+
+    # ---- pricing -------------------------------------------------------------------------
+    def layers(self, config: MBV3Config) -> list[LayerSpec]:
+        d = self.definition
+        r = config.resolution
+        size = (r - 1) // d.stem_stride + 1
+        out = [LayerSpec("Conv", (r, r, d.in_channels), (size, size, d.stem_width))]
+        out.append(_block(size, d.stem_width, d.first_block_width, d.stem_width, 3, 1, d.stem_width == d.first_block_width, False, False))
+        width = d.first_block_width
+        for stage, blocks in zip(d.stages, config.stage_blocks()):
+            for b, (k, e) in enumerate(blocks):
+                stride = stage.stride if b == 0 else 1
+                mid = make_divisible(round(width * e))
+                idskip = stride == 1 and width == stage.width
+                out.append(_block(size, width, stage.width, mid, k, stride, idskip, stage.se, stage.act == "h_swish"))
+                size = (size - 1) // stride + 1
+                width = stage.width
+        out.append(LayerSpec("Conv_1", (size, size, width), (size, size, d.final_expand_width)))
+        out.append(LayerSpec("AvgPool2D", (size, size, d.final_expand_width), (1, 1, d.final_expand_width)))
+        out.append(LayerSpec("Conv_2", (1, 1, d.final_expand_width), (1, 1, d.feature_mix_width)))
+        out.append(LayerSpec("Logits", (1, 1, d.feature_mix_width), (d.n_classes,)))
+        return out
+
+    def macs(self, config: MBV3Config) -> int:
+        """Multiply-accumulates of one forward pass (convolutions, SE and the classifier)."""
+        total = 0
+        for layer in self.layers(config):
+            (h, w, cin), cout = layer.input_shape, layer.output_shape[-1]
+            if layer.op in ("Conv", "Conv_1"):
+                ho, wo = layer.output_shape[:2]
+                k = 3 if layer.op == "Conv" else 1
+                total += ho * wo * cin * cout * k * k
+            elif layer.op in ("Conv_2", "Logits"):
+                total += cin * cout
+            elif layer.op == "expanded_conv":
+                ho, wo = layer.output_shape[:2]
+                mid, k = layer.attr("expand"), layer.attr("kernel")
+                if mid != cin:
+                    total += h * w * cin * mid
+                total += ho * wo * mid * k * k + ho * wo * mid * cout
+                if layer.attr("se"):
+                    total += 2 * mid * make_divisible(mid // 4)
+        return total
+
+    # ---- models --------------------------------------------------------------------------
+    def supernet(self) -> torch.nn.Module:
+        """A freshly initialized elastic supernet (OFA dynamic layers)."""
+        from search_spaces._mbv3_supernet import ElasticMobileNetV3
+
+        return ElasticMobileNetV3(self.definition)
+
+    def activate(self, supernet: torch.nn.Module, config: MBV3Config) -> None:
+        """Set the supernet's active subnet to ``config`` (in place)."""
+        d = self.definition
+        self.validate(config)
+        ks, es = [], []
+        for blocks in config.stage_blocks():
+            pad = d.max_depth - len(blocks)
+            ks += [k for k, _ in blocks] + [max(d.kernels)] * pad
+            es += [e for _, e in blocks] + [max(d.expands)] * pad
+        supernet.set_active_subnet(ks=ks, e=es, d=list(config.depths))
+
+    def extract(self, supernet: torch.nn.Module, config: MBV3Config) -> torch.nn.Module:
+        """A standalone copy of ``config``'s subnet with the supernet's weights."""
+        self.activate(supernet, config)
+        subnet = supernet.get_active_subnet(preserve_weight=True)
+        subnet.eval()
+        return subnet
+
+    def build(self, config: MBV3Config, weights: Any = None) -> torch.nn.Module:
+        supernet = self.supernet()
+        if weights is not None:
+            load_supernet_weights(supernet, weights, self.name)
+        return self.extract(supernet, config)
+
+
+def load_supernet_weights(supernet: torch.nn.Module, state_dict: dict, space_name: str) -> None:
+    """Strictly load a supernet state dict; a mismatch is a ``CheckpointError`` naming the tensors."""
+    own = supernet.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    wrong = sorted(k for k in set(own) & set(state_dict) if tuple(own[k].shape) != tuple(state_dict[k].shape))
+    if missing or unexpected or wrong:
+        detail = "; ".join(
+            f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+            if keys
+        )
+        raise CheckpointError(f"weights do not fit the {space_name} supernet ({detail})")
+    supernet.load_state_dict(state_dict)
+
+
+def _block(size, cin, cout, mid, k, stride, idskip, se, hs) -> LayerSpec:
+    out = (size - 1) // stride + 1
+    return LayerSpec(
+        "expanded_conv",
+        (size, size, cin),
+        (out, out, cout),
+        (("expand", mid), ("kernel", k), ("stride", stride), ("idskip", int(idskip)), ("se", int(se)), ("hs", int(hs))),
+    )

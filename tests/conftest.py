@@ -1,0 +1,73 @@
+"""Shared fixtures: a small Fashion-MNIST-format dataset written as real IDX files, specs, and an
+isolated MLflow store per test."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nas  # noqa: F401  (the torchvision/ofa import trap, before anything imports ofa)
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+if not FIXTURES.is_dir():  # a checkout elsewhere: shared/ beside the repository
+    FIXTURES = Path(__file__).resolve().parents[1] / "shared" / "fixtures"
+
+
+def write_idx(path: Path, array: np.ndarray, *, gz: bool = True) -> Path:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", n) for n in array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        with gzip.open(path, "wb") as f:
+            f.write(raw)
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+def make_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable 28x28 images: each class is a bright bar at its own position, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for i, y in enumerate(labels):
+        images[i, 2 + 2 * y : 5 + 2 * y, 4:24] = 230
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def small_fmnist(tmp_path_factory) -> Path:
+    """A Fashion-MNIST-layout folder: 1,200 train and 300 test images in real IDX files."""
+    root = tmp_path_factory.mktemp("fmnist")
+    for split, n, seed in (("train", 1200, 0), ("t10k", 300, 1)):
+        x, y = make_images(n, seed)
+        write_idx(root / f"{split}-images-idx3-ubyte", x)
+        write_idx(root / f"{split}-labels-idx1-ubyte", y)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield
+
+
+def tiny_spec_dict(root: Path, out: Path, **supernet) -> dict:
+    cfg = {
+        "checkpoint": str(out / "supernet.pt"),
+        "batch_size": 100,
+        "bn_calibration_images": 200,
+        "eval_images": 200,
+        "phases": [
+            {"name": "full", "epochs": 1, "lr": 0.1},
+            {"name": "expand", "epochs": 1, "lr": 0.05, "kernels": [3, 5, 7], "depths": [2, 3, 4],
+             "expands": [3, 4, 6], "reorganize_expand": True},
+        ],
+    }
+    cfg.update(supernet)
+    return {"name": "tiny", "space": "ofa_mbv3_small", "seed": 0,
+            "dataset": {"name": "fashion_mnist", "root": str(root), "val_size": 400}, "supernet": cfg}

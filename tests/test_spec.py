@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from nas.errors import SpecError
+from nas.spec import load_spec, spec_from_dict
+from nas.spec import project_root
+
+
+def test_shipped_supernet_spec_loads():
+    spec = load_spec(project_root() / "runs" / "fashion_mnist_supernet.yaml")
+    assert spec.name == "fashion_mnist_supernet" and spec.space == "ofa_mbv3_small"
+    assert [p.name for p in spec.supernet.phases] == ["full", "kernel", "depth", "expand"]
+    assert spec.supernet.phases[-1].expands == (3, 4, 6)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"name": "x", "bogus": 1}, "unknown field 'bogus'"),
+        ({"name": "x", "supernet": {"batchsize": 3}}, r"unknown field 'supernet.batchsize'.*batch_size"),
+        ({"name": "x", "space": "resnet"}, r"space = 'resnet' must be one of \['ofa_mbv3', 'ofa_mbv3_small'\]"),
+        ({"name": "x", "dataset": {"name": "cifar"}}, "dataset.name = 'cifar' must be one of 'fashion_mnist', 'image_folder'"),
+        ({"name": "x", "supernet": {"batch_size": "big"}}, "supernet.batch_size must be an integer"),
+        ({"name": "x", "supernet": {"phases": [{"name": "a", "epochs": 0, "lr": 0.1}]}}, r"phase 'a'.epochs = 0 must be >= 1"),
+        ({"name": "x", "supernet": {"phases": [{"name": "a", "lr": 0.1}]}}, r"missing required field 'supernet.phases\[0\].epochs'"),
+        ({"name": "x", "dataset": {"name": "image_folder"}}, "dataset.root is required"),
+    ],
+)
+def test_bad_fields_are_named(data, message):
+    with pytest.raises(SpecError, match=message):
+        spec_from_dict(data)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(SpecError, match="not found"):
+        load_spec(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(SpecError, match="mapping"):
+        load_spec(listy)
+
+
+def test_name_defaults_to_the_file_stem(tmp_path):
+    f = tmp_path / "my_job.yaml"
+    f.write_text("space: ofa_mbv3_small\n")
+    assert load_spec(f).name == "my_job"
