@@ -1,0 +1,182 @@
+"""A Keras (tf-keras) mirror of an elastic-MobileNetV3 subnet, layer for layer, built from the
+same ``LayerSpec`` s that the latency tables price. Weights come from the PyTorch subnet
+(BatchNorm folded into the convolutions, as TFLite would) or are random (latency calibration).
+
+Layout is NHWC. Padding is explicit and symmetric (k // 2, as in PyTorch) wherever stride is 2,
+so that outputs match PyTorch; stride-1 layers use 'same', which is identical for odd kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from search_spaces import LayerSpec
+from search_spaces._mbv3 import make_divisible
+
+__all__ = ["tf_modules", "keras_model", "torch_layer_params", "random_layer_params"]
+
+
+def tf_modules():
+    """(tensorflow, tf_keras), imported lazily with the legacy-Keras switch set (nas._compat)."""
+    import nas  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+
+    try:
+        import tensorflow as tf
+        import tf_keras
+    except ImportError as e:  # pragma: no cover - the pinned install has both
+        raise ImportError("TFLite export needs tensorflow==2.21.0 and tf-keras==2.21.0 (bash setup.sh)") from e
+    return tf, tf_keras
+
+
+# ---- parameters: dicts of NHWC numpy arrays per LayerSpec ---------------------------------
+def _fold(conv_w: np.ndarray, bn: Any | None, conv_b: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    out = conv_w.shape[0]
+    bias = conv_b if conv_b is not None else np.zeros(out, np.float32)
+    if bn is None:
+        return conv_w, bias
+    scale = bn.weight.detach().numpy() / np.sqrt(bn.running_var.detach().numpy() + bn.eps)
+    w = conv_w * scale.reshape(-1, *([1] * (conv_w.ndim - 1)))
+    b = (bias - bn.running_mean.detach().numpy()) * scale + bn.bias.detach().numpy()
+    return w.astype(np.float32), b.astype(np.float32)
+
+
+def _conv(module: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel HWIO, bias) of an OFA ConvLayer / conv+bn sequence with BN folded in."""
+    conv = module.conv
+    w = conv.weight.detach().numpy()
+    b = conv.bias.detach().numpy() if conv.bias is not None else None
+    w, b = _fold(w, getattr(module, "bn", None), b)
+    return np.transpose(w, (2, 3, 1, 0)), b
+
+
+def _depthwise(module: Any) -> tuple[np.ndarray, np.ndarray]:
+    w, b = _fold(module.conv.weight.detach().numpy(), module.bn)
+    return np.transpose(w, (2, 3, 0, 1)), b  # (C,1,kh,kw) -> (kh,kw,C,1)
+
+
+def torch_layer_params(subnet: Any) -> list[dict[str, np.ndarray] | None]:
+    """Weights of a static OFA ``MobileNetV3`` subnet, one dict per priced layer (``space.layers``)."""
+    params: list[dict[str, np.ndarray] | None] = []
+    w, b = _conv(subnet.first_conv)
+    params.append({"w": w, "b": b})
+    for block in subnet.blocks:
+        mb = block.conv
+        p: dict[str, np.ndarray] = {}
+        if mb.inverted_bottleneck is not None:
+            p["expand_w"], p["expand_b"] = _conv(mb.inverted_bottleneck)
+        p["dw_w"], p["dw_b"] = _depthwise(mb.depth_conv)
+        se = getattr(mb.depth_conv, "se", None)
+        if se is not None:
+            for name in ("reduce", "expand"):
+                conv = getattr(se.fc, name)
+                p[f"se_{name}_w"] = np.transpose(conv.weight.detach().numpy(), (2, 3, 1, 0))
+                p[f"se_{name}_b"] = conv.bias.detach().numpy()
+        p["project_w"], p["project_b"] = _conv(mb.point_linear)
+        params.append(p)
+    w, b = _conv(subnet.final_expand_layer)
+    params.append({"w": w, "b": b})
+    params.append(None)  # average pooling
+    w, b = _conv(subnet.feature_mix_layer)
+    params.append({"w": w, "b": b})
+    lin = subnet.classifier.linear
+    params.append({"w": lin.weight.detach().numpy().T.copy(), "b": lin.bias.detach().numpy()})
+    return params
+
+
+def random_layer_params(layer: LayerSpec, rng: np.random.Generator) -> dict[str, np.ndarray] | None:
+    """Real (non-zero, He-scaled) random weights for one layer, for latency calibration."""
+
+    def he(*shape: int, fan_in: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+    def bias(n: int) -> np.ndarray:
+        return (rng.standard_normal(n) * 0.01).astype(np.float32)
+
+    cin, cout = layer.input_shape[-1], layer.output_shape[-1]
+    if layer.op == "AvgPool2D":
+        return None
+    if layer.op in ("Conv", "Conv_1", "Conv_2"):
+        k = 3 if layer.op == "Conv" else 1
+        return {"w": he(k, k, cin, cout, fan_in=k * k * cin), "b": bias(cout)}
+    if layer.op == "Logits":
+        return {"w": he(cin, cout, fan_in=cin), "b": bias(cout)}
+    mid, k = layer.attr("expand"), layer.attr("kernel")
+    p = {"dw_w": he(k, k, mid, 1, fan_in=k * k), "dw_b": bias(mid), "project_w": he(1, 1, mid, cout, fan_in=mid), "project_b": bias(cout)}
+    if mid != cin:
+        p.update(expand_w=he(1, 1, cin, mid, fan_in=cin), expand_b=bias(mid))
+    if layer.attr("se"):
+        r = make_divisible(mid // 4)
+        p.update(se_reduce_w=he(1, 1, mid, r, fan_in=mid), se_reduce_b=bias(r), se_expand_w=he(1, 1, r, mid, fan_in=r), se_expand_b=bias(mid))
+    return p
+
+
+# ---- graph ---------------------------------------------------------------------------------
+def _apply(layer: LayerSpec, x: Any, p: dict[str, np.ndarray] | None, acts: dict[str, str], tf: Any, K: Any) -> Any:
+    L = K.layers
+
+    def act(y, name):
+        if name == "relu":
+            return L.ReLU()(y)
+        return L.Lambda(lambda t: t * tf.nn.relu6(t + 3.0) * (1.0 / 6.0))(y)  # h_swish
+
+    def conv(y, w, b, stride=1, depthwise=False):
+        k = w.shape[0]
+        if stride > 1 and k > 1:
+            y = L.ZeroPadding2D(k // 2)(y)
+            padding = "valid"
+        else:
+            padding = "same"
+        if depthwise:
+            c = L.DepthwiseConv2D(k, strides=stride, padding=padding, use_bias=True)
+        else:
+            c = L.Conv2D(w.shape[-1], k, strides=stride, padding=padding, use_bias=True)
+        out = c(y)
+        c.set_weights([w, b])
+        return out
+
+    if layer.op == "Conv":
+        return act(conv(x, p["w"], p["b"], stride=layer.input_shape[0] // layer.output_shape[0] if layer.input_shape[0] != layer.output_shape[0] else 1), "h_swish")
+    if layer.op == "Conv_1":
+        return act(conv(x, p["w"], p["b"]), "h_swish")
+    if layer.op == "AvgPool2D":
+        return L.GlobalAveragePooling2D(keepdims=True)(x)
+    if layer.op == "Conv_2":
+        return act(conv(x, p["w"], p["b"]), "h_swish")
+    if layer.op == "Logits":
+        y = L.Flatten()(x)
+        d = L.Dense(p["w"].shape[1])
+        out = d(y)
+        d.set_weights([p["w"], p["b"]])
+        return out
+    # expanded_conv
+    a = "h_swish" if layer.attr("hs") else "relu"
+    stride = layer.attr("stride")
+    y = x
+    if "expand_w" in p:
+        y = act(conv(y, p["expand_w"], p["expand_b"]), a)
+    y = act(conv(y, p["dw_w"], p["dw_b"], stride=stride, depthwise=True), a)
+    if layer.attr("se"):
+        s = L.GlobalAveragePooling2D(keepdims=True)(y)
+        s = L.ReLU()(conv(s, p["se_reduce_w"], p["se_reduce_b"]))
+        s = conv(s, p["se_expand_w"], p["se_expand_b"])
+        s = L.Lambda(lambda t: tf.nn.relu6(t + 3.0) * (1.0 / 6.0))(s)  # h_sigmoid
+        y = L.Multiply()([y, s])
+    y = conv(y, p["project_w"], p["project_b"])
+    if layer.attr("idskip"):
+        y = L.Add()([x, y])
+    return y
+
+
+def keras_model(layers: Sequence[LayerSpec], params: Sequence[dict[str, np.ndarray] | None]) -> Any:
+    """A Keras model running ``layers`` in order (NHWC input of ``layers[0].input_shape``)."""
+    tf, K = tf_modules()
+    if len(layers) != len(params):
+        raise ValueError(f"{len(layers)} layers but {len(params)} parameter sets")
+    inputs = K.Input(shape=layers[0].input_shape, batch_size=1)
+    x = inputs
+    for layer, p in zip(layers, params):
+        x = _apply(layer, x, p, {}, tf, K)
+    return K.Model(inputs, x)

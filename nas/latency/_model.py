@@ -1,0 +1,59 @@
+"""``LatencyModel``: a subnet's latency on one device, summed from its layer table entries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nas.errors import LatencyTableError
+from nas.latency._table import DeviceInfo, LatencyTable, dtype_key, load_device, load_table
+from search_spaces import SearchSpace
+
+__all__ = ["LatencyModel"]
+
+
+class LatencyModel:
+    """Built once per (device folder, space); :meth:`predict` is then a few dict look-ups.
+
+    Tables live at ``<lut_dir>/<space>/<resolution>.yaml`` beside ``<lut_dir>/device.yaml``.
+    """
+
+    def __init__(self, lut_dir: str | Path, space: SearchSpace) -> None:
+        self.lut_dir = Path(lut_dir)
+        self.space = space
+        self.device: DeviceInfo = load_device(self.lut_dir / "device.yaml")
+        folder = self.lut_dir / space.name
+        if not folder.is_dir():
+            raise LatencyTableError(f"{self.lut_dir} has no tables for space {space.name!r} (expected {folder}/<resolution>.yaml)")
+        self.tables: dict[int, LatencyTable] = {}
+        for path in sorted(folder.glob("*.yaml")):
+            if path.stem.isdigit():
+                self.tables[int(path.stem)] = load_table(path)
+        if not self.tables:
+            raise LatencyTableError(f"no <resolution>.yaml tables in {folder}")
+
+    @property
+    def name(self) -> str:
+        return self.device.name
+
+    def table(self, resolution: int) -> LatencyTable:
+        try:
+            return self.tables[resolution]
+        except KeyError:
+            raise LatencyTableError(
+                f"{self.lut_dir / self.space.name} has no table for resolution {resolution} "
+                f"(has {sorted(self.tables)})"
+            ) from None
+
+    def layer_latencies(self, config: Any, dtype: str = "fp32") -> list[tuple[str, float]]:
+        table = self.table(config.resolution)
+        return [(key, table.mean(key)) for key in (dtype_key(layer.key, dtype) for layer in self.space.layers(config))]
+
+    def predict(self, config: Any, dtype: str = "fp32") -> float:
+        """Predicted latency in ms: the sum of the layers' entries plus the device's fitted
+        per-model overhead for ``dtype`` (0 where none was fitted, as for OFA's Note10 tables).
+
+        Raises:
+            MissingLatencyKeyError: a layer is not in the table (names the key and the file).
+        """
+        return sum(ms for _, ms in self.layer_latencies(config, dtype)) + self.device.overhead_ms.get(dtype, 0.0)

@@ -1,0 +1,155 @@
+"""Latency lookup tables: OFA's YAML format (``key -> {mean, std, count}``, milliseconds), loaded
+strictly, and the ``device.yaml`` metadata beside them."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from nas.errors import LatencyTableError, MissingLatencyKeyError
+
+__all__ = ["Entry", "LatencyTable", "DeviceInfo", "load_table", "write_table", "load_device", "write_device", "dtype_key"]
+
+DTYPES = ("fp32", "fp16", "int8")
+
+
+def dtype_key(key: str, dtype: str) -> str:
+    """The table key of a layer at a precision: fp32 has no suffix, others ``-dtype:<dtype>``."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, but got {dtype!r}")
+    return key if dtype == "fp32" else f"{key}-dtype:{dtype}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    mean: float
+    std: float
+    count: int
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyTable:
+    """One table file: layer key -> measured latency (ms)."""
+
+    path: Path
+    entries: Mapping[str, Entry]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def mean(self, key: str) -> float:
+        """The mean latency of ``key`` in ms.
+
+        Raises:
+            MissingLatencyKeyError: the key is not in this table (never priced as 0).
+        """
+        try:
+            return self.entries[key].mean
+        except KeyError:
+            raise MissingLatencyKeyError(f"layer key {key!r} is not in latency table {self.path}") from None
+
+
+def load_table(path: str | Path) -> LatencyTable:
+    """Load and schema-check one table.
+
+    Raises:
+        LatencyTableError: missing file, not YAML, or an entry without a finite ``mean >= 0``
+            (the message names the key and the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LatencyTableError(f"latency table not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise LatencyTableError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict) or not data:
+        raise LatencyTableError(f"{path}: a latency table is a non-empty mapping of layer key -> {{mean, std, count}}")
+    entries = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or not isinstance(value, dict):
+            raise LatencyTableError(f"{path}: entry {key!r} must map to {{mean, std, count}}, got {value!r}")
+        unknown = set(value) - {"mean", "std", "count", "var"}
+        if unknown:
+            raise LatencyTableError(f"{path}: entry {key!r} has unknown fields {sorted(unknown)}")
+        mean = value.get("mean")
+        if isinstance(mean, bool) or not isinstance(mean, int | float) or not math.isfinite(mean) or mean < 0:
+            raise LatencyTableError(f"{path}: entry {key!r} needs a finite mean >= 0 (ms), got {mean!r}")
+        std = value.get("std", math.sqrt(value["var"]) if "var" in value else 0.0)
+        count = value.get("count", 0)
+        if not isinstance(std, int | float) or not isinstance(count, int):
+            raise LatencyTableError(f"{path}: entry {key!r} has a non-numeric std or count")
+        entries[key] = Entry(float(mean), float(std), int(count))
+    return LatencyTable(path, MappingProxyType(entries))
+
+
+def write_table(path: str | Path, entries: Mapping[str, Entry]) -> None:
+    """Write a table atomically, keys sorted (OFA's layout)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {k: {"count": e.count, "mean": e.mean, "std": e.std} for k, e in sorted(entries.items())}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=True))
+    os.replace(tmp, path)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DeviceInfo:
+    """``device.yaml``: what the numbers are for and where they came from.
+
+    overhead_ms: per-model latency not in any layer entry (interpreter invoke, input/output
+    copies), fitted by validation; keyed by dtype. Added once per predicted model.
+    """
+
+    name: str
+    soc: str
+    runtime: str
+    runtime_version: str
+    threads: int | None  # None: not published by the source
+    delegate: str
+    measured: str
+    provenance: str
+    overhead_ms: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    notes: str = ""
+
+
+def load_device(path: str | Path) -> DeviceInfo:
+    path = Path(path)
+    if not path.is_file():
+        raise LatencyTableError(f"device metadata not found: {path} (every table folder has a device.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise LatencyTableError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise LatencyTableError(f"{path}: expected a mapping")
+    fields = {f.name for f in dataclasses.fields(DeviceInfo)}
+    unknown, missing = set(data) - fields, {f.name for f in dataclasses.fields(DeviceInfo) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING} - set(data)  # type: ignore[misc]
+    if unknown:
+        raise LatencyTableError(f"{path}: unknown field(s) {sorted(unknown)}; allowed: {sorted(fields)}")
+    if missing:
+        raise LatencyTableError(f"{path}: missing field(s) {sorted(missing)}")
+    overhead = data.get("overhead_ms") or {}
+    if not isinstance(overhead, dict) or any(k not in DTYPES or not isinstance(v, int | float) for k, v in overhead.items()):
+        raise LatencyTableError(f"{path}: overhead_ms must map a dtype in {DTYPES} to milliseconds")
+    try:
+        return DeviceInfo(**{**data, "overhead_ms": MappingProxyType({k: float(v) for k, v in overhead.items()}), "threads": None if data["threads"] is None else int(data["threads"])})
+    except (TypeError, ValueError) as e:
+        raise LatencyTableError(f"{path}: {e}") from e
+
+
+def write_device(path: str | Path, info: DeviceInfo) -> None:
+    data: dict[str, Any] = dataclasses.asdict(info)
+    data["overhead_ms"] = dict(info.overhead_ms)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
