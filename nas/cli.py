@@ -73,6 +73,119 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lut_predict(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from nas.latency import LatencyModel
+    from search_spaces import get_space
+
+    space = get_space(args.space)
+    config = space.resolve(args.subnet)
+    if args.resolution is not None:
+        config = space.validate(dataclasses.replace(config, resolution=args.resolution))
+    model = LatencyModel(args.lut, space)
+    ms = model.predict(config, args.dtype)
+    if args.json:
+        print(json.dumps({"latency_ms": ms}))
+    else:
+        print(f"{config}: {ms:.3f} ms predicted (LUT) on {model.device.name}, {args.dtype}, "
+              f"threads {model.device.threads if model.device.threads is not None else 'not published'}")  # fmt: skip
+    return 0
+
+
+def _cmd_lut_calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from nas.latency._calibrate import calibrate, host_device_info
+    from nas.latency._litert import time_tflite
+    from search_spaces import get_space
+
+    space = get_space(args.space)
+    resolutions = [args.resolution] if args.resolution else list(space.definition.resolutions)
+    if args.device == "host":
+        device = host_device_info(args.threads, "measured on this host by `nas lut calibrate`")
+
+        def measure(model: bytes, layer) -> object:
+            return time_tflite(model, threads=args.threads, runs=args.runs)
+    elif args.device.startswith("adb:"):
+        from nas.latency._android import AdbTarget
+
+        if not args.benchmark_model:
+            raise SystemExit("nas lut calibrate: --device adb:SERIAL needs --benchmark-model PATH")
+        target = AdbTarget(serial=args.device[4:], benchmark_model=Path(args.benchmark_model), threads=args.threads,
+                           cpu_mask=args.cpu_mask, num_runs=args.runs, adb=args.adb)  # fmt: skip
+        target.setup()
+        device = _adb_device_info(args, target)
+        measure = target.measure
+    else:
+        raise SystemExit(f"nas lut calibrate: --device must be host or adb:SERIAL, got {args.device!r}")
+    for resolution in resolutions:
+        bar = tqdm(desc=f"{space.name} r{resolution} {args.dtype}", unit="layer", dynamic_ncols=True)
+
+        def progress(done: int, total: int, key: str) -> None:
+            bar.total = total
+            bar.update(1)
+
+        path = calibrate(space, resolution, Path(args.out), dtype=args.dtype, measure=measure, device=device, progress=progress)
+        bar.close()
+        print(f"wrote {path}")
+    return 0
+
+
+def _adb_device_info(args: argparse.Namespace, target) -> object:
+    import datetime
+
+    from nas.latency import DeviceInfo
+
+    return DeviceInfo(
+        name=args.device_name or f"android-{target.serial}", soc=args.soc or "unknown (pass --soc)",
+        runtime="TFLite benchmark_model over adb", runtime_version=args.runtime_version or "unknown (pass --runtime-version)",
+        threads=target.threads, delegate="XNNPACK (benchmark_model --use_xnnpack=true)",
+        measured=f"{datetime.date.today().isoformat()} by `nas lut calibrate --device {args.device}`, taskset {target.cpu_mask}; "
+        "`mean` is benchmark_model's median (or average where it prints no median)",
+        provenance="measured over adb by nas",
+    )  # fmt: skip
+
+
+def _cmd_lut_validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from nas.latency import LatencyModel
+    from nas.latency._validate import measure_subnets, scatter_plot, validation_report
+    from search_spaces import get_space
+
+    space = get_space(args.space)
+    model = LatencyModel(args.lut, space)
+    threads = args.threads or model.device.threads or 1
+    rng = np.random.default_rng(args.seed)
+    configs = [space.sample(rng) for _ in range(args.n)]
+    bar = tqdm(total=args.n, desc=f"validate {args.dtype}", unit="subnet", dynamic_ncols=True, disable=args.json)
+    points = measure_subnets(model, configs, args.dtype, threads, progress=lambda done, total: bar.update(1))
+    bar.close()
+    overhead = model.device.overhead_ms.get(args.dtype, 0.0)
+    report = validation_report(points, overhead, args.dtype, threads)
+    out = Path(args.report_dir) if args.report_dir else Path(args.lut) / "validation" / space.name
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{args.dtype}-t{threads}"
+    (out / f"{stem}.json").write_text(json.dumps({**report.summary(), "seed": args.seed, "points": report.points}, indent=1))
+    scatter_plot(report, f"{model.device.name} / {space.name}, {args.dtype}, {threads} thread(s)", out / f"{stem}.png")
+    if args.json:
+        print(json.dumps(report.summary()))
+    else:
+        print(f"{report.n} subnets, {args.dtype}, {threads} thread(s): {report.within_10pct:.0%} within ±10%, "
+              f"MAPE {report.mape:.1%}, Kendall tau {report.kendall_tau:.3f} (per-model overhead {overhead:.3f} ms); "
+              f"report in {out}")  # fmt: skip
+    if args.min_within is not None and report.within_10pct < args.min_within:
+        print(f"nas: within_10pct {report.within_10pct:.3f} is below --min-within {args.min_within}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nas", description="Neural-architecture search for mobile vision models.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -98,6 +211,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--json", action="store_true", help='print {"config", "accuracy", "split", "n_images"}')
     p.set_defaults(func=_cmd_eval)
+
+    lut = sub.add_parser("lut", help="latency lookup tables: calibrate, validate, predict")
+    lsub = lut.add_subparsers(dest="lut_command", required=True, metavar="LUT_COMMAND")
+    p = lsub.add_parser("predict", help="predicted latency of one subnet from a table folder")
+    p.add_argument("--lut", required=True, help="table folder, e.g. latency_luts/note10")
+    p.add_argument("--space", required=True, help="search space (see `nas spaces`)")
+    p.add_argument("--subnet", default="largest", help="largest, smallest or a config string")
+    p.add_argument("--resolution", type=int, help="override the config's input resolution")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--json", action="store_true", help='print {"latency_ms": float}')
+    p.set_defaults(func=_cmd_lut_predict)
+
+    p = lsub.add_parser("calibrate", help="measure every layer of a space into a table (resumable)",
+                        description="Builds each distinct layer as its own .tflite and times it (host: LiteRT "
+                                    "interpreter; adb:SERIAL: benchmark_model on the phone). Re-running skips "
+                                    "layers already in the table.")  # fmt: skip
+    p.add_argument("--space", required=True)
+    p.add_argument("--resolution", type=int, help="one resolution (default: every resolution of the space)")
+    p.add_argument("--device", default="host", help="host, or adb:SERIAL for a phone")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--runs", type=int, default=50, help="timed runs per layer (>= 50)")
+    p.add_argument("--out", required=True, help="table folder (device.yaml and <space>/<resolution>.yaml)")
+    p.add_argument("--benchmark-model", help="adb: local path of TFLite's benchmark_model binary to push")
+    p.add_argument("--cpu-mask", default="f0", help="adb: taskset mask, hex (default f0: cores 4-7)")
+    p.add_argument("--adb", default="adb", help="adb: the adb executable")
+    p.add_argument("--device-name", help="adb: name written to device.yaml")
+    p.add_argument("--soc", help="adb: SoC written to device.yaml")
+    p.add_argument("--runtime-version", help="adb: benchmark_model / TFLite version for device.yaml")
+    p.set_defaults(func=_cmd_lut_calibrate)
+
+    p = lsub.add_parser("validate", help="whole random subnets: predicted vs measured on this host")
+    p.add_argument("--lut", required=True)
+    p.add_argument("--space", required=True)
+    p.add_argument("--n", type=int, default=50, help="random subnets (default 50)")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--threads", type=int, help="default: the table's threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report-dir", help="default: <lut>/validation/<space>/")
+    p.add_argument("--min-within", type=float, help="exit 1 if the share within ±10%% is below this")
+    p.add_argument("--json", action="store_true", help="print {within_10pct, mape, kendall_tau, n, ...}")
+    p.set_defaults(func=_cmd_lut_validate)
     return parser
 
 

@@ -76,6 +76,11 @@ class SearchSpace(abc.ABC, Generic[ConfigT]):
         """What the latency table prices, one entry per layer, in execution order."""
 
     @abc.abstractmethod
+    def all_layers(self, resolution: int) -> list[LayerSpec]:
+        """Every distinct layer any config of this space can produce at ``resolution``
+        (what a latency calibration must measure), without duplicates."""
+
+    @abc.abstractmethod
     def build(self, config: ConfigT, weights: Any = None) -> torch.nn.Module:
         """A standalone, exportable subnet; ``weights`` is a supernet state dict (or None)."""
 

@@ -247,6 +247,21 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
         out.append(LayerSpec("Logits", (1, 1, d.feature_mix_width), (d.n_classes,)))
         return out
 
+    def all_layers(self, resolution: int) -> list[LayerSpec]:
+        d = self.definition
+        if resolution not in d.resolutions:
+            raise ConfigError(f"{self.name}: resolution {resolution} not in {list(d.resolutions)}")
+        seen: dict[str, LayerSpec] = {}
+        # a stage's first block differs from the rest (input width, stride); two depth-2
+        # configs per (kernel, expand) pair reach every first and every later block
+        for k in d.kernels:
+            for e in d.expands:
+                n = len(d.stages) * d.max_depth
+                config = MBV3Config(resolution, (d.max_depth,) * len(d.stages), (k,) * n, (e,) * n)
+                for layer in self.layers(config):
+                    seen.setdefault(layer.key, layer)
+        return list(seen.values())
+
     def macs(self, config: MBV3Config) -> int:
         """Multiply-accumulates of one forward pass (convolutions, SE and the classifier)."""
         total = 0

@@ -110,3 +110,15 @@ def test_build_with_weights_copies_the_supernet_weights(space):
     b = space.extract(supernet, c)
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
+
+
+def test_all_layers_covers_every_layer_of_random_configs(space):
+    import dataclasses
+
+    rng = np.random.default_rng(5)
+    for resolution in space.definition.resolutions[:2]:
+        catalog = {layer.key for layer in space.all_layers(resolution)}
+        assert len(catalog) == len(space.all_layers(resolution))  # no duplicates
+        for _ in range(200):
+            config = dataclasses.replace(space.sample(rng), resolution=resolution)
+            assert {layer.key for layer in space.layers(config)} <= catalog

@@ -1,0 +1,114 @@
+"""Latency-table calibration: every distinct layer as its own small ``.tflite`` (real random
+weights; int8 with representative data), timed on this host with LiteRT or on a phone over adb,
+written as an OFA-format table. Resumable: keys already in the output table are skipped."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import platform
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from nas.latency._table import DeviceInfo, Entry, dtype_key, load_device, load_table, write_device, write_table
+from search_spaces import LayerSpec, SearchSpace
+
+__all__ = ["calibrate", "layer_tflite", "host_device_info"]
+
+logger = logging.getLogger(__name__)
+
+
+def _seed(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+
+
+def representative_for(shape: tuple[int, ...], seed: int, n: int = 8) -> Callable:
+    def gen():
+        rng = np.random.default_rng(seed)
+        for _ in range(n):
+            yield [rng.standard_normal((1, *shape)).astype(np.float32)]
+
+    return gen
+
+
+def layer_tflite(layer: LayerSpec, dtype: str) -> bytes:
+    """One layer as a standalone ``.tflite`` with deterministic random weights. int8 layers take
+    and return int8 tensors, as inside a fully quantized model (no quantize/dequantize pair)."""
+    from nas.export import keras_model, random_layer_params, to_tflite
+    from nas.export._keras import tf_modules
+
+    _, K = tf_modules()
+    K.backend.clear_session()
+    rng = np.random.default_rng(_seed(layer.key))
+    model = keras_model([layer], [random_layer_params(layer, rng)])
+    if dtype == "int8":
+        return to_tflite(model, "int8", representative_for(layer.input_shape, _seed(layer.key)), integer_io=True)
+    return to_tflite(model, dtype)
+
+
+def host_device_info(threads: int, provenance: str) -> DeviceInfo:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from nas.latency._litert import litert_version
+
+    return DeviceInfo(
+        name="host-x86-litert",
+        soc=cpu,
+        runtime="LiteRT interpreter (Python), default CPU path with XNNPACK",
+        runtime_version=litert_version(),
+        threads=threads,
+        delegate="XNNPACK (LiteRT's default CPU delegate)",
+        measured=f"{datetime.date.today().isoformat()} on this host by `nas lut calibrate`; each entry's "
+        "`mean` is the median of `count` timed invocations at batch 1 after 10 warm-up runs",
+        provenance=provenance,
+    )
+
+
+def calibrate(
+    space: SearchSpace,
+    resolution: int,
+    out_dir: Path,
+    *,
+    dtype: str = "fp32",
+    measure: Callable[[bytes, LayerSpec], Entry],
+    device: DeviceInfo,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Path:
+    """Measure every layer of ``space`` at ``resolution`` missing from ``out_dir``'s table.
+
+    ``measure(tflite_bytes, layer)`` times one layer file (host LiteRT or adb). The table is
+    rewritten after every measured key, so an interrupted calibration loses at most one layer.
+    """
+    table_path = out_dir / space.name / f"{resolution}.yaml"
+    device_path = out_dir / "device.yaml"
+    if device_path.is_file():
+        existing_device = load_device(device_path)
+        if existing_device.threads != device.threads or existing_device.name != device.name:
+            from nas.errors import LatencyTableError
+
+            raise LatencyTableError(
+                f"{device_path} is for {existing_device.name} at {existing_device.threads} thread(s); "
+                f"this calibration is {device.name} at {device.threads}: use another --out"
+            )
+    else:
+        write_device(device_path, device)
+    entries: dict[str, Entry] = dict(load_table(table_path).entries) if table_path.is_file() else {}
+    layers = space.all_layers(resolution)
+    todo = [layer for layer in layers if dtype_key(layer.key, dtype) not in entries]
+    logger.info("%s r%d %s: %d layers, %d measured already", space.name, resolution, dtype, len(layers), len(layers) - len(todo))
+    for i, layer in enumerate(todo):
+        key = dtype_key(layer.key, dtype)
+        entries[key] = measure(layer_tflite(layer, dtype), layer)
+        write_table(table_path, entries)
+        if progress is not None:
+            progress(i + 1, len(todo), key)
+    return table_path

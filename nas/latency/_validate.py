@@ -1,0 +1,103 @@
+"""Validation: whole random subnets as ``.tflite``, measured end to end, against the table."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.latency._litert import time_tflite
+from nas.latency._model import LatencyModel
+
+__all__ = ["ValidationReport", "measure_subnets", "validation_report", "subnet_tflite"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationReport:
+    n: int
+    within_10pct: float
+    mape: float
+    kendall_tau: float
+    dtype: str
+    threads: int
+    overhead_ms: float
+    points: list[dict[str, Any]]
+
+    def summary(self) -> dict[str, Any]:
+        return {"n": self.n, "within_10pct": self.within_10pct, "mape": self.mape, "kendall_tau": self.kendall_tau,
+                "dtype": self.dtype, "threads": self.threads, "overhead_ms": self.overhead_ms}  # fmt: skip
+
+
+def subnet_tflite(space, config, dtype: str) -> bytes:
+    """A whole subnet with deterministic random weights as ``.tflite`` (int8: int8 in and out)."""
+    from nas.export import keras_model, random_layer_params, to_tflite
+    from nas.export._keras import tf_modules
+    from nas.latency._calibrate import _seed, representative_for
+
+    _, K = tf_modules()
+    K.backend.clear_session()
+    layers = space.layers(config)
+    rng = np.random.default_rng(_seed(str(config)))
+    model = keras_model(layers, [random_layer_params(layer, rng) for layer in layers])
+    if dtype == "int8":
+        return to_tflite(model, "int8", representative_for(layers[0].input_shape, 0), integer_io=True)
+    return to_tflite(model, dtype)
+
+
+def measure_subnets(
+    model: LatencyModel, configs: list, dtype: str, threads: int, runs: int = 50,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Predicted layer sum (without overhead) and measured latency of each config."""
+    points = []
+    for i, config in enumerate(configs):
+        layer_sum = sum(ms for _, ms in model.layer_latencies(config, dtype))
+        measured = time_tflite(subnet_tflite(model.space, config, dtype), threads=threads, runs=runs)
+        points.append({"config": str(config), "layer_sum_ms": layer_sum, "measured_ms": measured.mean})
+        if progress is not None:
+            progress(i + 1, len(configs))
+    return points
+
+
+def validation_report(points: list[dict[str, Any]], overhead_ms: float, dtype: str, threads: int) -> ValidationReport:
+    from scipy.stats import kendalltau
+
+    pred = np.array([p["layer_sum_ms"] for p in points]) + overhead_ms
+    meas = np.array([p["measured_ms"] for p in points])
+    rel = np.abs(pred - meas) / meas
+    for p, value in zip(points, pred):
+        p["predicted_ms"] = float(value)
+    tau = float(kendalltau(pred, meas).statistic) if len(points) > 1 else float("nan")
+    return ValidationReport(
+        n=len(points), within_10pct=float(np.mean(rel <= 0.10)), mape=float(np.mean(rel)),
+        kendall_tau=tau, dtype=dtype, threads=threads, overhead_ms=overhead_ms, points=points,
+    )  # fmt: skip
+
+
+def scatter_plot(report: ValidationReport, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    meas = [p["measured_ms"] for p in report.points]
+    pred = [p["predicted_ms"] for p in report.points]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(meas, pred, s=14)
+    lo, hi = min(meas + pred) * 0.9, max(meas + pred) * 1.1
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="predicted = measured")
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="gray", alpha=0.2, label="±10%")
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency, LUT (ms)")
+    ax.set_title(f"{title}\n{report.within_10pct:.0%} within ±10%, MAPE {report.mape:.1%}, τ {report.kendall_tau:.3f}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from nas.errors import LatencyTableError, MissingLatencyKeyError
+from nas.latency import Entry, LatencyModel, load_device, load_table, write_table
+from nas.spec import project_root
+from search_spaces import get_space
+from tests.conftest import FIXTURES
+
+NOTE10 = project_root() / "latency_luts" / "note10"
+
+
+@pytest.mark.parametrize("resolution", [160, 224])
+def test_note10_prediction_equals_the_hand_sum_of_the_raw_yaml(resolution):
+    raw = yaml.safe_load((FIXTURES / "ofa" / "note10" / f"{resolution}_lookup_table.yaml").read_text())
+    space = get_space("ofa_mbv3")
+    model = LatencyModel(NOTE10, space)
+    r, half = resolution, (resolution + 1) // 2
+    # largest: depth 4 everywhere, kernel 7, expand 6; widths 24,32,48,96,136,192 (w1.2)
+    keys = [f"Conv-input:{r}x{r}x3-output:{half}x{half}x24",
+            f"expanded_conv-input:{half}x{half}x24-output:{half}x{half}x24-expand:24-kernel:3-stride:1-idskip:1-se:0-hs:0"]
+    size, cin = half, 24
+    for width, stride, se, hs in ((32, 2, 0, 0), (48, 2, 1, 0), (96, 2, 0, 1), (136, 1, 1, 1), (192, 2, 1, 1)):
+        for b in range(4):
+            s = stride if b == 0 else 1
+            out = (size - 1) // s + 1
+            keys.append(f"expanded_conv-input:{size}x{size}x{cin}-output:{out}x{out}x{width}-expand:{cin * 6}"
+                        f"-kernel:7-stride:{s}-idskip:{int(s == 1 and cin == width)}-se:{se}-hs:{hs}")
+            size, cin = out, width
+    keys += [f"Conv_1-input:{size}x{size}x192-output:{size}x{size}x1152",
+             f"AvgPool2D-input:{size}x{size}x1152-output:1x1x1152",
+             "Conv_2-input:1x1x1152-output:1x1x1536", "Logits-input:1x1x1536-output:1000"]
+    hand = sum(raw[k]["mean"] for k in keys)
+    largest = space.parse(f"r{resolution}" + "_k7777e6666" * 5)
+    assert model.predict(largest) == pytest.approx(hand, rel=1e-12)
+
+    smallest = space.parse(f"r{resolution}" + "_k33e33" * 5)
+    keys_small = [layer.key for layer in space.layers(smallest)]
+    assert model.predict(smallest) == pytest.approx(sum(raw[k]["mean"] for k in keys_small), rel=1e-12)
+    assert model.predict(smallest) < model.predict(largest)
+
+
+def test_shipped_note10_tables_are_the_published_numbers_unchanged():
+    for r in (160, 176, 192, 208, 224):
+        ours = (NOTE10 / "ofa_mbv3" / f"{r}.yaml").read_bytes()
+        assert ours == (FIXTURES / "ofa" / "note10" / f"{r}_lookup_table.yaml").read_bytes()
+    device = load_device(NOTE10 / "device.yaml")
+    assert device.name == "note10" and "Once-for-All" in device.provenance
+
+
+def test_missing_key_is_an_error_naming_key_and_table(tmp_path):
+    space = get_space("ofa_mbv3")
+    (tmp_path / "ofa_mbv3").mkdir()
+    (tmp_path / "device.yaml").write_text((NOTE10 / "device.yaml").read_text())
+    raw = yaml.safe_load((NOTE10 / "ofa_mbv3" / "224.yaml").read_text())
+    victim = space.layers(space.largest())[5].key
+    del raw[victim]
+    (tmp_path / "ofa_mbv3" / "224.yaml").write_text(yaml.safe_dump(raw))
+    model = LatencyModel(tmp_path, space)
+    with pytest.raises(MissingLatencyKeyError, match=rf"{victim}.*224.yaml"):
+        model.predict(space.largest())
+    assert model.predict(space.parse("r224" + "_k33e33" * 5)) > 0  # other subnets still price
+    with pytest.raises(MissingLatencyKeyError, match="dtype:int8"):
+        model.predict(space.smallest().__class__(224, (2,) * 5, (3,) * 10, (3,) * 10), dtype="int8")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: {mean: -1}", "finite mean >= 0"),
+        ("a: {mean: .nan}", "finite mean"),
+        ("a: {std: 1}", "finite mean"),
+        ("a: 3", "must map to"),
+        ("a: {mean: 1, speed: 2}", "unknown fields"),
+        ("[1, 2]", "non-empty mapping"),
+        ("a: [unclosed", "not valid YAML"),
+    ],
+)
+def test_strict_loading_names_the_entry(tmp_path, text, message):
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    with pytest.raises(LatencyTableError, match=message):
+        load_table(path)
+
+
+def test_unsafe_yaml_is_rejected(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("a: !!python/object/apply:os.system ['true']")
+    with pytest.raises(LatencyTableError):
+        load_table(path)
+
+
+def test_write_then_load_round_trips(tmp_path):
+    entries = {"b": Entry(1.5, 0.1, 50), "a-dtype:int8": Entry(0.25, 0.01, 60)}
+    write_table(tmp_path / "x.yaml", entries)
+    assert dict(load_table(tmp_path / "x.yaml").entries) == entries
+
+
+def test_proxylessnas_var_field_is_understood():
+    table = load_table(FIXTURES / "ofa" / "proxylessnas_mobile_trim.yaml")
+    assert len(table) > 10 and all(e.mean > 0 for e in table.entries.values())
