@@ -36,7 +36,9 @@ def install_torchvision_ops() -> None:
     global _LIBRARY
     if _LIBRARY is not None:
         return
-    missing = [name for name in _SCHEMAS if not torch._C._dispatch_has_kernel(f"torchvision::{name}")]
+    missing = [
+        name for name in _SCHEMAS if not torch._C._dispatch_has_kernel(f"torchvision::{name}")
+    ]
     if not missing:
         return
     lib = torch.library.Library("torchvision", "FRAGMENT")

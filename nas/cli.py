@@ -37,16 +37,26 @@ def _cmd_train_supernet(args: argparse.Namespace) -> int:
 
     def progress(n: int, info: dict) -> None:
         bar.update(n)
-        bar.set_postfix(phase=spec.supernet.phases[info["phase"]].name, loss=f"{info['loss']:.3f}", lr=f"{info['lr']:.4f}")
+        bar.set_postfix(
+            phase=spec.supernet.phases[info["phase"]].name,
+            loss=f"{info['loss']:.3f}",
+            lr=f"{info['lr']:.4f}",
+        )
 
-    trainer = SupernetTrainer(spec, space, dataset, work_dir=spec.run_dir(), track=not args.no_mlflow, progress=progress)
+    trainer = SupernetTrainer(
+        spec, space, dataset, work_dir=spec.run_dir(), track=not args.no_mlflow, progress=progress
+    )
     bar.total = trainer.total_epochs * trainer.steps_per_epoch
     bar.n = trainer.epoch * trainer.steps_per_epoch
     result = trainer.run()
     bar.close()
     summary = {"checkpoint": str(result.checkpoint), "train_seconds": round(result.seconds, 1), "epochs": result.epochs,
                "final": result.history[-1] if result.history else {}, "mlflow_run_id": result.mlflow_run_id}  # fmt: skip
-    print(json.dumps(summary) if args.json else f"supernet written to {result.checkpoint} ({result.seconds / 60:.1f} min of training)")
+    print(
+        json.dumps(summary)
+        if args.json
+        else f"supernet written to {result.checkpoint} ({result.seconds / 60:.1f} min of training)"
+    )
     return 0
 
 
@@ -62,7 +72,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     dataset, space = load_job(spec)
     config = space.resolve(args.subnet)
     supernet, _ = load_supernet(spec, space, args.checkpoint)
-    evaluator = SubnetEvaluator(space, supernet, dataset, bn_calibration_images=spec.supernet.bn_calibration_images, seed=spec.seed)
+    evaluator = SubnetEvaluator(
+        space,
+        supernet,
+        dataset,
+        bn_calibration_images=spec.supernet.bn_calibration_images,
+        seed=spec.seed,
+    )
     start = time.perf_counter()
     result = evaluator.evaluate(config, args.split)
     if args.json:
@@ -120,15 +136,27 @@ def _cmd_lut_calibrate(args: argparse.Namespace) -> int:
         device = _adb_device_info(args, target)
         measure = target.measure
     else:
-        raise SystemExit(f"nas lut calibrate: --device must be host or adb:SERIAL, got {args.device!r}")
+        raise SystemExit(
+            f"nas lut calibrate: --device must be host or adb:SERIAL, got {args.device!r}"
+        )
     for resolution in resolutions:
-        bar = tqdm(desc=f"{space.name} r{resolution} {args.dtype}", unit="layer", dynamic_ncols=True)
+        bar = tqdm(
+            desc=f"{space.name} r{resolution} {args.dtype}", unit="layer", dynamic_ncols=True
+        )
 
-        def progress(done: int, total: int, key: str) -> None:
+        def progress(done: int, total: int, key: str, bar=bar) -> None:
             bar.total = total
             bar.update(1)
 
-        path = calibrate(space, resolution, Path(args.out), dtype=args.dtype, measure=measure, device=device, progress=progress)
+        path = calibrate(
+            space,
+            resolution,
+            Path(args.out),
+            dtype=args.dtype,
+            measure=measure,
+            device=device,
+            progress=progress,
+        )
         bar.close()
         print(f"wrote {path}")
     return 0
@@ -162,18 +190,64 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     model = LatencyModel(args.lut, space)
     threads = args.threads or model.device.threads or 1
+    if args.fit_overhead:
+        import dataclasses
+        import statistics
+
+        from nas.latency import write_device
+
+        # fitted on its own subnets (another seed), never on the ones it is validated on
+        fit_rng = np.random.default_rng(args.seed + 1_000_003)
+        fit_configs = [space.sample(fit_rng) for _ in range(args.fit_overhead)]
+        bar = tqdm(
+            total=len(fit_configs),
+            desc=f"fit overhead {args.dtype}",
+            unit="subnet",
+            dynamic_ncols=True,
+            disable=args.json,
+        )
+        fit_points = measure_subnets(
+            model, fit_configs, args.dtype, threads, progress=lambda done, total: bar.update(1)
+        )
+        bar.close()
+        fitted = statistics.median(p["measured_ms"] - p["layer_sum_ms"] for p in fit_points)
+        device = dataclasses.replace(
+            model.device, overhead_ms={**model.device.overhead_ms, args.dtype: fitted}
+        )
+        write_device(Path(args.lut) / "device.yaml", device)
+        model = LatencyModel(args.lut, space)
+        logger.info(
+            "fitted per-model overhead (%s): %.4f ms on %d other subnets",
+            args.dtype,
+            fitted,
+            len(fit_configs),
+        )
     rng = np.random.default_rng(args.seed)
     configs = [space.sample(rng) for _ in range(args.n)]
-    bar = tqdm(total=args.n, desc=f"validate {args.dtype}", unit="subnet", dynamic_ncols=True, disable=args.json)
-    points = measure_subnets(model, configs, args.dtype, threads, progress=lambda done, total: bar.update(1))
+    bar = tqdm(
+        total=args.n,
+        desc=f"validate {args.dtype}",
+        unit="subnet",
+        dynamic_ncols=True,
+        disable=args.json,
+    )
+    points = measure_subnets(
+        model, configs, args.dtype, threads, progress=lambda done, total: bar.update(1)
+    )
     bar.close()
     overhead = model.device.overhead_ms.get(args.dtype, 0.0)
     report = validation_report(points, overhead, args.dtype, threads)
     out = Path(args.report_dir) if args.report_dir else Path(args.lut) / "validation" / space.name
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.dtype}-t{threads}"
-    (out / f"{stem}.json").write_text(json.dumps({**report.summary(), "seed": args.seed, "points": report.points}, indent=1))
-    scatter_plot(report, f"{model.device.name} / {space.name}, {args.dtype}, {threads} thread(s)", out / f"{stem}.png")
+    (out / f"{stem}.json").write_text(
+        json.dumps({**report.summary(), "seed": args.seed, "points": report.points}, indent=1)
+    )
+    scatter_plot(
+        report,
+        f"{model.device.name} / {space.name}, {args.dtype}, {threads} thread(s)",
+        out / f"{stem}.png",
+    )
     if args.json:
         print(json.dumps(report.summary()))
     else:
@@ -181,13 +255,18 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
               f"MAPE {report.mape:.1%}, Kendall tau {report.kendall_tau:.3f} (per-model overhead {overhead:.3f} ms); "
               f"report in {out}")  # fmt: skip
     if args.min_within is not None and report.within_10pct < args.min_within:
-        print(f"nas: within_10pct {report.within_10pct:.3f} is below --min-within {args.min_within}", file=sys.stderr)
+        print(
+            f"nas: within_10pct {report.within_10pct:.3f} is below --min-within {args.min_within}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nas", description="Neural-architecture search for mobile vision models.")
+    parser = argparse.ArgumentParser(
+        prog="nas", description="Neural-architecture search for mobile vision models."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -205,11 +284,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score one subnet of the trained supernet (BN recalibrated)")
     p.add_argument("spec", help="run spec YAML")
-    p.add_argument("--subnet", default="largest", help="largest, smallest or a config string (default: largest)")
-    p.add_argument("--split", default="val", choices=["val", "test"], help="val (search) or test (final figures)")
+    p.add_argument(
+        "--subnet",
+        default="largest",
+        help="largest, smallest or a config string (default: largest)",
+    )
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=["val", "test"],
+        help="val (search) or test (final figures)",
+    )
     p.add_argument("--checkpoint", help="supernet file (default: the spec's supernet.checkpoint)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    p.add_argument("--json", action="store_true", help='print {"config", "accuracy", "split", "n_images"}')
+    p.add_argument(
+        "--json", action="store_true", help='print {"config", "accuracy", "split", "n_images"}'
+    )
     p.set_defaults(func=_cmd_eval)
 
     lut = sub.add_parser("lut", help="latency lookup tables: calibrate, validate, predict")
@@ -228,18 +318,28 @@ def build_parser() -> argparse.ArgumentParser:
                                     "interpreter; adb:SERIAL: benchmark_model on the phone). Re-running skips "
                                     "layers already in the table.")  # fmt: skip
     p.add_argument("--space", required=True)
-    p.add_argument("--resolution", type=int, help="one resolution (default: every resolution of the space)")
+    p.add_argument(
+        "--resolution", type=int, help="one resolution (default: every resolution of the space)"
+    )
     p.add_argument("--device", default="host", help="host, or adb:SERIAL for a phone")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "int8"])
     p.add_argument("--runs", type=int, default=50, help="timed runs per layer (>= 50)")
-    p.add_argument("--out", required=True, help="table folder (device.yaml and <space>/<resolution>.yaml)")
-    p.add_argument("--benchmark-model", help="adb: local path of TFLite's benchmark_model binary to push")
-    p.add_argument("--cpu-mask", default="f0", help="adb: taskset mask, hex (default f0: cores 4-7)")
+    p.add_argument(
+        "--out", required=True, help="table folder (device.yaml and <space>/<resolution>.yaml)"
+    )
+    p.add_argument(
+        "--benchmark-model", help="adb: local path of TFLite's benchmark_model binary to push"
+    )
+    p.add_argument(
+        "--cpu-mask", default="f0", help="adb: taskset mask, hex (default f0: cores 4-7)"
+    )
     p.add_argument("--adb", default="adb", help="adb: the adb executable")
     p.add_argument("--device-name", help="adb: name written to device.yaml")
     p.add_argument("--soc", help="adb: SoC written to device.yaml")
-    p.add_argument("--runtime-version", help="adb: benchmark_model / TFLite version for device.yaml")
+    p.add_argument(
+        "--runtime-version", help="adb: benchmark_model / TFLite version for device.yaml"
+    )
     p.set_defaults(func=_cmd_lut_calibrate)
 
     p = lsub.add_parser("validate", help="whole random subnets: predicted vs measured on this host")
@@ -250,8 +350,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="default: the table's threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report-dir", help="default: <lut>/validation/<space>/")
-    p.add_argument("--min-within", type=float, help="exit 1 if the share within ±10%% is below this")
-    p.add_argument("--json", action="store_true", help="print {within_10pct, mape, kendall_tau, n, ...}")
+    p.add_argument(
+        "--min-within", type=float, help="exit 1 if the share within ±10%% is below this"
+    )
+    p.add_argument("--fit-overhead", type=int, metavar="N", default=0,
+                   help="first fit the per-model overhead on N other random subnets (another seed) "
+                        "and write it to device.yaml")  # fmt: skip
+    p.add_argument(
+        "--json", action="store_true", help="print {within_10pct, mape, kendall_tau, n, ...}"
+    )
     p.set_defaults(func=_cmd_lut_validate)
     return parser
 

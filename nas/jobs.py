@@ -24,7 +24,9 @@ def load_supernet(spec: RunSpec, space: SearchSpace, checkpoint: str | Path | No
     path = spec.resolve_path(str(checkpoint or spec.supernet.checkpoint))
     blob = load_weights(path)
     if blob["space"] != space.name:
-        raise CheckpointError(f"{path} holds a {blob['space']!r} supernet, the spec asks for {space.name!r}")
+        raise CheckpointError(
+            f"{path} holds a {blob['space']!r} supernet, the spec asks for {space.name!r}"
+        )
     model = space.supernet()
     load_supernet_weights(model, blob["state_dict"], space.name)
     model.eval()

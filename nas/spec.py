@@ -50,7 +50,12 @@ class DatasetSpec:
         if self.name == "image_folder" and self.root is None:
             raise SpecError("dataset.root is required when dataset.name is image_folder")
         _check(self.val_size > 0, "dataset.val_size", self.val_size, "must be > 0")
-        _check(0 < self.val_fraction < 1, "dataset.val_fraction", self.val_fraction, "must be in (0, 1)")
+        _check(
+            0 < self.val_fraction < 1,
+            "dataset.val_fraction",
+            self.val_fraction,
+            "must be in (0, 1)",
+        )
         _check(self.channels in (1, 3), "dataset.channels", self.channels, "must be 1 or 3")
 
 
@@ -82,8 +87,13 @@ def _default_phases() -> tuple[PhaseSpec, ...]:
         PhaseSpec(name="kernel", epochs=3, lr=0.03, kernels=(3, 5, 7)),
         PhaseSpec(name="depth", epochs=4, lr=0.03, kernels=(3, 5, 7), depths=(2, 3, 4)),
         PhaseSpec(
-            name="expand", epochs=6, lr=0.03, kernels=(3, 5, 7), depths=(2, 3, 4),
-            expands=(3, 4, 6), reorganize_expand=True,
+            name="expand",
+            epochs=6,
+            lr=0.03,
+            kernels=(3, 5, 7),
+            depths=(2, 3, 4),
+            expands=(3, 4, 6),
+            reorganize_expand=True,
         ),
     )
 
@@ -119,11 +129,23 @@ class SupernetSpec:
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "supernet.batch_size", self.batch_size, "must be >= 1")
         _check(self.threads >= 1, "supernet.threads", self.threads, "must be >= 1")
-        _check(self.n_random_subnets >= 0, "supernet.n_random_subnets", self.n_random_subnets, "must be >= 0")
+        _check(
+            self.n_random_subnets >= 0,
+            "supernet.n_random_subnets",
+            self.n_random_subnets,
+            "must be >= 0",
+        )
         _check(len(self.phases) >= 1, "supernet.phases", self.phases, "needs at least one phase")
-        _check(self.bn_calibration_images >= 1, "supernet.bn_calibration_images", self.bn_calibration_images, "must be >= 1")
+        _check(
+            self.bn_calibration_images >= 1,
+            "supernet.bn_calibration_images",
+            self.bn_calibration_images,
+            "must be >= 1",
+        )
         names = [p.name for p in self.phases]
-        _check(len(set(names)) == len(names), "supernet.phases", names, "phase names must be unique")
+        _check(
+            len(set(names)) == len(names), "supernet.phases", names, "phase names must be unique"
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -148,7 +170,12 @@ class RunSpec:
         from search_spaces import list_spaces
 
         _check(self.space in list_spaces(), "space", self.space, f"must be one of {list_spaces()}")
-        _check(bool(self.name) and "/" not in self.name, "name", self.name, "must be a non-empty name without '/'")
+        _check(
+            bool(self.name) and "/" not in self.name,
+            "name",
+            self.name,
+            "must be a non-empty name without '/'",
+        )
 
     def run_dir(self, root: Path | None = None) -> Path:
         return (root or project_root()) / "runs" / self.name
@@ -211,8 +238,11 @@ def _build(cls: type, data: Any, where: str) -> Any:
     for name, value in data.items():
         kwargs[name] = _convert(hints[name], value, where + name)
     missing = [
-        n for n, f in fields.items()
-        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        n
+        for n, f in fields.items()
+        if n not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
     ]
     if missing:
         raise SpecError(f"missing required field {where + missing[0]!r}")

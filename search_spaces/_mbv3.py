@@ -99,7 +99,7 @@ class MBV3Config:
         """(kernel, expand) of each active block, grouped by stage."""
         out, i = [], 0
         for d in self.depths:
-            out.append(list(zip(self.kernels[i : i + d], self.expands[i : i + d])))
+            out.append(list(zip(self.kernels[i : i + d], self.expands[i : i + d], strict=True)))
             i += d
         return out
 
@@ -122,7 +122,9 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
     def __init__(self, *, name: str, definition: MBV3Definition) -> None:
         d = definition
         if not all(r in d.resolution_slots for r in d.resolutions):
-            raise ValueError(f"every resolution must have an encoding slot, but got {d.resolutions=}")
+            raise ValueError(
+                f"every resolution must have an encoding slot, but got {d.resolutions=}"
+            )
         self.name = name
         self.definition = d
 
@@ -130,24 +132,40 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
     def largest(self) -> MBV3Config:
         d = self.definition
         n = d.max_depth * len(d.stages)
-        return MBV3Config(max(d.resolutions), (d.max_depth,) * len(d.stages), (max(d.kernels),) * n, (max(d.expands),) * n)
+        return MBV3Config(
+            max(d.resolutions),
+            (d.max_depth,) * len(d.stages),
+            (max(d.kernels),) * n,
+            (max(d.expands),) * n,
+        )
 
     def smallest(self) -> MBV3Config:
         d = self.definition
         n = min(d.depths) * len(d.stages)
-        return MBV3Config(min(d.resolutions), (min(d.depths),) * len(d.stages), (min(d.kernels),) * n, (min(d.expands),) * n)
+        return MBV3Config(
+            min(d.resolutions),
+            (min(d.depths),) * len(d.stages),
+            (min(d.kernels),) * n,
+            (min(d.expands),) * n,
+        )
 
     def validate(self, config: MBV3Config) -> MBV3Config:
         d = self.definition
         if not isinstance(config, MBV3Config):
             raise ConfigError(f"{self.name}: expected an MBV3Config, got {type(config).__name__}")
         if config.resolution not in d.resolutions:
-            raise ConfigError(f"{self.name}: resolution {config.resolution} not in {list(d.resolutions)}")
+            raise ConfigError(
+                f"{self.name}: resolution {config.resolution} not in {list(d.resolutions)}"
+            )
         if len(config.depths) != len(d.stages):
-            raise ConfigError(f"{self.name}: {len(config.depths)} stage depths given, the space has {len(d.stages)} stages")
+            raise ConfigError(
+                f"{self.name}: {len(config.depths)} stage depths given, the space has {len(d.stages)} stages"
+            )
         for s, depth in enumerate(config.depths):
             if depth not in d.depths:
-                raise ConfigError(f"{self.name}: stage {s + 1} depth {depth} not in {list(d.depths)}")
+                raise ConfigError(
+                    f"{self.name}: stage {s + 1} depth {depth} not in {list(d.depths)}"
+                )
         n = sum(config.depths)
         if len(config.kernels) != n or len(config.expands) != n:
             raise ConfigError(
@@ -157,9 +175,13 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
         for s, blocks in enumerate(config.stage_blocks()):
             for b, (k, e) in enumerate(blocks):
                 if k not in d.kernels:
-                    raise ConfigError(f"{self.name}: stage {s + 1} block {b + 1}: kernel {k} not in {list(d.kernels)}")
+                    raise ConfigError(
+                        f"{self.name}: stage {s + 1} block {b + 1}: kernel {k} not in {list(d.kernels)}"
+                    )
                 if e not in d.expands:
-                    raise ConfigError(f"{self.name}: stage {s + 1} block {b + 1}: expand ratio {e} not in {list(d.expands)}")
+                    raise ConfigError(
+                        f"{self.name}: stage {s + 1} block {b + 1}: expand ratio {e} not in {list(d.expands)}"
+                    )
         return config
 
     def parse(self, text: str) -> MBV3Config:
@@ -173,11 +195,15 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
         depths, kernels, expands = [], [], []
         for ks, es in _STAGE_RE.findall(m.group(2)):
             if len(ks) != len(es):
-                raise ConfigError(f"{self.name}: stage k{ks}e{es} has {len(ks)} kernels but {len(es)} expand ratios")
+                raise ConfigError(
+                    f"{self.name}: stage k{ks}e{es} has {len(ks)} kernels but {len(es)} expand ratios"
+                )
             depths.append(len(ks))
             kernels += map(int, ks)
             expands += map(int, es)
-        return self.validate(MBV3Config(int(m.group(1)), tuple(depths), tuple(kernels), tuple(expands)))
+        return self.validate(
+            MBV3Config(int(m.group(1)), tuple(depths), tuple(kernels), tuple(expands))
+        )
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> MBV3Config:
         # Every block's kernel and expand ratio is suggested, active or not: a fixed set of
@@ -187,8 +213,14 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
         depths, kernels, expands = [], [], []
         for s in range(len(d.stages)):
             depth = trial.suggest_categorical(f"d{s + 1}", list(d.depths))
-            ks = [trial.suggest_categorical(f"k{s + 1}_{b + 1}", list(d.kernels)) for b in range(d.max_depth)]
-            es = [trial.suggest_categorical(f"e{s + 1}_{b + 1}", list(d.expands)) for b in range(d.max_depth)]
+            ks = [
+                trial.suggest_categorical(f"k{s + 1}_{b + 1}", list(d.kernels))
+                for b in range(d.max_depth)
+            ]
+            es = [
+                trial.suggest_categorical(f"e{s + 1}_{b + 1}", list(d.expands))
+                for b in range(d.max_depth)
+            ]
             depths.append(depth)
             kernels += ks[:depth]
             expands += es[:depth]
@@ -231,18 +263,44 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
         r = config.resolution
         size = (r - 1) // d.stem_stride + 1
         out = [LayerSpec("Conv", (r, r, d.in_channels), (size, size, d.stem_width))]
-        out.append(_block(size, d.stem_width, d.first_block_width, d.stem_width, 3, 1, d.stem_width == d.first_block_width, False, False))
+        out.append(
+            _block(
+                size,
+                d.stem_width,
+                d.first_block_width,
+                d.stem_width,
+                3,
+                1,
+                d.stem_width == d.first_block_width,
+                False,
+                False,
+            )
+        )
         width = d.first_block_width
-        for stage, blocks in zip(d.stages, config.stage_blocks()):
+        for stage, blocks in zip(d.stages, config.stage_blocks(), strict=True):
             for b, (k, e) in enumerate(blocks):
                 stride = stage.stride if b == 0 else 1
                 mid = make_divisible(round(width * e))
                 idskip = stride == 1 and width == stage.width
-                out.append(_block(size, width, stage.width, mid, k, stride, idskip, stage.se, stage.act == "h_swish"))
+                out.append(
+                    _block(
+                        size,
+                        width,
+                        stage.width,
+                        mid,
+                        k,
+                        stride,
+                        idskip,
+                        stage.se,
+                        stage.act == "h_swish",
+                    )
+                )
                 size = (size - 1) // stride + 1
                 width = stage.width
         out.append(LayerSpec("Conv_1", (size, size, width), (size, size, d.final_expand_width)))
-        out.append(LayerSpec("AvgPool2D", (size, size, d.final_expand_width), (1, 1, d.final_expand_width)))
+        out.append(
+            LayerSpec("AvgPool2D", (size, size, d.final_expand_width), (1, 1, d.final_expand_width))
+        )
         out.append(LayerSpec("Conv_2", (1, 1, d.final_expand_width), (1, 1, d.feature_mix_width)))
         out.append(LayerSpec("Logits", (1, 1, d.feature_mix_width), (d.n_classes,)))
         return out
@@ -320,11 +378,17 @@ def load_supernet_weights(supernet: torch.nn.Module, state_dict: dict, space_nam
     own = supernet.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
-    wrong = sorted(k for k in set(own) & set(state_dict) if tuple(own[k].shape) != tuple(state_dict[k].shape))
+    wrong = sorted(
+        k for k in set(own) & set(state_dict) if tuple(own[k].shape) != tuple(state_dict[k].shape)
+    )
     if missing or unexpected or wrong:
         detail = "; ".join(
             f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+            for label, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("wrong shape", wrong),
+            )
             if keys
         )
         raise CheckpointError(f"weights do not fit the {space_name} supernet ({detail})")
@@ -337,5 +401,12 @@ def _block(size, cin, cout, mid, k, stride, idskip, se, hs) -> LayerSpec:
         "expanded_conv",
         (size, size, cin),
         (out, out, cout),
-        (("expand", mid), ("kernel", k), ("stride", stride), ("idskip", int(idskip)), ("se", int(se)), ("hs", int(hs))),
+        (
+            ("expand", mid),
+            ("kernel", k),
+            ("stride", stride),
+            ("idskip", int(idskip)),
+            ("se", int(se)),
+            ("hs", int(hs)),
+        ),
     )

@@ -7,12 +7,12 @@ because OFA's hard-codes ImageNet's stem, widths and strides.
 
 from __future__ import annotations
 
-import nas  # noqa: F401  (torchvision import trap, before ofa)
 from ofa.imagenet_classification.elastic_nn.modules.dynamic_layers import DynamicMBConvLayer
 from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
 from ofa.imagenet_classification.networks import MobileNetV3
 from ofa.utils.layers import ConvLayer, IdentityLayer, LinearLayer, MBConvLayer, ResidualBlock
 
+import nas  # noqa: F401  (torchvision import trap, before ofa)
 from search_spaces._mbv3 import MBV3Definition
 
 __all__ = ["ElasticMobileNetV3"]
@@ -26,10 +26,21 @@ class ElasticMobileNetV3(OFAMobileNetV3):
         self.expand_ratio_list = sorted(d.expands)
         self.depth_list = sorted(d.depths)
 
-        first_conv = ConvLayer(d.in_channels, d.stem_width, kernel_size=3, stride=d.stem_stride, act_func="h_swish")
+        first_conv = ConvLayer(
+            d.in_channels, d.stem_width, kernel_size=3, stride=d.stem_stride, act_func="h_swish"
+        )
         first_block = ResidualBlock(
-            MBConvLayer(d.stem_width, d.first_block_width, kernel_size=3, stride=1, expand_ratio=1, act_func="relu"),
-            IdentityLayer(d.stem_width, d.stem_width) if d.stem_width == d.first_block_width else None,
+            MBConvLayer(
+                d.stem_width,
+                d.first_block_width,
+                kernel_size=3,
+                stride=1,
+                expand_ratio=1,
+                act_func="relu",
+            ),
+            IdentityLayer(d.stem_width, d.stem_width)
+            if d.stem_width == d.first_block_width
+            else None,
         )
         self.block_group_info = []
         blocks = [first_block]
@@ -47,14 +58,27 @@ class ElasticMobileNetV3(OFAMobileNetV3):
                     act_func=stage.act,
                     use_se=stage.se,
                 )
-                shortcut = IdentityLayer(feature_dim, feature_dim) if stride == 1 and feature_dim == stage.width else None
+                shortcut = (
+                    IdentityLayer(feature_dim, feature_dim)
+                    if stride == 1 and feature_dim == stage.width
+                    else None
+                )
                 blocks.append(ResidualBlock(conv, shortcut))
                 feature_dim = stage.width
-        final_expand_layer = ConvLayer(feature_dim, d.final_expand_width, kernel_size=1, act_func="h_swish")
+        final_expand_layer = ConvLayer(
+            feature_dim, d.final_expand_width, kernel_size=1, act_func="h_swish"
+        )
         feature_mix_layer = ConvLayer(
-            d.final_expand_width, d.feature_mix_width, kernel_size=1, bias=False, use_bn=False, act_func="h_swish"
+            d.final_expand_width,
+            d.feature_mix_width,
+            kernel_size=1,
+            bias=False,
+            use_bn=False,
+            act_func="h_swish",
         )
         classifier = LinearLayer(d.feature_mix_width, d.n_classes, dropout_rate=d.dropout)
-        MobileNetV3.__init__(self, first_conv, blocks, final_expand_layer, feature_mix_layer, classifier)
+        MobileNetV3.__init__(
+            self, first_conv, blocks, final_expand_layer, feature_mix_layer, classifier
+        )
         self.set_bn_param(momentum=d.bn_momentum, eps=d.bn_eps)
         self.runtime_depth = [len(block_idx) for block_idx in self.block_group_info]

@@ -37,5 +37,7 @@ def ofa_mbv3(*, n_classes: int = 1000, in_channels: int = 3) -> ElasticMBV3Space
     and stem only (the Note10 tables then no longer cover those two layers)."""
     import dataclasses
 
-    definition = dataclasses.replace(OFA_MBV3_DEFINITION, n_classes=n_classes, in_channels=in_channels)
+    definition = dataclasses.replace(
+        OFA_MBV3_DEFINITION, n_classes=n_classes, in_channels=in_channels
+    )
     return ElasticMBV3Space(name="ofa_mbv3", definition=definition)

@@ -37,5 +37,7 @@ OFA_MBV3_SMALL_DEFINITION = MBV3Definition(
 
 def ofa_mbv3_small(*, n_classes: int = 10, in_channels: int = 1) -> ElasticMBV3Space:
     """The space for a dataset with ``n_classes`` classes and ``in_channels`` channels."""
-    definition = dataclasses.replace(OFA_MBV3_SMALL_DEFINITION, n_classes=n_classes, in_channels=in_channels)
+    definition = dataclasses.replace(
+        OFA_MBV3_SMALL_DEFINITION, n_classes=n_classes, in_channels=in_channels
+    )
     return ElasticMBV3Space(name="ofa_mbv3_small", definition=definition)

@@ -18,7 +18,9 @@ if not FIXTURES.is_dir():  # a checkout elsewhere: shared/ beside the repository
 
 
 def write_idx(path: Path, array: np.ndarray, *, gz: bool = True) -> Path:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", n) for n in array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(
+        struct.pack(">I", n) for n in array.shape
+    )
     raw = header + array.astype(np.uint8).tobytes()
     if gz:
         path = path.with_name(path.name + ".gz")
@@ -64,10 +66,22 @@ def tiny_spec_dict(root: Path, out: Path, **supernet) -> dict:
         "eval_images": 200,
         "phases": [
             {"name": "full", "epochs": 1, "lr": 0.1},
-            {"name": "expand", "epochs": 1, "lr": 0.05, "kernels": [3, 5, 7], "depths": [2, 3, 4],
-             "expands": [3, 4, 6], "reorganize_expand": True},
+            {
+                "name": "expand",
+                "epochs": 1,
+                "lr": 0.05,
+                "kernels": [3, 5, 7],
+                "depths": [2, 3, 4],
+                "expands": [3, 4, 6],
+                "reorganize_expand": True,
+            },
         ],
     }
     cfg.update(supernet)
-    return {"name": "tiny", "space": "ofa_mbv3_small", "seed": 0,
-            "dataset": {"name": "fashion_mnist", "root": str(root), "val_size": 400}, "supernet": cfg}
+    return {
+        "name": "tiny",
+        "space": "ofa_mbv3_small",
+        "seed": 0,
+        "dataset": {"name": "fashion_mnist", "root": str(root), "val_size": 400},
+        "supernet": cfg,
+    }

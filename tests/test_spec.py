@@ -3,8 +3,7 @@ from __future__ import annotations
 import pytest
 
 from nas.errors import SpecError
-from nas.spec import load_spec, spec_from_dict
-from nas.spec import project_root
+from nas.spec import load_spec, project_root, spec_from_dict
 
 
 def test_shipped_supernet_spec_loads():
@@ -18,12 +17,30 @@ def test_shipped_supernet_spec_loads():
     ("data", "message"),
     [
         ({"name": "x", "bogus": 1}, "unknown field 'bogus'"),
-        ({"name": "x", "supernet": {"batchsize": 3}}, r"unknown field 'supernet.batchsize'.*batch_size"),
-        ({"name": "x", "space": "resnet"}, r"space = 'resnet' must be one of \['ofa_mbv3', 'ofa_mbv3_small'\]"),
-        ({"name": "x", "dataset": {"name": "cifar"}}, "dataset.name = 'cifar' must be one of 'fashion_mnist', 'image_folder'"),
-        ({"name": "x", "supernet": {"batch_size": "big"}}, "supernet.batch_size must be an integer"),
-        ({"name": "x", "supernet": {"phases": [{"name": "a", "epochs": 0, "lr": 0.1}]}}, r"phase 'a'.epochs = 0 must be >= 1"),
-        ({"name": "x", "supernet": {"phases": [{"name": "a", "lr": 0.1}]}}, r"missing required field 'supernet.phases\[0\].epochs'"),
+        (
+            {"name": "x", "supernet": {"batchsize": 3}},
+            r"unknown field 'supernet.batchsize'.*batch_size",
+        ),
+        (
+            {"name": "x", "space": "resnet"},
+            r"space = 'resnet' must be one of \['ofa_mbv3', 'ofa_mbv3_small'\]",
+        ),
+        (
+            {"name": "x", "dataset": {"name": "cifar"}},
+            "dataset.name = 'cifar' must be one of 'fashion_mnist', 'image_folder'",
+        ),
+        (
+            {"name": "x", "supernet": {"batch_size": "big"}},
+            "supernet.batch_size must be an integer",
+        ),
+        (
+            {"name": "x", "supernet": {"phases": [{"name": "a", "epochs": 0, "lr": 0.1}]}},
+            r"phase 'a'.epochs = 0 must be >= 1",
+        ),
+        (
+            {"name": "x", "supernet": {"phases": [{"name": "a", "lr": 0.1}]}},
+            r"missing required field 'supernet.phases\[0\].epochs'",
+        ),
         ({"name": "x", "dataset": {"name": "image_folder"}}, "dataset.root is required"),
     ],
 )

@@ -113,7 +113,9 @@ def batches(
         if augment:
             x = _augment(x, generator)
         if resolution is not None and resolution != x.shape[-1]:
-            x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+            x = F.interpolate(
+                x, size=(resolution, resolution), mode="bilinear", align_corners=False
+            )
         yield x, split.labels[idx]
 
 
@@ -125,7 +127,15 @@ def _augment(x: torch.Tensor, generator: torch.Generator | None, pad: int = 2) -
     # One random translation per batch row via unfold-free gather: shift rows and columns.
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    rows = (dy.view(-1, 1) + torch.arange(h).view(1, -1)).view(n, 1, h, 1).expand(-1, x.shape[1], -1, w + 2 * pad)
+    rows = (
+        (dy.view(-1, 1) + torch.arange(h).view(1, -1))
+        .view(n, 1, h, 1)
+        .expand(-1, x.shape[1], -1, w + 2 * pad)
+    )
     out = padded.gather(2, rows)
-    cols = (dx.view(-1, 1) + torch.arange(w).view(1, -1)).view(n, 1, 1, w).expand(-1, x.shape[1], h, -1)
+    cols = (
+        (dx.view(-1, 1) + torch.arange(w).view(1, -1))
+        .view(n, 1, 1, w)
+        .expand(-1, x.shape[1], h, -1)
+    )
     return out.gather(3, cols)

@@ -36,7 +36,9 @@ def _load_pair(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     images_path, labels_path = (_find(root, stem) for stem in _FILES[split])
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise DataError(f"{images_path}: expected uint8 images of shape (N, H, W), got {images.shape}")
+        raise DataError(
+            f"{images_path}: expected uint8 images of shape (N, H, W), got {images.shape}"
+        )
     if labels.ndim != 1:
         raise DataError(f"{labels_path}: expected a 1-d label vector, got shape {labels.shape}")
     if len(images) != len(labels):

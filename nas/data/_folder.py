@@ -19,14 +19,18 @@ _EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"
 def _scan(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise DataError(f"image folder {root} has no class sub-folders (expected root/<class>/<image>)")
+        raise DataError(
+            f"image folder {root} has no class sub-folders (expected root/<class>/<image>)"
+        )
     items = []
     for label, name in enumerate(classes):
         files = sorted(
             p for p in (root / name).iterdir() if p.is_file() and p.suffix.lower() in _EXTENSIONS
         )
         if not files:
-            raise DataError(f"class folder {root / name} holds no images ({', '.join(sorted(_EXTENSIONS))})")
+            raise DataError(
+                f"class folder {root / name} holds no images ({', '.join(sorted(_EXTENSIONS))})"
+            )
         items += [(p, label) for p in files]
     return classes, items
 

@@ -11,8 +11,9 @@ __all__ = ["load_dataset"]
 
 def load_dataset(spec) -> ImageDataset:
     """``spec`` is a :class:`nas.spec.DatasetSpec`."""
-    from nas.spec import project_root
     from pathlib import Path
+
+    from nas.spec import project_root
 
     root = None
     if spec.root is not None:
@@ -21,5 +22,9 @@ def load_dataset(spec) -> ImageDataset:
     if spec.name == "fashion_mnist":
         return load_fashion_mnist(root, val_size=spec.val_size, seed=spec.split_seed)
     return load_image_folder(
-        root, size=spec.image_size, channels=spec.channels, val_fraction=spec.val_fraction, seed=spec.split_seed
+        root,
+        size=spec.image_size,
+        channels=spec.channels,
+        val_fraction=spec.val_fraction,
+        seed=spec.split_seed,
     )

@@ -46,4 +46,8 @@ def read_idx(path: str | Path) -> np.ndarray:
             f"{path}: IDX header promises shape {shape} ({expected} bytes of data) but the file "
             f"holds {len(raw) - header} bytes (truncated or corrupt)"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )

@@ -27,12 +27,16 @@ def tf_modules():
         import tensorflow as tf
         import tf_keras
     except ImportError as e:  # pragma: no cover - the pinned install has both
-        raise ImportError("TFLite export needs tensorflow==2.21.0 and tf-keras==2.21.0 (bash setup.sh)") from e
+        raise ImportError(
+            "TFLite export needs tensorflow==2.21.0 and tf-keras==2.21.0 (bash setup.sh)"
+        ) from e
     return tf, tf_keras
 
 
 # ---- parameters: dicts of NHWC numpy arrays per LayerSpec ---------------------------------
-def _fold(conv_w: np.ndarray, bn: Any | None, conv_b: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _fold(
+    conv_w: np.ndarray, bn: Any | None, conv_b: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     out = conv_w.shape[0]
     bias = conv_b if conv_b is not None else np.zeros(out, np.float32)
     if bn is None:
@@ -104,17 +108,29 @@ def random_layer_params(layer: LayerSpec, rng: np.random.Generator) -> dict[str,
     if layer.op == "Logits":
         return {"w": he(cin, cout, fan_in=cin), "b": bias(cout)}
     mid, k = layer.attr("expand"), layer.attr("kernel")
-    p = {"dw_w": he(k, k, mid, 1, fan_in=k * k), "dw_b": bias(mid), "project_w": he(1, 1, mid, cout, fan_in=mid), "project_b": bias(cout)}
+    p = {
+        "dw_w": he(k, k, mid, 1, fan_in=k * k),
+        "dw_b": bias(mid),
+        "project_w": he(1, 1, mid, cout, fan_in=mid),
+        "project_b": bias(cout),
+    }
     if mid != cin:
         p.update(expand_w=he(1, 1, cin, mid, fan_in=cin), expand_b=bias(mid))
     if layer.attr("se"):
         r = make_divisible(mid // 4)
-        p.update(se_reduce_w=he(1, 1, mid, r, fan_in=mid), se_reduce_b=bias(r), se_expand_w=he(1, 1, r, mid, fan_in=r), se_expand_b=bias(mid))
+        p.update(
+            se_reduce_w=he(1, 1, mid, r, fan_in=mid),
+            se_reduce_b=bias(r),
+            se_expand_w=he(1, 1, r, mid, fan_in=r),
+            se_expand_b=bias(mid),
+        )
     return p
 
 
 # ---- graph ---------------------------------------------------------------------------------
-def _apply(layer: LayerSpec, x: Any, p: dict[str, np.ndarray] | None, acts: dict[str, str], tf: Any, K: Any) -> Any:
+def _apply(
+    layer: LayerSpec, x: Any, p: dict[str, np.ndarray] | None, acts: dict[str, str], tf: Any, K: Any
+) -> Any:
     L = K.layers
 
     def act(y, name):
@@ -138,7 +154,17 @@ def _apply(layer: LayerSpec, x: Any, p: dict[str, np.ndarray] | None, acts: dict
         return out
 
     if layer.op == "Conv":
-        return act(conv(x, p["w"], p["b"], stride=layer.input_shape[0] // layer.output_shape[0] if layer.input_shape[0] != layer.output_shape[0] else 1), "h_swish")
+        return act(
+            conv(
+                x,
+                p["w"],
+                p["b"],
+                stride=layer.input_shape[0] // layer.output_shape[0]
+                if layer.input_shape[0] != layer.output_shape[0]
+                else 1,
+            ),
+            "h_swish",
+        )
     if layer.op == "Conv_1":
         return act(conv(x, p["w"], p["b"]), "h_swish")
     if layer.op == "AvgPool2D":
@@ -177,6 +203,6 @@ def keras_model(layers: Sequence[LayerSpec], params: Sequence[dict[str, np.ndarr
         raise ValueError(f"{len(layers)} layers but {len(params)} parameter sets")
     inputs = K.Input(shape=layers[0].input_shape, batch_size=1)
     x = inputs
-    for layer, p in zip(layers, params):
+    for layer, p in zip(layers, params, strict=True):
         x = _apply(layer, x, p, {}, tf, K)
     return K.Model(inputs, x)

@@ -20,7 +20,9 @@ from search_spaces import LayerSpec
 __all__ = ["AdbTarget", "AdbError", "parse_benchmark_output"]
 
 _NUM = r"([0-9.]+(?:e[+-]?\d+)?)"
-_STATS_RE = re.compile(rf"count=(\d+) first={_NUM} curr={_NUM} min={_NUM} max={_NUM} avg={_NUM} std={_NUM}(?:.*?median={_NUM})?")
+_STATS_RE = re.compile(
+    rf"count=(\d+) first={_NUM} curr={_NUM} min={_NUM} max={_NUM} avg={_NUM} std={_NUM}(?:.*?median={_NUM})?"
+)
 
 
 class AdbError(NASError, RuntimeError):
@@ -33,7 +35,9 @@ def parse_benchmark_output(text: str) -> Entry:
     where the tool prints one (newer builds), else its average."""
     matches = _STATS_RE.findall(text)
     if not matches:
-        raise AdbError(f"benchmark_model output has no timing line (count=… avg=… std=…):\n{text[-2000:]}")
+        raise AdbError(
+            f"benchmark_model output has no timing line (count=… avg=… std=…):\n{text[-2000:]}"
+        )
     count, _first, _curr, _min, _max, avg, std, median = matches[-1]
     centre = float(median) if median else float(avg)
     return Entry(mean=centre / 1000.0, std=float(std) / 1000.0, count=int(count))
@@ -73,11 +77,15 @@ class AdbTarget:
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except FileNotFoundError as e:
-            raise AdbError(f"{cmd[0]!r} not found: install Android platform-tools or pass --adb") from e
+            raise AdbError(
+                f"{cmd[0]!r} not found: install Android platform-tools or pass --adb"
+            ) from e
         except subprocess.TimeoutExpired as e:
             raise AdbError(f"timed out after {timeout}s: {' '.join(cmd)}") from e
         if proc.returncode != 0:
-            raise AdbError(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{proc.stdout[-1000:]}{proc.stderr[-1000:]}")
+            raise AdbError(
+                f"`{' '.join(cmd)}` exited {proc.returncode}:\n{proc.stdout[-1000:]}{proc.stderr[-1000:]}"
+            )
         return proc.stdout + proc.stderr
 
     def setup(self) -> None:
@@ -85,7 +93,11 @@ class AdbTarget:
         if not Path(self.benchmark_model).is_file():
             raise AdbError(f"benchmark_model binary not found: {self.benchmark_model}")
         self._run(self.adb_command("shell", "mkdir", "-p", self.remote_dir))
-        self._run(self.adb_command("push", str(self.benchmark_model), f"{self.remote_dir}/benchmark_model"))
+        self._run(
+            self.adb_command(
+                "push", str(self.benchmark_model), f"{self.remote_dir}/benchmark_model"
+            )
+        )
         self._run(self.adb_command("shell", "chmod", "755", f"{self.remote_dir}/benchmark_model"))
 
     def measure(self, model: bytes, layer: LayerSpec) -> Entry:

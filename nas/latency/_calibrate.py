@@ -4,6 +4,7 @@ written as an OFA-format table. Resumable: keys already in the output table are 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import logging
@@ -13,7 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.latency._table import DeviceInfo, Entry, dtype_key, load_device, load_table, write_device, write_table
+from nas.latency._table import (
+    DeviceInfo,
+    Entry,
+    dtype_key,
+    load_device,
+    load_table,
+    write_device,
+    write_table,
+)
 from search_spaces import LayerSpec, SearchSpace
 
 __all__ = ["calibrate", "layer_tflite", "host_device_info"]
@@ -45,7 +54,23 @@ def layer_tflite(layer: LayerSpec, dtype: str) -> bytes:
     rng = np.random.default_rng(_seed(layer.key))
     model = keras_model([layer], [random_layer_params(layer, rng)])
     if dtype == "int8":
-        return to_tflite(model, "int8", representative_for(layer.input_shape, _seed(layer.key)), integer_io=True)
+        return to_tflite(
+            model, "int8", representative_for(layer.input_shape, _seed(layer.key)), integer_io=True
+        )
+    return to_tflite(model, dtype)
+
+
+def invoke_probe_tflite(dtype: str) -> bytes:
+    """A trivial one-op model (a ReLU on 1x1x8): its latency is the interpreter's per-invoke cost."""
+    from nas.export import to_tflite
+    from nas.export._keras import tf_modules
+
+    _, K = tf_modules()
+    K.backend.clear_session()
+    inputs = K.Input(shape=(1, 1, 8), batch_size=1)
+    model = K.Model(inputs, K.layers.ReLU()(inputs))
+    if dtype == "int8":
+        return to_tflite(model, "int8", representative_for((1, 1, 8), 0), integer_io=True)
     return to_tflite(model, dtype)
 
 
@@ -101,10 +126,25 @@ def calibrate(
             )
     else:
         write_device(device_path, device)
+    info = load_device(device_path)
+    if dtype not in info.invoke_overhead_ms:
+        probe = measure(invoke_probe_tflite(dtype), None)
+        info = dataclasses.replace(
+            info, invoke_overhead_ms={**info.invoke_overhead_ms, dtype: probe.mean}
+        )
+        write_device(device_path, info)
+        logger.info("interpreter invoke overhead (%s): %.4f ms", dtype, probe.mean)
     entries: dict[str, Entry] = dict(load_table(table_path).entries) if table_path.is_file() else {}
     layers = space.all_layers(resolution)
     todo = [layer for layer in layers if dtype_key(layer.key, dtype) not in entries]
-    logger.info("%s r%d %s: %d layers, %d measured already", space.name, resolution, dtype, len(layers), len(layers) - len(todo))
+    logger.info(
+        "%s r%d %s: %d layers, %d measured already",
+        space.name,
+        resolution,
+        dtype,
+        len(layers),
+        len(layers) - len(todo),
+    )
     for i, layer in enumerate(todo):
         key = dtype_key(layer.key, dtype)
         entries[key] = measure(layer_tflite(layer, dtype), layer)

@@ -18,7 +18,9 @@ def litert_version() -> str:
     return f"ai-edge-litert {version('ai-edge-litert')}"
 
 
-def time_tflite(model: bytes | str, *, threads: int = 1, warmup: int = 10, runs: int = 50, seed: int = 0) -> Entry:
+def time_tflite(
+    model: bytes | str, *, threads: int = 1, warmup: int = 10, runs: int = 50, seed: int = 0
+) -> Entry:
     """Median and std of ``runs`` timed invocations (ms) after ``warmup`` untimed ones, batch 1,
     on random input of the model's dtype. LiteRT's default CPU path (XNNPACK) is used."""
     from ai_edge_litert.interpreter import Interpreter

@@ -24,7 +24,9 @@ class LatencyModel:
         self.device: DeviceInfo = load_device(self.lut_dir / "device.yaml")
         folder = self.lut_dir / space.name
         if not folder.is_dir():
-            raise LatencyTableError(f"{self.lut_dir} has no tables for space {space.name!r} (expected {folder}/<resolution>.yaml)")
+            raise LatencyTableError(
+                f"{self.lut_dir} has no tables for space {space.name!r} (expected {folder}/<resolution>.yaml)"
+            )
         self.tables: dict[int, LatencyTable] = {}
         for path in sorted(folder.glob("*.yaml")):
             if path.stem.isdigit():
@@ -47,13 +49,24 @@ class LatencyModel:
 
     def layer_latencies(self, config: Any, dtype: str = "fp32") -> list[tuple[str, float]]:
         table = self.table(config.resolution)
-        return [(key, table.mean(key)) for key in (dtype_key(layer.key, dtype) for layer in self.space.layers(config))]
+        return [
+            (key, table.mean(key))
+            for key in (dtype_key(layer.key, dtype) for layer in self.space.layers(config))
+        ]
+
+    def layer_sum(self, config: Any, dtype: str = "fp32") -> float:
+        """The layers' entries summed, with the interpreter's per-invoke cost counted once
+        rather than once per layer (``device.invoke_overhead_ms``; 0 where not measured)."""
+        latencies = [ms for _, ms in self.layer_latencies(config, dtype)]
+        invoke = self.device.invoke_overhead_ms.get(dtype, 0.0)
+        return sum(latencies) - invoke * (len(latencies) - 1)
 
     def predict(self, config: Any, dtype: str = "fp32") -> float:
-        """Predicted latency in ms: the sum of the layers' entries plus the device's fitted
-        per-model overhead for ``dtype`` (0 where none was fitted, as for OFA's Note10 tables).
+        """Predicted latency in ms: :meth:`layer_sum` plus the device's fitted per-model
+        overhead for ``dtype`` (both 0 where not measured, as for OFA's Note10 tables, whose
+        prediction is then the plain sum of the published entries).
 
         Raises:
             MissingLatencyKeyError: a layer is not in the table (names the key and the file).
         """
-        return sum(ms for _, ms in self.layer_latencies(config, dtype)) + self.device.overhead_ms.get(dtype, 0.0)
+        return self.layer_sum(config, dtype) + self.device.overhead_ms.get(dtype, 0.0)

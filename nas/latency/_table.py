@@ -15,7 +15,16 @@ import yaml
 
 from nas.errors import LatencyTableError, MissingLatencyKeyError
 
-__all__ = ["Entry", "LatencyTable", "DeviceInfo", "load_table", "write_table", "load_device", "write_device", "dtype_key"]
+__all__ = [
+    "Entry",
+    "LatencyTable",
+    "DeviceInfo",
+    "load_table",
+    "write_table",
+    "load_device",
+    "write_device",
+    "dtype_key",
+]
 
 DTYPES = ("fp32", "fp16", "int8")
 
@@ -56,7 +65,9 @@ class LatencyTable:
         try:
             return self.entries[key].mean
         except KeyError:
-            raise MissingLatencyKeyError(f"layer key {key!r} is not in latency table {self.path}") from None
+            raise MissingLatencyKeyError(
+                f"layer key {key!r} is not in latency table {self.path}"
+            ) from None
 
 
 def load_table(path: str | Path) -> LatencyTable:
@@ -74,17 +85,28 @@ def load_table(path: str | Path) -> LatencyTable:
     except yaml.YAMLError as e:
         raise LatencyTableError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(data, dict) or not data:
-        raise LatencyTableError(f"{path}: a latency table is a non-empty mapping of layer key -> {{mean, std, count}}")
+        raise LatencyTableError(
+            f"{path}: a latency table is a non-empty mapping of layer key -> {{mean, std, count}}"
+        )
     entries = {}
     for key, value in data.items():
         if not isinstance(key, str) or not isinstance(value, dict):
-            raise LatencyTableError(f"{path}: entry {key!r} must map to {{mean, std, count}}, got {value!r}")
+            raise LatencyTableError(
+                f"{path}: entry {key!r} must map to {{mean, std, count}}, got {value!r}"
+            )
         unknown = set(value) - {"mean", "std", "count", "var"}
         if unknown:
             raise LatencyTableError(f"{path}: entry {key!r} has unknown fields {sorted(unknown)}")
         mean = value.get("mean")
-        if isinstance(mean, bool) or not isinstance(mean, int | float) or not math.isfinite(mean) or mean < 0:
-            raise LatencyTableError(f"{path}: entry {key!r} needs a finite mean >= 0 (ms), got {mean!r}")
+        if (
+            isinstance(mean, bool)
+            or not isinstance(mean, int | float)
+            or not math.isfinite(mean)
+            or mean < 0
+        ):
+            raise LatencyTableError(
+                f"{path}: entry {key!r} needs a finite mean >= 0 (ms), got {mean!r}"
+            )
         std = value.get("std", math.sqrt(value["var"]) if "var" in value else 0.0)
         count = value.get("count", 0)
         if not isinstance(std, int | float) or not isinstance(count, int):
@@ -107,8 +129,12 @@ def write_table(path: str | Path, entries: Mapping[str, Entry]) -> None:
 class DeviceInfo:
     """``device.yaml``: what the numbers are for and where they came from.
 
-    overhead_ms: per-model latency not in any layer entry (interpreter invoke, input/output
-    copies), fitted by validation; keyed by dtype. Added once per predicted model.
+    invoke_overhead_ms: the fixed cost of one interpreter invocation (a trivial one-op model),
+    keyed by dtype, measured at calibration. Every layer entry contains it once, a whole model
+    pays it once: prediction subtracts it per layer and adds it back once.
+    overhead_ms: per-model latency left unexplained by the layer entries, fitted by
+    ``nas lut validate --fit-overhead`` on subnets other than those it is validated on; keyed by
+    dtype, added once per predicted model.
     """
 
     name: str
@@ -119,6 +145,7 @@ class DeviceInfo:
     delegate: str
     measured: str
     provenance: str
+    invoke_overhead_ms: Mapping[str, float] = dataclasses.field(default_factory=dict)
     overhead_ms: Mapping[str, float] = dataclasses.field(default_factory=dict)
     notes: str = ""
 
@@ -126,7 +153,9 @@ class DeviceInfo:
 def load_device(path: str | Path) -> DeviceInfo:
     path = Path(path)
     if not path.is_file():
-        raise LatencyTableError(f"device metadata not found: {path} (every table folder has a device.yaml)")
+        raise LatencyTableError(
+            f"device metadata not found: {path} (every table folder has a device.yaml)"
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -134,16 +163,37 @@ def load_device(path: str | Path) -> DeviceInfo:
     if not isinstance(data, dict):
         raise LatencyTableError(f"{path}: expected a mapping")
     fields = {f.name for f in dataclasses.fields(DeviceInfo)}
-    unknown, missing = set(data) - fields, {f.name for f in dataclasses.fields(DeviceInfo) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING} - set(data)  # type: ignore[misc]
+    unknown, missing = (
+        set(data) - fields,
+        {
+            f.name
+            for f in dataclasses.fields(DeviceInfo)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        - set(data),
+    )  # type: ignore[misc]
     if unknown:
-        raise LatencyTableError(f"{path}: unknown field(s) {sorted(unknown)}; allowed: {sorted(fields)}")
+        raise LatencyTableError(
+            f"{path}: unknown field(s) {sorted(unknown)}; allowed: {sorted(fields)}"
+        )
     if missing:
         raise LatencyTableError(f"{path}: missing field(s) {sorted(missing)}")
-    overhead = data.get("overhead_ms") or {}
-    if not isinstance(overhead, dict) or any(k not in DTYPES or not isinstance(v, int | float) for k, v in overhead.items()):
-        raise LatencyTableError(f"{path}: overhead_ms must map a dtype in {DTYPES} to milliseconds")
+    per_dtype = {}
+    for name in ("overhead_ms", "invoke_overhead_ms"):
+        value = data.get(name) or {}
+        if not isinstance(value, dict) or any(
+            k not in DTYPES or not isinstance(v, int | float) for k, v in value.items()
+        ):
+            raise LatencyTableError(f"{path}: {name} must map a dtype in {DTYPES} to milliseconds")
+        per_dtype[name] = MappingProxyType({k: float(v) for k, v in value.items()})
     try:
-        return DeviceInfo(**{**data, "overhead_ms": MappingProxyType({k: float(v) for k, v in overhead.items()}), "threads": None if data["threads"] is None else int(data["threads"])})
+        return DeviceInfo(
+            **{
+                **data,
+                **per_dtype,
+                "threads": None if data["threads"] is None else int(data["threads"]),
+            }
+        )
     except (TypeError, ValueError) as e:
         raise LatencyTableError(f"{path}: {e}") from e
 
@@ -151,5 +201,6 @@ def load_device(path: str | Path) -> DeviceInfo:
 def write_device(path: str | Path, info: DeviceInfo) -> None:
     data: dict[str, Any] = dataclasses.asdict(info)
     data["overhead_ms"] = dict(info.overhead_ms)
+    data["invoke_overhead_ms"] = dict(info.invoke_overhead_ms)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False))

@@ -46,7 +46,9 @@ def subnet_tflite(space, config, dtype: str) -> bytes:
     rng = np.random.default_rng(_seed(str(config)))
     model = keras_model(layers, [random_layer_params(layer, rng) for layer in layers])
     if dtype == "int8":
-        return to_tflite(model, "int8", representative_for(layers[0].input_shape, 0), integer_io=True)
+        return to_tflite(
+            model, "int8", representative_for(layers[0].input_shape, 0), integer_io=True
+        )
     return to_tflite(model, dtype)
 
 
@@ -57,21 +59,27 @@ def measure_subnets(
     """Predicted layer sum (without overhead) and measured latency of each config."""
     points = []
     for i, config in enumerate(configs):
-        layer_sum = sum(ms for _, ms in model.layer_latencies(config, dtype))
-        measured = time_tflite(subnet_tflite(model.space, config, dtype), threads=threads, runs=runs)
-        points.append({"config": str(config), "layer_sum_ms": layer_sum, "measured_ms": measured.mean})
+        layer_sum = model.layer_sum(config, dtype)
+        measured = time_tflite(
+            subnet_tflite(model.space, config, dtype), threads=threads, runs=runs
+        )
+        points.append(
+            {"config": str(config), "layer_sum_ms": layer_sum, "measured_ms": measured.mean}
+        )
         if progress is not None:
             progress(i + 1, len(configs))
     return points
 
 
-def validation_report(points: list[dict[str, Any]], overhead_ms: float, dtype: str, threads: int) -> ValidationReport:
+def validation_report(
+    points: list[dict[str, Any]], overhead_ms: float, dtype: str, threads: int
+) -> ValidationReport:
     from scipy.stats import kendalltau
 
     pred = np.array([p["layer_sum_ms"] for p in points]) + overhead_ms
     meas = np.array([p["measured_ms"] for p in points])
     rel = np.abs(pred - meas) / meas
-    for p, value in zip(points, pred):
+    for p, value in zip(points, pred, strict=True):
         p["predicted_ms"] = float(value)
     tau = float(kendalltau(pred, meas).statistic) if len(points) > 1 else float("nan")
     return ValidationReport(
@@ -92,10 +100,15 @@ def scatter_plot(report: ValidationReport, title: str, path: Path) -> None:
     ax.scatter(meas, pred, s=14)
     lo, hi = min(meas + pred) * 0.9, max(meas + pred) * 1.1
     ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="predicted = measured")
-    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="gray", alpha=0.2, label="±10%")
+    ax.fill_between(
+        [lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="gray", alpha=0.2, label="±10%"
+    )
     ax.set_xlabel("measured latency (ms)")
     ax.set_ylabel("predicted latency, LUT (ms)")
-    ax.set_title(f"{title}\n{report.within_10pct:.0%} within ±10%, MAPE {report.mape:.1%}, τ {report.kendall_tau:.3f}", fontsize=9)
+    ax.set_title(
+        f"{title}\n{report.within_10pct:.0%} within ±10%, MAPE {report.mape:.1%}, τ {report.kendall_tau:.3f}",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

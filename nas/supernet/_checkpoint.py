@@ -24,11 +24,26 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 
 def save_weights(
-    path: Path, state_dict: dict[str, torch.Tensor], *, space: str, space_options: dict, meta: dict, fp16: bool
+    path: Path,
+    state_dict: dict[str, torch.Tensor],
+    *,
+    space: str,
+    space_options: dict,
+    meta: dict,
+    fp16: bool,
 ) -> None:
     if fp16:
         state_dict = {k: v.half() if v.is_floating_point() else v for k, v in state_dict.items()}
-    atomic_save({"format": FORMAT, "space": space, "space_options": space_options, "meta": meta, "state_dict": state_dict}, path)
+    atomic_save(
+        {
+            "format": FORMAT,
+            "space": space,
+            "space_options": space_options,
+            "meta": meta,
+            "state_dict": state_dict,
+        },
+        path,
+    )
 
 
 def load_weights(path: str | Path) -> dict[str, Any]:
@@ -48,5 +63,7 @@ def load_weights(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read supernet checkpoint {path}: {e}") from e
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a nas supernet checkpoint (expected format {FORMAT})")
-    blob["state_dict"] = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    blob["state_dict"] = {
+        k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()
+    }
     return blob

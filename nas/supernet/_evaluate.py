@@ -30,7 +30,7 @@ def recalibrate_bn(model: nn.Module, loader) -> None:
         bn.train()
     for x, _ in loader:
         model(x)
-    for bn, (momentum, _) in zip(bns, saved):
+    for bn, (momentum, _) in zip(bns, saved, strict=True):
         bn.momentum = momentum
     model.train(was_training)
 
@@ -70,7 +70,9 @@ class SubnetEvaluator:
         recalibrate_bn(model, self._loader(self._calibration, config.resolution))
         return model.eval()
 
-    def evaluate(self, config: Any, split: str = "val", max_images: int | None = None) -> dict[str, Any]:
+    def evaluate(
+        self, config: Any, split: str = "val", max_images: int | None = None
+    ) -> dict[str, Any]:
         data = self.dataset.split(split)
         if max_images is not None:
             data = data.subset(max_images, seed=self.seed)

@@ -62,10 +62,13 @@ class SupernetTrainer:
         self.progress = progress
         self.model = space.supernet().to(memory_format=torch.channels_last)
         decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
+        for p in self.model.parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)
         self.optimizer = torch.optim.SGD(
-            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            [
+                {"params": decay, "weight_decay": self.cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
             lr=self.cfg.phases[0].lr,
             momentum=self.cfg.momentum,
             nesterov=True,
@@ -106,7 +109,9 @@ class SupernetTrainer:
             epoch -= phase.epochs
         raise IndexError(epoch)
 
-    def _choices(self, phase: PhaseSpec) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    def _choices(
+        self, phase: PhaseSpec
+    ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
         d = self.space.definition
         return (
             phase.kernels or (max(d.kernels),),
@@ -128,7 +133,9 @@ class SupernetTrainer:
         d = self.space.definition
         ks, es, ds = self._choices(phase)
         n = min(ds) * len(d.stages)
-        return MBV3Config(min(d.resolutions), (min(ds),) * len(d.stages), (min(ks),) * n, (min(es),) * n)
+        return MBV3Config(
+            min(d.resolutions), (min(ds),) * len(d.stages), (min(ks),) * n, (min(es),) * n
+        )
 
     # ---- one epoch -------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> dict[str, float]:
@@ -141,7 +148,9 @@ class SupernetTrainer:
         gen = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
         largest = self.space.largest()
-        sandwich = phase.kernels is not None or phase.expands is not None or phase.depths is not None
+        sandwich = (
+            phase.kernels is not None or phase.expands is not None or phase.depths is not None
+        )
         self.model.train()
         total_steps = phase.epochs * self.steps_per_epoch
         sums = {"loss": 0.0, "kd_loss": 0.0}
@@ -162,7 +171,9 @@ class SupernetTrainer:
             sums["loss"] += loss.item()
             if sandwich:
                 teacher = F.softmax(logits.detach(), dim=1)
-                students = [self._smallest(phase)] + [self._sample(phase, rng) for _ in range(self.cfg.n_random_subnets)]
+                students = [self._smallest(phase)] + [
+                    self._sample(phase, rng) for _ in range(self.cfg.n_random_subnets)
+                ]
                 for config in students:
                     self.space.activate(self.model, config)
                     out = self.model(_at(x, config.resolution))
@@ -175,7 +186,11 @@ class SupernetTrainer:
             if self.progress is not None:
                 self.progress(1, {"phase": phase_index, "loss": loss.item(), "lr": lr})
         steps = max(self.steps_per_epoch, 1)
-        return {"train_loss": sums["loss"] / steps, "train_kd_loss": sums["kd_loss"] / steps, "lr": lr}
+        return {
+            "train_loss": sums["loss"] / steps,
+            "train_kd_loss": sums["kd_loss"] / steps,
+            "lr": lr,
+        }
 
     def _validate(self) -> dict[str, float]:
         evaluator = SubnetEvaluator(
@@ -183,8 +198,13 @@ class SupernetTrainer:
             bn_calibration_images=self.cfg.bn_calibration_images, seed=self.spec.seed,
         )  # fmt: skip
         out = {}
-        for name, config in (("largest", self.space.largest()), ("smallest", self.space.smallest())):
-            out[f"val_acc_{name}"] = evaluator.evaluate(config, "val", max_images=self.cfg.eval_images)["accuracy"]
+        for name, config in (
+            ("largest", self.space.largest()),
+            ("smallest", self.space.smallest()),
+        ):
+            out[f"val_acc_{name}"] = evaluator.evaluate(
+                config, "val", max_images=self.cfg.eval_images
+            )["accuracy"]
         return out
 
     # ---- the job ---------------------------------------------------------------------------
@@ -194,7 +214,9 @@ class SupernetTrainer:
         state_path = self.work_dir / STATE_FILE
         if state_path.is_file():
             self.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=False))
-            logger.info("resuming from %s after epoch %d/%d", state_path, self.epoch, self.total_epochs)
+            logger.info(
+                "resuming from %s after epoch %d/%d", state_path, self.epoch, self.total_epochs
+            )
         run = self._start_tracking()
         try:
             while self.epoch < self.total_epochs:
@@ -232,7 +254,9 @@ class SupernetTrainer:
                 mlflow.log_metric("train_seconds_total", self.seconds)
                 mlflow.log_artifact(str(checkpoint), artifact_path="checkpoint")
             logger.info("wrote %s (%.0f s of training)", checkpoint, self.seconds)
-            return TrainResult(checkpoint, self.seconds, self.epoch, self.history, self.mlflow_run_id)
+            return TrainResult(
+                checkpoint, self.seconds, self.epoch, self.history, self.mlflow_run_id
+            )
         finally:
             if run is not None:
                 import mlflow
@@ -246,10 +270,23 @@ class SupernetTrainer:
 
         from nas.tracking import start_job_run
 
-        run = start_job_run(self.spec.name, "train-supernet", spec_uri=self.spec.tracking_uri, run_id=self.mlflow_run_id)
+        run = start_job_run(
+            self.spec.name,
+            "train-supernet",
+            spec_uri=self.spec.tracking_uri,
+            run_id=self.mlflow_run_id,
+        )
         if self.mlflow_run_id is None:
             self.mlflow_run_id = run.info.run_id
-            mlflow.log_params(_flatten({"space": self.space.name, "seed": self.spec.seed, "supernet": dataclasses.asdict(self.cfg)}))
+            mlflow.log_params(
+                _flatten(
+                    {
+                        "space": self.space.name,
+                        "seed": self.spec.seed,
+                        "supernet": dataclasses.asdict(self.cfg),
+                    }
+                )
+            )
             if self.spec.source:
                 mlflow.log_artifact(self.spec.source, artifact_path="spec")
         return run

@@ -12,7 +12,9 @@ __all__ = ["start_job_run"]
 logger = logging.getLogger(__name__)
 
 
-def start_job_run(experiment: str, run_name: str, *, spec_uri: str | None = None, run_id: str | None = None) -> Any:
+def start_job_run(
+    experiment: str, run_name: str, *, spec_uri: str | None = None, run_id: str | None = None
+) -> Any:
     """Start a new run (or reopen ``run_id``) in ``experiment``; returns the active mlflow run."""
     import mlflow
 

@@ -17,7 +17,9 @@ def _folder(tmp_path, classes=("cat", "dog"), n=10):
 
 
 def test_image_folder_loads_classes_and_splits(tmp_path):
-    data = load_image_folder(_folder(tmp_path), size=16, channels=3, val_fraction=0.25, test_fraction=0.2)
+    data = load_image_folder(
+        _folder(tmp_path), size=16, channels=3, val_fraction=0.25, test_fraction=0.2
+    )
     assert data.class_names == ("cat", "dog")
     assert len(data.train) + len(data.val) + len(data.test) == 20
     assert data.train.images.shape[1:] == (3, 16, 16)

@@ -7,7 +7,6 @@ import os
 import stat
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -50,7 +49,11 @@ def test_benchmark_command_pins_threads_and_cores(tmp_path):
     t = AdbTarget(serial="R58M", benchmark_model=tmp_path / "bm", threads=1, cpu_mask="f0")
     cmd = t.benchmark_command("/data/local/tmp/nas/layer.tflite")
     assert cmd[:6] == ["adb", "-s", "R58M", "shell", "taskset", "f0"]
-    assert "--num_threads=1" in cmd and "--num_runs=50" in cmd and "--graph=/data/local/tmp/nas/layer.tflite" in cmd
+    assert (
+        "--num_threads=1" in cmd
+        and "--num_runs=50" in cmd
+        and "--graph=/data/local/tmp/nas/layer.tflite" in cmd
+    )
     with pytest.raises(ValueError, match="cpu_mask"):
         AdbTarget(serial="x", benchmark_model=tmp_path, cpu_mask="cores4-7")
 
@@ -92,7 +95,11 @@ def test_calibrate_over_adb_with_a_stand_in_adb(tmp_path, monkeypatch):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     adb = bindir / "adb"
-    adb.write_text(FAKE_ADB.format(python=sys.executable, device=str(tmp_path / "phones"), repo=str(project_root())))
+    adb.write_text(
+        FAKE_ADB.format(
+            python=sys.executable, device=str(tmp_path / "phones"), repo=str(project_root())
+        )
+    )
     adb.chmod(adb.stat().st_mode | stat.S_IEXEC)
     bm = tmp_path / "benchmark_model"
     bm.write_text("#!/bin/sh\n")
@@ -101,13 +108,33 @@ def test_calibrate_over_adb_with_a_stand_in_adb(tmp_path, monkeypatch):
     space = get_space("ofa_mbv3_small")
     # calibrate only the layers of the smallest subnet: restrict the catalogue for speed
     wanted = space.layers(space.smallest())
-    monkeypatch.setattr(type(space), "all_layers", lambda self, r: [l for l in wanted if r == space.smallest().resolution])
+    monkeypatch.setattr(
+        type(space),
+        "all_layers",
+        lambda self, r: [layer for layer in wanted if r == space.smallest().resolution],
+    )
     out = tmp_path / "lut"
-    rc = main(["lut", "calibrate", "--space", "ofa_mbv3_small", "--resolution", "24", "--device", "adb:FAKE01",
-               "--benchmark-model", str(bm), "--out", str(out), "--device-name", "fakephone"])
+    rc = main(
+        [
+            "lut",
+            "calibrate",
+            "--space",
+            "ofa_mbv3_small",
+            "--resolution",
+            "24",
+            "--device",
+            "adb:FAKE01",
+            "--benchmark-model",
+            str(bm),
+            "--out",
+            str(out),
+            "--device-name",
+            "fakephone",
+        ]
+    )
     assert rc == 0
     assert (tmp_path / "phones" / "FAKE01" / "data/local/tmp/nas/benchmark_model").is_file()
     model = LatencyModel(out, space)
     assert model.device.name == "fakephone" and model.device.threads == 1
     assert model.predict(space.smallest()) > 0
-    assert len(model.table(24)) == len({l.key for l in wanted})
+    assert len(model.table(24)) == len({layer.key for layer in wanted})

@@ -14,31 +14,48 @@ NOTE10 = project_root() / "latency_luts" / "note10"
 
 @pytest.mark.parametrize("resolution", [160, 224])
 def test_note10_prediction_equals_the_hand_sum_of_the_raw_yaml(resolution):
-    raw = yaml.safe_load((FIXTURES / "ofa" / "note10" / f"{resolution}_lookup_table.yaml").read_text())
+    raw = yaml.safe_load(
+        (FIXTURES / "ofa" / "note10" / f"{resolution}_lookup_table.yaml").read_text()
+    )
     space = get_space("ofa_mbv3")
     model = LatencyModel(NOTE10, space)
     r, half = resolution, (resolution + 1) // 2
     # largest: depth 4 everywhere, kernel 7, expand 6; widths 24,32,48,96,136,192 (w1.2)
-    keys = [f"Conv-input:{r}x{r}x3-output:{half}x{half}x24",
-            f"expanded_conv-input:{half}x{half}x24-output:{half}x{half}x24-expand:24-kernel:3-stride:1-idskip:1-se:0-hs:0"]
+    keys = [
+        f"Conv-input:{r}x{r}x3-output:{half}x{half}x24",
+        f"expanded_conv-input:{half}x{half}x24-output:{half}x{half}x24-expand:24-kernel:3-stride:1-idskip:1-se:0-hs:0",
+    ]
     size, cin = half, 24
-    for width, stride, se, hs in ((32, 2, 0, 0), (48, 2, 1, 0), (96, 2, 0, 1), (136, 1, 1, 1), (192, 2, 1, 1)):
+    for width, stride, se, hs in (
+        (32, 2, 0, 0),
+        (48, 2, 1, 0),
+        (96, 2, 0, 1),
+        (136, 1, 1, 1),
+        (192, 2, 1, 1),
+    ):
         for b in range(4):
             s = stride if b == 0 else 1
             out = (size - 1) // s + 1
-            keys.append(f"expanded_conv-input:{size}x{size}x{cin}-output:{out}x{out}x{width}-expand:{cin * 6}"
-                        f"-kernel:7-stride:{s}-idskip:{int(s == 1 and cin == width)}-se:{se}-hs:{hs}")
+            keys.append(
+                f"expanded_conv-input:{size}x{size}x{cin}-output:{out}x{out}x{width}-expand:{cin * 6}"
+                f"-kernel:7-stride:{s}-idskip:{int(s == 1 and cin == width)}-se:{se}-hs:{hs}"
+            )
             size, cin = out, width
-    keys += [f"Conv_1-input:{size}x{size}x192-output:{size}x{size}x1152",
-             f"AvgPool2D-input:{size}x{size}x1152-output:1x1x1152",
-             "Conv_2-input:1x1x1152-output:1x1x1536", "Logits-input:1x1x1536-output:1000"]
+    keys += [
+        f"Conv_1-input:{size}x{size}x192-output:{size}x{size}x1152",
+        f"AvgPool2D-input:{size}x{size}x1152-output:1x1x1152",
+        "Conv_2-input:1x1x1152-output:1x1x1536",
+        "Logits-input:1x1x1536-output:1000",
+    ]
     hand = sum(raw[k]["mean"] for k in keys)
     largest = space.parse(f"r{resolution}" + "_k7777e6666" * 5)
     assert model.predict(largest) == pytest.approx(hand, rel=1e-12)
 
     smallest = space.parse(f"r{resolution}" + "_k33e33" * 5)
     keys_small = [layer.key for layer in space.layers(smallest)]
-    assert model.predict(smallest) == pytest.approx(sum(raw[k]["mean"] for k in keys_small), rel=1e-12)
+    assert model.predict(smallest) == pytest.approx(
+        sum(raw[k]["mean"] for k in keys_small), rel=1e-12
+    )
     assert model.predict(smallest) < model.predict(largest)
 
 

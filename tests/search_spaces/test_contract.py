@@ -81,10 +81,10 @@ def test_encode_is_fixed_length_one_hot(space):
 def test_layers_price_every_block_and_the_head(space):
     c = space.smallest()
     layers = space.layers(c)
-    assert [l.op for l in layers[:2]] == ["Conv", "expanded_conv"]
-    assert [l.op for l in layers[-4:]] == ["Conv_1", "AvgPool2D", "Conv_2", "Logits"]
+    assert [layer.op for layer in layers[:2]] == ["Conv", "expanded_conv"]
+    assert [layer.op for layer in layers[-4:]] == ["Conv_1", "AvgPool2D", "Conv_2", "Logits"]
     assert len(layers) == 2 + sum(c.depths) + 4
-    assert len({l.key for l in space.layers(space.largest())}) > len({l.key for l in layers}) - 3
+    assert len({layer.key for layer in space.layers(space.largest())}) > len({layer.key for layer in layers}) - 3
 
 
 def test_larger_configs_cost_more_macs(space):
@@ -108,7 +108,7 @@ def test_build_with_weights_copies_the_supernet_weights(space):
     c = space.smallest()
     a = space.build(c, weights=supernet.state_dict())
     b = space.extract(supernet, c)
-    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb)
 
 

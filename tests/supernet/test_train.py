@@ -27,7 +27,9 @@ def test_training_learns_and_resumes_after_interruption(small_fmnist, tmp_path):
         if steps["n"] == 12:  # epoch 1 has 8 steps of 100 images
             raise _Crash
 
-    trainer = SupernetTrainer(spec, space, dataset, work_dir=tmp_path / "work", progress=crash_in_second_epoch)
+    trainer = SupernetTrainer(
+        spec, space, dataset, work_dir=tmp_path / "work", progress=crash_in_second_epoch
+    )
     with pytest.raises(_Crash):
         trainer.run()
     assert (tmp_path / "work" / "train_state.pt").is_file()
@@ -45,7 +47,10 @@ def test_training_learns_and_resumes_after_interruption(small_fmnist, tmp_path):
 
     # the shipped format loads back and extracted subnets beat chance on held-out test images
     supernet, blob = load_supernet(spec, space)
-    assert blob["meta"]["epochs"] == 2 and blob["state_dict"]["first_conv.conv.weight"].dtype == torch.float32
+    assert (
+        blob["meta"]["epochs"] == 2
+        and blob["state_dict"]["first_conv.conv.weight"].dtype == torch.float32
+    )
     evaluator = SubnetEvaluator(space, supernet, dataset, bn_calibration_images=200)
     for which in ("largest", "smallest"):
         out = evaluator.evaluate(space.resolve(which), "test")
