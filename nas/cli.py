@@ -89,6 +89,42 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from tqdm import tqdm
+
+    from nas.search import SearchJob
+    from nas.spec import load_spec
+
+    spec = load_spec(args.spec)
+    overrides = {k: v for k, v in (("trials", args.trials), ("workers", args.workers)) if v is not None}
+    if overrides:
+        spec = dataclasses.replace(spec, search=dataclasses.replace(spec.search, **overrides))
+    bar = tqdm(total=spec.search.trials, unit="trial", dynamic_ncols=True, disable=args.quiet or args.json)
+
+    def progress(info: dict) -> None:
+        bar.n = info["done"]
+        bar.set_postfix(pareto=info["pareto_size"], hv=f"{info['hypervolume']:.4g}")
+        bar.refresh()
+
+    job = SearchJob(spec, track=not args.no_mlflow, progress=progress)
+    result = job.run()
+    bar.close()
+    if args.json:
+        print(json.dumps(result.summary()))
+        return 0
+    target = job.device_names[0]
+    print(f"{result.n_complete} trials complete; hypervolume {result.hypervolume:.4g}; "
+          f"Pareto front on {target} ({len(result.pareto)} subnets):")  # fmt: skip
+    for row in result.pareto:
+        lat = ", ".join(f"{d} {ms:.3f} ms" for d, ms in row["latency_ms"].items())
+        print(f"  top-1 {row['accuracy'] * 100:6.2f}%  {lat}  {row['config']}")
+    if result.parent_run_id:
+        print(f"MLflow: experiment {result.experiment!r}, parent run {result.parent_run_id}")
+    return 0
+
+
 def _cmd_lut_predict(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -301,6 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help='print {"config", "accuracy", "split", "n_images"}'
     )
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("search", help="run (or resume) a multi-objective search study on Ray workers",
+                       description="Driver-owned Optuna study; N trials in flight on Ray actors; logged to "
+                                   "MLflow. Re-running the same spec resumes the study. Set RAY_ADDRESS to use "
+                                   "a Ray cluster.")  # fmt: skip
+    p.add_argument("spec", help="run spec YAML (see runs/)")
+    p.add_argument("--trials", type=int, help="override search.trials")
+    p.add_argument("--workers", type=int, help="override search.workers")
+    p.add_argument("--json", action="store_true",
+                   help='print {"experiment", "parent_run_id", "n_complete", "hypervolume", "pareto"}')
+    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_search)
 
     lut = sub.add_parser("lut", help="latency lookup tables: calibrate, validate, predict")
     lsub = lut.add_subparsers(dest="lut_command", required=True, metavar="LUT_COMMAND")

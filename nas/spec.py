@@ -18,6 +18,9 @@ from nas.errors import SpecError
 
 __all__ = [
     "DatasetSpec",
+    "DeviceSpec",
+    "EvaluatorSpec",
+    "SearchSpec",
     "PhaseSpec",
     "SupernetSpec",
     "RunSpec",
@@ -149,10 +152,77 @@ class SupernetSpec:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class EvaluatorSpec:
+    """How a config's accuracy is obtained.
+
+    kind: ``supernet`` (extract from ``supernet.checkpoint``, recalibrate BN, top-1 on the
+    validation split) or ``predictor`` (OFA's published accuracy predictor file).
+    predictor: the predictor file; the environment variable ``NAS_OFA_PREDICTOR`` overrides it.
+    val_images: validation images scored per trial (null: the whole validation split).
+    """
+
+    kind: Literal["supernet", "predictor"] = "supernet"
+    predictor: str | None = None
+    val_images: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.val_images is not None:
+            _check(self.val_images >= 1, "evaluator.val_images", self.val_images, "must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DeviceSpec:
+    """One latency target: a table folder (``device.yaml`` + ``<space>/<resolution>.yaml``) and
+    the precision to price (``fp32``, ``fp16``, ``int8``)."""
+
+    lut: str
+    dtype: Literal["fp32", "fp16", "int8"] = "fp32"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SearchSpec:
+    """The study.
+
+    sampler: ``tpe``, ``nsga2``, ``gp`` or ``random``.
+    trials: completed trials the study should reach (a re-run continues towards it).
+    timeout_minutes: stop dispatching after this wall time (null: no limit).
+    workers / threads_per_worker: Ray actors, each holding the evaluator, and their torch threads.
+    storage: Optuna storage URL (e.g. ``postgresql://…``); null: a journal file in runs/<name>/.
+    objectives: ``accuracy`` (maximized) and ``latency`` (first device, minimized) always come
+    first; ``params`` and ``macs`` (minimized) may follow.
+    max_latency_ms: constraint on the first device's latency (``trial.set_constraint``).
+    reference_latency_ms / reference_accuracy: the hypervolume reference point
+    (default: the largest subnet's predicted latency, and accuracy 0).
+    """
+
+    sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
+    trials: int = 100
+    timeout_minutes: float | None = None
+    workers: int = 2
+    threads_per_worker: int = 1
+    storage: str | None = None
+    objectives: tuple[Literal["accuracy", "latency", "params", "macs"], ...] = ("accuracy", "latency")
+    max_latency_ms: float | None = None
+    reference_latency_ms: float | None = None
+    reference_accuracy: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.trials >= 1, "search.trials", self.trials, "must be >= 1")
+        _check(self.workers >= 1, "search.workers", self.workers, "must be >= 1")
+        _check(self.threads_per_worker >= 1, "search.threads_per_worker", self.threads_per_worker, "must be >= 1")
+        _check(
+            self.objectives[:2] == ("accuracy", "latency") and len(set(self.objectives)) == len(self.objectives),
+            "search.objectives", list(self.objectives),
+            "must start with accuracy, latency (then optionally params, macs), without repeats",
+        )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RunSpec:
     """One job. ``name`` is also the MLflow experiment; outputs go to ``runs/<name>/``.
 
     space: a registered search space (see ``nas spaces``).
+    devices: latency targets; the first is the search's target (its latency is an objective).
     seed: every random choice of the job derives from it.
     tracking_uri: MLflow tracking URI; ``MLFLOW_TRACKING_URI`` wins, default ``runs/mlflow.db``.
     """
@@ -161,6 +231,9 @@ class RunSpec:
     space: str = "ofa_mbv3_small"
     dataset: DatasetSpec = dataclasses.field(default_factory=DatasetSpec)
     supernet: SupernetSpec = dataclasses.field(default_factory=SupernetSpec)
+    evaluator: EvaluatorSpec = dataclasses.field(default_factory=EvaluatorSpec)
+    devices: tuple[DeviceSpec, ...] = ()
+    search: SearchSpec = dataclasses.field(default_factory=SearchSpec)
     seed: int = 0
     tracking_uri: str | None = None
     #: the file the spec was read from (set by load_spec; relative paths resolve against the checkout)

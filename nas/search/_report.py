@@ -1,0 +1,73 @@
+"""The study's report files: Pareto table (CSV), Pareto-front plots (PNG, HTML), hypervolume history."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from nas.search._pareto import hypervolume_2d
+
+__all__ = ["write_reports"]
+
+
+def write_reports(job: Any, study: optuna.Study, fronts: dict[str, list], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
+    paths = []
+    csv_path = out / "pareto.csv"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["device", "trial", "config", "accuracy", "latency_ms", "mlflow_run_id"])
+        for name, front in fronts.items():
+            for t in front:
+                writer.writerow([name, t.number, t.user_attrs["config"], t.user_attrs["accuracy"],
+                                 t.user_attrs["latency_ms"][name], t.user_attrs.get("mlflow_run_id", "")])  # fmt: skip
+    paths.append(csv_path)
+
+    trials = job._complete(study)
+    fig, axes = plt.subplots(1, len(fronts), figsize=(5.5 * len(fronts), 4.2), squeeze=False)
+    html = go.Figure()
+    for ax, (name, front) in zip(axes[0], fronts.items(), strict=True):
+        ax.scatter([t.user_attrs["latency_ms"][name] for t in trials], [t.user_attrs["accuracy"] for t in trials],
+                   s=10, alpha=0.4, label="trials")  # fmt: skip
+        xs = [t.user_attrs["latency_ms"][name] for t in front]
+        ys = [t.user_attrs["accuracy"] for t in front]
+        ax.step(xs, ys, where="post", color="C3", marker="o", ms=4, label="Pareto front")
+        ax.set_xlabel(f"latency on {name} (ms, predicted from LUT)")
+        ax.set_ylabel("top-1 (validation)" if job.spec.evaluator.kind == "supernet" else "top-1 (predicted)")
+        ax.legend(fontsize=8)
+        ax.set_title(name)
+        html.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"front: {name}",
+                                  text=[t.user_attrs["config"] for t in front], line_shape="hv"))  # fmt: skip
+    fig.tight_layout()
+    png = out / "pareto_front.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    html.update_layout(xaxis_title="latency (ms, predicted)", yaxis_title="top-1")
+    html_path = out / "pareto_front.html"
+    html.write_html(str(html_path), include_plotlyjs=True)
+    paths += [png, html_path]
+
+    # hypervolume after each completed trial, in trial order
+    target = job.device_names[0]
+    points, history = [], []
+    for t in sorted(trials, key=lambda t: t.number):
+        points.append((t.user_attrs["latency_ms"][target], t.user_attrs["accuracy"]))
+        history.append(hypervolume_2d(points, *job.reference))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.plot(range(1, len(history) + 1), history)
+    ax.set_xlabel("completed trials")
+    ax.set_ylabel(f"hypervolume (ref {job.reference[0]:.2f} ms, {job.reference[1]:.2f})")
+    fig.tight_layout()
+    hv = out / "hypervolume_history.png"
+    fig.savefig(hv, dpi=110)
+    plt.close(fig)
+    paths.append(hv)
+    return paths

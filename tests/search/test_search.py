@@ -1,0 +1,105 @@
+"""nas search end to end: a real Optuna journal, an embedded Ray, a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import optuna
+import pytest
+import yaml
+
+from nas.cli import main
+from nas.search import load_ofa_predictor
+from nas.spec import load_spec, project_root
+from search_spaces import get_space
+from tests.conftest import FIXTURES
+
+PREDICTOR = FIXTURES / "ofa" / "acc_predictor.pth"
+pytestmark = pytest.mark.skipif(not PREDICTOR.is_file(), reason="shared fixtures not present")
+
+
+def _spec(tmp_path, name="note10_test", trials=12, **search):
+    data = yaml.safe_load((project_root() / "runs" / "ofa_imagenet_note10.yaml").read_text())
+    data["name"] = name
+    data["evaluator"]["predictor"] = str(PREDICTOR)
+    data["search"].update(trials=trials, **search)
+    data["devices"] = [{"lut": str(project_root() / "latency_luts" / "note10")}]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_ofa_predictor_loads_on_cpu_and_ranks_largest_above_smallest():
+    space = get_space("ofa_mbv3")
+    model = load_ofa_predictor(PREDICTOR)
+    import torch
+
+    with torch.no_grad():
+        big, small = (float(model(torch.from_numpy(space.encode(c))[None])) for c in (space.largest(), space.smallest()))
+    assert 0.70 < small < big < 0.85
+
+
+@pytest.mark.slow
+def test_search_logs_study_to_mlflow_and_prints_the_json_summary(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec_path = _spec(tmp_path, max_latency_ms=40)
+    assert main(["search", str(spec_path), "--json", "--workers", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(summary) == {"experiment", "parent_run_id", "n_complete", "hypervolume", "pareto"}
+    assert summary["n_complete"] == 12 and summary["hypervolume"] > 0 and summary["pareto"]
+    assert all(row["latency_ms"]["note10"] <= 40 for row in summary["pareto"])
+
+    client = mlflow.tracking.MlflowClient()
+    exp = client.get_experiment_by_name("note10_test")
+    children = client.search_runs([exp.experiment_id], filter_string="tags.`nas.role` = 'trial'")
+    assert 0 < len(children) <= 12  # duplicate subnets are answered from the cache, not re-run
+    assert all(r.data.tags["mlflow.parentRunId"] == summary["parent_run_id"] for r in children)
+    assert all("latency_ms.note10" in r.data.metrics and "accuracy" in r.data.metrics for r in children)
+    pareto = [r for r in children if r.data.tags.get("pareto") == "true"]
+    assert {r.data.params["config"] for r in pareto} == {row["config"] for row in summary["pareto"]}
+    artifacts = {a.path for a in client.list_artifacts(summary["parent_run_id"], "report")}
+    assert {"report/pareto.csv", "report/pareto_front.png", "report/pareto_front.html", "report/hypervolume_history.png"} <= artifacts
+    assert client.list_artifacts(summary["parent_run_id"], "spec")
+
+
+@pytest.mark.slow
+def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec_path = _spec(tmp_path, name="killed", trials=100000, workers=1)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "nas.cli", "search", str(spec_path), "--quiet", "--no-mlflow"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    spec = load_spec(spec_path)
+    journal = spec.run_dir() / "study.journal"
+    deadline = time.time() + 120
+    from nas.search import open_study
+
+    n_before = 0
+    while time.time() < deadline:
+        time.sleep(1)
+        if journal.is_file():
+            n_before = len(open_study(spec).get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+            if n_before >= 30:
+                break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert n_before >= 30, "the study never got going"
+    study = open_study(spec)
+    before = {t.number: t.values for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+    running = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
+
+    target = len(before) + 5
+    assert main(["search", str(spec_path), "--trials", str(target), "--quiet", "--no-mlflow"]) == 0
+    study = open_study(spec)
+    after = {t.number: t.values for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+    assert all(after[n] == v for n, v in before.items())  # every completed trial kept, unchanged
+    assert len(after) >= target
+    for t in running:  # left RUNNING by the kill: failed, and its parameters asked again
+        assert study.trials[t.number].state == optuna.trial.TrialState.FAIL
+        assert any(u.user_attrs.get("requeued_from") == t.number for u in study.trials)
