@@ -1,0 +1,67 @@
+"""The same `nas search` against a Ray cluster: a head node started with `ray start --head` on this
+machine, the job sent with `ray job submit`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from nas.spec import project_root
+from tests.conftest import FIXTURES
+
+RAY = Path(sys.executable).parent / "ray"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (FIXTURES / "ofa" / "acc_predictor.pth").is_file(), reason="shared fixtures not present"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_search_runs_unchanged_as_a_ray_job_on_a_cluster(tmp_path):
+    import secrets
+
+    # the cluster keeps Ray's token authentication; head node and submitter share one token
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env.pop("RAY_ADDRESS", None)
+    port, dash = _free_port(), _free_port()
+    temp = Path("/tmp") / f"ray{os.getpid()}"  # short: Ray's socket paths have a length limit
+    subprocess.run([str(RAY), "start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
+                    f"--dashboard-port={dash}", "--num-cpus=2", f"--temp-dir={temp}", "--disable-usage-stats"],
+                   check=True, env=env, capture_output=True, timeout=180)  # fmt: skip
+    try:
+        storage = f"sqlite:///{tmp_path / 'study.db'}"
+        spec = yaml.safe_load((project_root() / "runs" / "ofa_imagenet_note10.yaml").read_text())
+        spec.update(name="cluster_test")
+        spec["evaluator"]["predictor"] = str(FIXTURES / "ofa" / "acc_predictor.pth")
+        spec["devices"] = [{"lut": "latency_luts/note10"}]  # relative: resolved inside the job's working dir
+        spec["search"].update(trials=8, workers=2, storage=storage)
+        spec_path = project_root() / "runs" / "_cluster_test.yaml"
+        spec_path.write_text(yaml.safe_dump(spec))
+        job_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+        out = subprocess.run(
+            [str(RAY), "job", "submit", f"--address=http://127.0.0.1:{dash}", "--working-dir", str(project_root()),
+             "--runtime-env-json", '{"env_vars": {"MLFLOW_TRACKING_URI": "%s"}}' % job_env["MLFLOW_TRACKING_URI"],
+             "--", sys.executable, "-m", "nas.cli", "search", "runs/_cluster_test.yaml", "--json", "--quiet"],
+            env=job_env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        assert '"n_complete": 8' in out.stdout
+        study = optuna.load_study(study_name="cluster_test", storage=storage)
+        assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 8
+    finally:
+        spec_path.unlink(missing_ok=True)
+        subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
