@@ -76,6 +76,14 @@ class SearchSpace(abc.ABC, Generic[ConfigT]):
         """What the latency table prices, one entry per layer, in execution order."""
 
     @abc.abstractmethod
+    def macs(self, config: ConfigT) -> int:
+        """Multiply-accumulates of one forward pass at batch 1."""
+
+    @abc.abstractmethod
+    def params(self, config: ConfigT) -> int:
+        """Parameter count of the built subnet (computed without building it)."""
+
+    @abc.abstractmethod
     def all_layers(self, resolution: int) -> list[LayerSpec]:
         """Every distinct layer any config of this space can produce at ``resolution``
         (what a latency calibration must measure), without duplicates."""

@@ -341,6 +341,30 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
                     total += 2 * mid * make_divisible(mid // 4)
         return total
 
+    def params(self, config: MBV3Config) -> int:
+        """Parameters of the standalone PyTorch subnet (BatchNorm affine included), from the
+        layer list: no model is built."""
+        total = 0
+        for layer in self.layers(config):
+            cin, cout = layer.input_shape[-1], layer.output_shape[-1]
+            if layer.op == "Conv":
+                total += 9 * cin * cout + 2 * cout
+            elif layer.op == "Conv_1":
+                total += cin * cout + 2 * cout
+            elif layer.op == "Conv_2":
+                total += cin * cout  # no bias, no BN (OFA's feature-mix layer)
+            elif layer.op == "Logits":
+                total += cin * cout + cout
+            elif layer.op == "expanded_conv":
+                mid, k = layer.attr("expand"), layer.attr("kernel")
+                if mid != cin:
+                    total += cin * mid + 2 * mid
+                total += mid * k * k + 2 * mid + mid * cout + 2 * cout
+                if layer.attr("se"):
+                    r = make_divisible(mid // 4)
+                    total += mid * r + r + r * mid + mid
+        return total
+
     # ---- models --------------------------------------------------------------------------
     def supernet(self) -> torch.nn.Module:
         """A freshly initialized elastic supernet (OFA dynamic layers)."""

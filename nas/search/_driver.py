@@ -121,7 +121,7 @@ class SearchJob:
     # ---- pricing -------------------------------------------------------------------------
     def _price(self, config: Any) -> dict[str, Any]:
         latency = {name: m.predict(config, d.dtype) for name, m, d in zip(self.device_names, self.devices, self.spec.devices, strict=True)}
-        return {"latency_ms": latency, "macs": float(self.space.macs(config)), "params": float(_params(self.space, config))}
+        return {"latency_ms": latency, "macs": float(self.space.macs(config)), "params": float(self.space.params(config))}
 
     def _values(self, accuracy: float, priced: dict[str, Any]) -> list[float]:
         target = priced["latency_ms"][self.device_names[0]]
@@ -157,10 +157,7 @@ class SearchJob:
         cache = {t.user_attrs.get("config"): t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
         stats = {"eval_seconds": 0.0, "dispatched": 0, "cached": 0, "failed": 0}
 
-        def n_complete() -> int:
-            return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-
-        done_count = n_complete()
+        done_count = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
         try:
             while True:
                 while idle and done_count + len(inflight) < trials and (deadline is None or time.perf_counter() < deadline):
@@ -270,17 +267,6 @@ class SearchJob:
             fronts={name: [row(t) for t in front] for name, front in fronts.items()},
             timing={},
         )
-
-
-def _params(space: SearchSpace, config: Any) -> int:
-    """Parameter count of the standalone subnet (built once per distinct config)."""
-    key = (space.name, str(config))
-    if key not in _PARAMS_CACHE:
-        _PARAMS_CACHE[key] = sum(p.numel() for p in space.build(config).parameters())
-    return _PARAMS_CACHE[key]
-
-
-_PARAMS_CACHE: dict[tuple[str, str], int] = {}
 
 
 def _worker_class(threads: int):

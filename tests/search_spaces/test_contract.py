@@ -122,3 +122,10 @@ def test_all_layers_covers_every_layer_of_random_configs(space):
         for _ in range(200):
             config = dataclasses.replace(space.sample(rng), resolution=resolution)
             assert {layer.key for layer in space.layers(config)} <= catalog
+
+
+def test_params_count_matches_the_built_subnet(space):
+    rng = np.random.default_rng(9)
+    for config in [space.smallest(), space.sample(rng)]:
+        built = sum(p.numel() for p in space.build(config).parameters())
+        assert space.params(config) == built

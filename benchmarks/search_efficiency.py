@@ -1,0 +1,129 @@
+"""Search efficiency on ofa_mbv3 (OFA's predictor, Note10 tables): `nas search` after 1,000
+predictor queries vs random search with the same budget vs OFA's own EvolutionFinder (default
+budget, one run per latency constraint, 10 constraints spanning 15-60 ms, results pooled).
+
+    .venv/bin/python benchmarks/search_efficiency.py [--queries 1000] [--seed 0]
+
+Hypervolume in the (latency, top-1) plane over the window 15-60 ms with reference point
+(60 ms, 0.70): points outside the window or below 0.70 add nothing. Latency is Note10, predicted
+from OFA's published per-layer table (fp32); top-1 is OFA's predictor (ImageNet), not measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import nas  # noqa: F401
+from nas.latency import LatencyModel
+from nas.search import SearchJob, hypervolume_2d, load_ofa_predictor, pareto_front
+from nas.spec import load_spec, project_root
+from search_spaces import MBV3Config, get_space
+
+WINDOW = (15.0, 60.0)
+REF_ACC = 0.70
+
+
+def hv(points):
+    return hypervolume_2d(points, WINDOW[1], REF_ACC, min_latency=WINDOW[0])
+
+
+def to_config(sample: dict) -> MBV3Config:
+    ks, es, ds = [], [], sample["d"]
+    for s, d in enumerate(ds):
+        ks += sample["ks"][s * 4 : s * 4 + d]
+        es += sample["e"][s * 4 : s * 4 + d]
+    return MBV3Config(sample["image_size"], tuple(ds), tuple(ks), tuple(es))
+
+
+def run_nas(spec_path: Path, queries: int, seed: int) -> dict:
+    spec = load_spec(spec_path)
+    # a fresh study each run, in the default journal storage (runs/bench_search_<seed>/)
+    spec = dataclasses.replace(spec, name=f"bench_search_{seed}", seed=seed,
+                               search=dataclasses.replace(spec.search, trials=queries, workers=1))  # fmt: skip
+    shutil.rmtree(spec.run_dir(), ignore_errors=True)
+    start = time.perf_counter()
+    # a repeated subnet is answered from the study without a predictor query
+    result = SearchJob(spec, track=False).run()
+    points = [(r["latency_ms"]["note10"], r["accuracy"]) for r in result.pareto]
+    return {"method": f"nas search ({spec.search.sampler})", "queries": result.timing["dispatched"],
+            "trials": result.n_complete, "hypervolume": hv(points), "seconds": time.perf_counter() - start}  # fmt: skip
+
+
+def run_random(space, latency, predictor, queries: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    configs = [space.sample(rng) for _ in range(queries)]
+    with torch.no_grad():
+        accs = predictor(torch.from_numpy(np.stack([space.encode(c) for c in configs]))).squeeze(1).tolist()
+    points = [(latency.predict(c), a) for c, a in zip(configs, accs, strict=True)]
+    front = [points[i] for i in pareto_front(points)]
+    return {"method": "random search", "queries": queries, "hypervolume": hv(front)}
+
+
+def run_evolution(space, latency, predictor, seed: int) -> dict:
+    from ofa.nas.accuracy_predictor.arch_encoder import MobileNetArchEncoder
+    from ofa.nas.search_algorithm import EvolutionFinder
+
+    random.seed(seed)  # EvolutionFinder draws from the global generators
+    np.random.seed(seed)
+    counter = {"queries": 0}
+
+    class Accuracy:
+        arch_encoder = MobileNetArchEncoder(image_size_list=list(space.definition.resolutions), ks_list=[3, 5, 7],
+                                            expand_list=[3, 4, 6], depth_list=[2, 3, 4], n_stage=5)  # fmt: skip
+
+        @torch.no_grad()
+        def predict_acc(self, samples):
+            counter["queries"] += len(samples)
+            x = torch.from_numpy(np.stack([space.encode(to_config(s)) for s in samples]))
+            return predictor(x).squeeze(1)
+
+    class Efficiency:
+        def get_efficiency(self, sample):
+            return latency.predict(to_config(sample))
+
+    finder = EvolutionFinder(Efficiency(), Accuracy())  # default budget: population 100, 500 generations
+    best = []
+    start = time.perf_counter()
+    for constraint in np.linspace(*WINDOW, 10):
+        _, info = finder.run_evolution_search(float(constraint), verbose=False)
+        best.append((info[2], info[0]))
+    front = [best[i] for i in pareto_front(best)]
+    return {"method": "OFA EvolutionFinder (10 constraints, pooled)", "queries": counter["queries"],
+            "hypervolume": hv(front), "seconds": time.perf_counter() - start}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--spec", default=str(project_root() / "runs" / "ofa_imagenet_note10.yaml"))
+    parser.add_argument("--skip-evolution", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    spec = load_spec(args.spec)
+    space = get_space("ofa_mbv3")
+    latency = LatencyModel(spec.resolve_path(spec.devices[0].lut), space)
+    from nas.search._evaluators import predictor_path
+
+    predictor = load_ofa_predictor(predictor_path(spec))
+    rows = [run_nas(Path(args.spec), args.queries, args.seed), run_random(space, latency, predictor, args.queries, args.seed)]
+    if not args.skip_evolution:
+        rows.append(run_evolution(space, latency, predictor, args.seed))
+    ref = rows[-1]["hypervolume"] if not args.skip_evolution else None
+    for row in rows:
+        share = f", {row['hypervolume'] / ref:.1%} of EvolutionFinder's" if ref else ""
+        print(f"{row['method']}: hypervolume {row['hypervolume']:.4f} with {row['queries']} predictor queries{share}")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
