@@ -23,7 +23,9 @@ from search_spaces import get_space
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--space", default="ofa_mbv3_small")
     parser.add_argument("--resolution", type=int, default=28)
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "int8"])
@@ -41,7 +43,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         device = host_device_info(args.threads, "benchmark run")
-        path = calibrate(space, args.resolution, Path(tmp), dtype=args.dtype, measure=measure, device=device)
+        path = calibrate(
+            space, args.resolution, Path(tmp), dtype=args.dtype, measure=measure, device=device
+        )
         total = time.perf_counter() - start
         n = len(load_table(path))
     result = {"space": args.space, "resolution": args.resolution, "dtype": args.dtype, "threads": args.threads,

@@ -62,7 +62,11 @@ def run_random(space, latency, predictor, queries: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     configs = [space.sample(rng) for _ in range(queries)]
     with torch.no_grad():
-        accs = predictor(torch.from_numpy(np.stack([space.encode(c) for c in configs]))).squeeze(1).tolist()
+        accs = (
+            predictor(torch.from_numpy(np.stack([space.encode(c) for c in configs])))
+            .squeeze(1)
+            .tolist()
+        )
     points = [(latency.predict(c), a) for c, a in zip(configs, accs, strict=True)]
     front = [points[i] for i in pareto_front(points)]
     return {"method": "random search", "queries": queries, "hypervolume": hv(front)}
@@ -90,7 +94,9 @@ def run_evolution(space, latency, predictor, seed: int) -> dict:
         def get_efficiency(self, sample):
             return latency.predict(to_config(sample))
 
-    finder = EvolutionFinder(Efficiency(), Accuracy())  # default budget: population 100, 500 generations
+    finder = EvolutionFinder(
+        Efficiency(), Accuracy()
+    )  # default budget: population 100, 500 generations
     best = []
     start = time.perf_counter()
     for constraint in np.linspace(*WINDOW, 10):
@@ -102,7 +108,9 @@ def run_evolution(space, latency, predictor, seed: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--spec", default=str(project_root() / "runs" / "ofa_imagenet_note10.yaml"))
@@ -115,13 +123,18 @@ def main() -> None:
     from nas.search._evaluators import predictor_path
 
     predictor = load_ofa_predictor(predictor_path(spec))
-    rows = [run_nas(Path(args.spec), args.queries, args.seed), run_random(space, latency, predictor, args.queries, args.seed)]
+    rows = [
+        run_nas(Path(args.spec), args.queries, args.seed),
+        run_random(space, latency, predictor, args.queries, args.seed),
+    ]
     if not args.skip_evolution:
         rows.append(run_evolution(space, latency, predictor, args.seed))
     ref = rows[-1]["hypervolume"] if not args.skip_evolution else None
     for row in rows:
         share = f", {row['hypervolume'] / ref:.1%} of EvolutionFinder's" if ref else ""
-        print(f"{row['method']}: hypervolume {row['hypervolume']:.4f} with {row['queries']} predictor queries{share}")
+        print(
+            f"{row['method']}: hypervolume {row['hypervolume']:.4f} with {row['queries']} predictor queries{share}"
+        )
     print(json.dumps(rows))
 
 

@@ -23,14 +23,22 @@ from nas.supernet import SubnetEvaluator
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spec", default="runs/fashion_mnist_supernet.yaml")
     parser.add_argument("--n", type=int, default=12, help="random subnets per thread setting")
     args = parser.parse_args()
     spec = load_spec(args.spec)
     dataset, space = load_job(spec)
     supernet, blob = load_supernet(spec, space)
-    evaluator = SubnetEvaluator(space, supernet, dataset, bn_calibration_images=spec.supernet.bn_calibration_images, seed=spec.seed)
+    evaluator = SubnetEvaluator(
+        space,
+        supernet,
+        dataset,
+        bn_calibration_images=spec.supernet.bn_calibration_images,
+        seed=spec.seed,
+    )
     results: dict = {"checkpoint": spec.supernet.checkpoint, "n_val_images": len(dataset.val)}
     configs = [space.sample(np.random.default_rng(123)) for _ in range(args.n)]
     for threads in (1, 2):
@@ -41,13 +49,18 @@ def main() -> None:
             evaluator.evaluate(config, "val")
         minutes = (time.perf_counter() - start) / 60
         results[f"subnets_per_minute_{threads}_thread"] = round(args.n / minutes, 2)
-        print(f"{threads} thread(s): {args.n / minutes:.2f} subnets/min on the validation split "
-              f"({len(dataset.val)} images, BN recalibration on {spec.supernet.bn_calibration_images})", flush=True)
+        print(
+            f"{threads} thread(s): {args.n / minutes:.2f} subnets/min on the validation split "
+            f"({len(dataset.val)} images, BN recalibration on {spec.supernet.bn_calibration_images})",
+            flush=True,
+        )
     torch.set_num_threads(2)
     for which in ("largest", "smallest"):
         out = evaluator.evaluate(space.resolve(which), "test")
         results[f"test_top1_{which}"] = out["accuracy"]
-        print(f"{which} {out['config']}: top-1 {out['accuracy'] * 100:.2f}% on {out['n_images']} test images")
+        print(
+            f"{which} {out['config']}: top-1 {out['accuracy'] * 100:.2f}% on {out['n_images']} test images"
+        )
     print(json.dumps(results))
 
 

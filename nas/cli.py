@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -90,7 +91,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    import dataclasses
 
     from tqdm import tqdm
 
@@ -98,10 +98,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from nas.spec import load_spec
 
     spec = load_spec(args.spec)
-    overrides = {k: v for k, v in (("trials", args.trials), ("workers", args.workers)) if v is not None}
+    overrides = {
+        k: v for k, v in (("trials", args.trials), ("workers", args.workers)) if v is not None
+    }
     if overrides:
         spec = dataclasses.replace(spec, search=dataclasses.replace(spec.search, **overrides))
-    bar = tqdm(total=spec.search.trials, unit="trial", dynamic_ncols=True, disable=args.quiet or args.json)
+    bar = tqdm(
+        total=spec.search.trials, unit="trial", dynamic_ncols=True, disable=args.quiet or args.json
+    )
 
     def progress(info: dict) -> None:
         bar.n = info["done"]
@@ -125,8 +129,34 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_predictor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import optuna
+
+    from nas.search import SearchJob, open_study
+    from nas.search._predictor import save_predictor, train_predictor
+    from nas.spec import load_spec
+
+    spec = load_spec(args.spec)
+    job = SearchJob(spec, track=False)
+    trials = open_study(spec).get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    unique = {t.user_attrs["config"]: t.user_attrs["accuracy"] for t in trials}
+    configs = [job.space.parse(c) for c in unique]
+    model, report = train_predictor(job.space, configs, list(unique.values()), seed=spec.seed)
+    out = Path(args.out) if args.out else spec.run_dir() / "acc_predictor.pth"
+    save_predictor(model, out)
+    summary = {**dataclasses.asdict(report), "path": str(out)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"trained on {report.n_train} subnets of study {spec.name!r}; held-out {report.n_test}: "
+              f"RMSE {report.rmse:.4f} (mean baseline {report.baseline_rmse:.4f}), Kendall tau "
+              f"{report.kendall_tau:.3f}; saved to {out}")  # fmt: skip
+    return 0
+
+
 def _cmd_lut_predict(args: argparse.Namespace) -> int:
-    import dataclasses
 
     from nas.latency import LatencyModel
     from search_spaces import get_space
@@ -227,7 +257,6 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     model = LatencyModel(args.lut, space)
     threads = args.threads or model.device.threads or 1
     if args.fit_overhead:
-        import dataclasses
         import statistics
 
         from nas.latency import write_device
@@ -345,11 +374,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="run spec YAML (see runs/)")
     p.add_argument("--trials", type=int, help="override search.trials")
     p.add_argument("--workers", type=int, help="override search.workers")
-    p.add_argument("--json", action="store_true",
-                   help='print {"experiment", "parent_run_id", "n_complete", "hypervolume", "pareto"}')
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"experiment", "parent_run_id", "n_complete", "hypervolume", "pareto"}',
+    )
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser(
+        "train-predictor", help="fit an accuracy predictor on a study's evaluated trials"
+    )
+    p.add_argument("spec", help="run spec YAML of a study that has run")
+    p.add_argument("--out", help="where to save it (default runs/<name>/acc_predictor.pth)")
+    p.add_argument(
+        "--json", action="store_true", help="print {n_train, n_test, rmse, kendall_tau, ...}"
+    )
+    p.set_defaults(func=_cmd_train_predictor)
 
     lut = sub.add_parser("lut", help="latency lookup tables: calibrate, validate, predict")
     lsub = lut.add_subparsers(dest="lut_command", required=True, metavar="LUT_COMMAND")

@@ -201,7 +201,10 @@ class SearchSpec:
     workers: int = 2
     threads_per_worker: int = 1
     storage: str | None = None
-    objectives: tuple[Literal["accuracy", "latency", "params", "macs"], ...] = ("accuracy", "latency")
+    objectives: tuple[Literal["accuracy", "latency", "params", "macs"], ...] = (
+        "accuracy",
+        "latency",
+    )
     max_latency_ms: float | None = None
     reference_latency_ms: float | None = None
     reference_accuracy: float = 0.0
@@ -209,7 +212,12 @@ class SearchSpec:
     def __post_init__(self) -> None:
         _check(self.trials >= 1, "search.trials", self.trials, "must be >= 1")
         _check(self.workers >= 1, "search.workers", self.workers, "must be >= 1")
-        _check(self.threads_per_worker >= 1, "search.threads_per_worker", self.threads_per_worker, "must be >= 1")
+        _check(
+            self.threads_per_worker >= 1,
+            "search.threads_per_worker",
+            self.threads_per_worker,
+            "must be >= 1",
+        )
         _check(
             self.objectives[:2] == ("accuracy", "latency") and len(set(self.objectives)) == len(self.objectives),
             "search.objectives", list(self.objectives),

@@ -23,7 +23,9 @@ def trained_spec(small_fmnist, tmp_path_factory):
 
 
 def test_eval_json_has_the_documented_keys(trained_spec, capsys):
-    assert main(["eval", str(trained_spec), "--subnet", "smallest", "--split", "test", "--json"]) == 0
+    assert (
+        main(["eval", str(trained_spec), "--subnet", "smallest", "--split", "test", "--json"]) == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"config", "accuracy", "split", "n_images"}
     assert out["split"] == "test" and out["n_images"] == 300 and 0.0 <= out["accuracy"] <= 1.0

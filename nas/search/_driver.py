@@ -23,7 +23,12 @@ from search_spaces import SearchSpace
 __all__ = ["SearchJob", "SearchResult", "make_sampler", "open_study"]
 
 logger = logging.getLogger(__name__)
-DIRECTIONS = {"accuracy": "maximize", "latency": "minimize", "params": "minimize", "macs": "minimize"}
+DIRECTIONS = {
+    "accuracy": "maximize",
+    "latency": "minimize",
+    "params": "minimize",
+    "macs": "minimize",
+}
 
 
 @dataclasses.dataclass
@@ -74,9 +79,13 @@ def recover_interrupted(study: optuna.Study) -> int:
     """Trials left RUNNING by a killed driver: mark them FAIL and queue their parameters again."""
     n = 0
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(trial._trial_id, "error", "interrupted: the driver stopped mid-trial")
+        study._storage.set_trial_user_attr(
+            trial._trial_id, "error", "interrupted: the driver stopped mid-trial"
+        )
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number}, skip_if_exists=False)
+        study.enqueue_trial(
+            trial.params, user_attrs={"requeued_from": trial.number}, skip_if_exists=False
+        )
         n += 1
     if n:
         logger.info("re-queued %d trial(s) left running by an interrupted driver", n)
@@ -94,14 +103,19 @@ class SearchJob:
         if not spec.devices:
             from nas.errors import SpecError
 
-            raise SpecError("devices: a search needs at least one latency table (devices: [{lut: DIR}])")
+            raise SpecError(
+                "devices: a search needs at least one latency table (devices: [{lut: DIR}])"
+            )
         self.spec = spec
         self.track = track
         self.progress = progress
         self.space = self._space()
         self.devices = [LatencyModel(spec.resolve_path(d.lut), self.space) for d in spec.devices]
         # the same table priced at two precisions is two devices: name, name-int8, ...
-        self.device_names = [m.device.name if d.dtype == "fp32" else f"{m.device.name}-{d.dtype}" for m, d in zip(self.devices, spec.devices, strict=True)]
+        self.device_names = [
+            m.device.name if d.dtype == "fp32" else f"{m.device.name}-{d.dtype}"
+            for m, d in zip(self.devices, spec.devices, strict=True)
+        ]
         if len(set(self.device_names)) != len(self.device_names):
             raise ValueError(f"devices must be distinct, got {self.device_names}")
         ref = spec.search.reference_latency_ms
@@ -120,12 +134,24 @@ class SearchJob:
 
     # ---- pricing -------------------------------------------------------------------------
     def _price(self, config: Any) -> dict[str, Any]:
-        latency = {name: m.predict(config, d.dtype) for name, m, d in zip(self.device_names, self.devices, self.spec.devices, strict=True)}
-        return {"latency_ms": latency, "macs": float(self.space.macs(config)), "params": float(self.space.params(config))}
+        latency = {
+            name: m.predict(config, d.dtype)
+            for name, m, d in zip(self.device_names, self.devices, self.spec.devices, strict=True)
+        }
+        return {
+            "latency_ms": latency,
+            "macs": float(self.space.macs(config)),
+            "params": float(self.space.params(config)),
+        }
 
     def _values(self, accuracy: float, priced: dict[str, Any]) -> list[float]:
         target = priced["latency_ms"][self.device_names[0]]
-        table = {"accuracy": accuracy, "latency": target, "params": priced["params"], "macs": priced["macs"]}
+        table = {
+            "accuracy": accuracy,
+            "latency": target,
+            "params": priced["params"],
+            "macs": priced["macs"],
+        }
         return [table[o] for o in self.spec.search.objectives]
 
     # ---- the job -------------------------------------------------------------------------
@@ -151,23 +177,37 @@ class SearchJob:
                          include_dashboard=False, log_to_driver=False)  # fmt: skip
         worker_cls = _worker_class(spec.search.threads_per_worker)
         spec_dict = _spec_to_dict(spec)
-        actors = [worker_cls.remote(spec_dict, spec.search.threads_per_worker) for _ in range(workers)]
+        actors = [
+            worker_cls.remote(spec_dict, spec.search.threads_per_worker) for _ in range(workers)
+        ]
         idle = list(actors)
         inflight: dict[Any, tuple[optuna.trial.Trial, Any, dict, Any, float]] = {}
-        cache = {t.user_attrs.get("config"): t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+        cache = {
+            t.user_attrs.get("config"): t
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        }
         stats = {"eval_seconds": 0.0, "dispatched": 0, "cached": 0, "failed": 0}
 
-        done_count = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        done_count = len(
+            study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        )
         try:
             while True:
-                while idle and done_count + len(inflight) < trials and (deadline is None or time.perf_counter() < deadline):
+                while (
+                    idle
+                    and done_count + len(inflight) < trials
+                    and (deadline is None or time.perf_counter() < deadline)
+                ):
                     trial = study.ask()
                     config = self.space.suggest(trial)
                     priced = self._price(config)
                     trial.set_user_attr("config", str(config))
                     trial.set_user_attr("latency_ms", priced["latency_ms"])
                     if spec.search.max_latency_ms is not None:
-                        trial.set_constraint("latency", priced["latency_ms"][self.device_names[0]] - spec.search.max_latency_ms)
+                        trial.set_constraint(
+                            "latency",
+                            priced["latency_ms"][self.device_names[0]] - spec.search.max_latency_ms,
+                        )
                     hit = cache.get(str(config))
                     if hit is not None:  # the same subnet again (inactive-block params differ)
                         accuracy = hit.user_attrs["accuracy"]
@@ -189,7 +229,11 @@ class SearchJob:
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayActorError as e:
-                    logger.warning("worker died on trial %d (%s): replacing it and re-queuing the trial", trial.number, e)
+                    logger.warning(
+                        "worker died on trial %d (%s): replacing it and re-queuing the trial",
+                        trial.number,
+                        e,
+                    )
                     trial.set_user_attr("error", f"worker died: {e}")
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
@@ -197,7 +241,9 @@ class SearchJob:
                     idle.append(worker_cls.remote(spec_dict, spec.search.threads_per_worker))
                     continue
                 except ray.exceptions.RayTaskError as e:
-                    logger.warning("trial %d failed: %s", trial.number, e.cause if hasattr(e, "cause") else e)
+                    logger.warning(
+                        "trial %d failed: %s", trial.number, e.cause if hasattr(e, "cause") else e
+                    )
                     trial.set_user_attr("error", str(getattr(e, "cause", e))[:2000])
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     stats["failed"] += 1
@@ -209,12 +255,21 @@ class SearchJob:
                 trial.set_user_attr("eval_seconds", result["eval_seconds"])
                 stats["eval_seconds"] += result["eval_seconds"]
                 if tracker is not None:
-                    trial.set_user_attr("mlflow_run_id", tracker.log_trial(trial.number, config, accuracy, priced))
+                    trial.set_user_attr(
+                        "mlflow_run_id", tracker.log_trial(trial.number, config, accuracy, priced)
+                    )
                 frozen = study.tell(trial, self._values(accuracy, priced))
                 cache[str(config)] = frozen
                 done_count += 1
                 if self.progress is not None:
-                    self.progress({"done": done_count, "total": trials, "trial": trial.number, **self._front_stats(study)})
+                    self.progress(
+                        {
+                            "done": done_count,
+                            "total": trials,
+                            "trial": trial.number,
+                            **self._front_stats(study),
+                        }
+                    )
         finally:
             for actor in actors + idle:
                 try:
@@ -232,23 +287,39 @@ class SearchJob:
     def _complete(self, study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
         trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if self.spec.search.max_latency_ms is not None:
-            trials = [t for t in trials if t.user_attrs["latency_ms"][self.device_names[0]] <= self.spec.search.max_latency_ms]
+            trials = [
+                t
+                for t in trials
+                if t.user_attrs["latency_ms"][self.device_names[0]]
+                <= self.spec.search.max_latency_ms
+            ]
         return trials
 
     def _front_stats(self, study: optuna.Study) -> dict[str, Any]:
         trials = self._complete(study)
-        points = [(t.user_attrs["latency_ms"][self.device_names[0]], t.user_attrs["accuracy"]) for t in trials]
-        return {"pareto_size": len(pareto_front(points)), "hypervolume": hypervolume_2d(points, *self.reference)}
+        points = [
+            (t.user_attrs["latency_ms"][self.device_names[0]], t.user_attrs["accuracy"])
+            for t in trials
+        ]
+        return {
+            "pareto_size": len(pareto_front(points)),
+            "hypervolume": hypervolume_2d(points, *self.reference),
+        }
 
     def fronts(self, study: optuna.Study) -> dict[str, list[optuna.trial.FrozenTrial]]:
         """The Pareto front on every device (same accuracies, that device's latencies)."""
         trials = self._complete(study)
-        unique = {t.user_attrs["config"]: t for t in sorted(trials, key=lambda t: t.number)}  # one per subnet
+        unique = {
+            t.user_attrs["config"]: t for t in sorted(trials, key=lambda t: t.number)
+        }  # one per subnet
         trials = list(unique.values())
         out = {}
         for name in self.device_names:
             points = [(t.user_attrs["latency_ms"][name], t.user_attrs["accuracy"]) for t in trials]
-            out[name] = sorted((trials[i] for i in pareto_front(points)), key=lambda t: t.user_attrs["latency_ms"][name])
+            out[name] = sorted(
+                (trials[i] for i in pareto_front(points)),
+                key=lambda t: t.user_attrs["latency_ms"][name],
+            )
         return out
 
     def _result(self, study: optuna.Study, tracker: _Tracker | None) -> SearchResult:
@@ -256,12 +327,18 @@ class SearchJob:
         stats = self._front_stats(study)
 
         def row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
-            return {"config": t.user_attrs["config"], "accuracy": t.user_attrs["accuracy"], "latency_ms": t.user_attrs["latency_ms"]}
+            return {
+                "config": t.user_attrs["config"],
+                "accuracy": t.user_attrs["accuracy"],
+                "latency_ms": t.user_attrs["latency_ms"],
+            }
 
         return SearchResult(
             experiment=self.spec.name,
             parent_run_id=tracker.parent_id if tracker else None,
-            n_complete=len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))),
+            n_complete=len(
+                study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            ),
             hypervolume=stats["hypervolume"],
             pareto=[row(t) for t in fronts[self.device_names[0]]],
             fronts={name: [row(t) for t in front] for name, front in fronts.items()},
@@ -311,16 +388,24 @@ class _Tracker:
         self.spec, self.job = spec, job
         experiment = self.client.get_experiment_by_name(spec.name)
         self.experiment_id = (
-            experiment.experiment_id if experiment else self.client.create_experiment(spec.name, artifact_location=artifact_location())
+            experiment.experiment_id
+            if experiment
+            else self.client.create_experiment(spec.name, artifact_location=artifact_location())
         )
         existing = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`nas.role` = 'study' and tags.`nas.study` = '{spec.name}'", max_results=1
+            [self.experiment_id],
+            filter_string=f"tags.`nas.role` = 'study' and tags.`nas.study` = '{spec.name}'",
+            max_results=1,
         )
         if existing:
             self.parent_id = existing[0].info.run_id
             self.client.set_terminated(self.parent_id, status="RUNNING")
         else:
-            run = self.client.create_run(self.experiment_id, run_name=f"study-{spec.name}", tags={"nas.role": "study", "nas.study": spec.name})
+            run = self.client.create_run(
+                self.experiment_id,
+                run_name=f"study-{spec.name}",
+                tags={"nas.role": "study", "nas.study": spec.name},
+            )
             self.parent_id = run.info.run_id
             self._log_setup()
 
@@ -335,7 +420,9 @@ class _Tracker:
         if s.source:
             self.client.log_artifact(self.parent_id, s.source, artifact_path="spec")
         for d in s.devices:
-            self.client.log_artifacts(self.parent_id, str(s.resolve_path(d.lut)), artifact_path=f"luts/{Path(d.lut).name}")
+            self.client.log_artifacts(
+                self.parent_id, str(s.resolve_path(d.lut)), artifact_path=f"luts/{Path(d.lut).name}"
+            )
 
     def log_trial(self, number: int, config: Any, accuracy: float, priced: dict[str, Any]) -> str:
         from mlflow.entities import Metric, Param
@@ -345,9 +432,17 @@ class _Tracker:
             tags={"mlflow.parentRunId": self.parent_id, "nas.role": "trial", "nas.trial": str(number), "config": str(config)},
         )  # fmt: skip
         now = int(time.time() * 1000)
-        params = [Param("config", str(config))] + [Param(k, str(v)) for k, v in config.fields().items()]
-        metrics = [Metric("accuracy", accuracy, now, 0), Metric("macs", priced["macs"], now, 0), Metric("params", priced["params"], now, 0)]
-        metrics += [Metric(f"latency_ms.{name}", ms, now, 0) for name, ms in priced["latency_ms"].items()]
+        params = [Param("config", str(config))] + [
+            Param(k, str(v)) for k, v in config.fields().items()
+        ]
+        metrics = [
+            Metric("accuracy", accuracy, now, 0),
+            Metric("macs", priced["macs"], now, 0),
+            Metric("params", priced["params"], now, 0),
+        ]
+        metrics += [
+            Metric(f"latency_ms.{name}", ms, now, 0) for name, ms in priced["latency_ms"].items()
+        ]
         self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
         self.client.set_terminated(run.info.run_id)
         return run.info.run_id

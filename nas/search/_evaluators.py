@@ -14,7 +14,14 @@ from nas.errors import CheckpointError, SpecError
 from nas.spec import RunSpec
 from search_spaces import SearchSpace
 
-__all__ = ["Evaluator", "SupernetAccuracy", "PredictorAccuracy", "build_evaluator", "load_ofa_predictor", "predictor_path"]
+__all__ = [
+    "Evaluator",
+    "SupernetAccuracy",
+    "PredictorAccuracy",
+    "build_evaluator",
+    "load_ofa_predictor",
+    "predictor_path",
+]
 
 
 class Evaluator(abc.ABC):
@@ -37,7 +44,11 @@ class SupernetAccuracy(Evaluator):
         dataset, self.space = load_job(spec)
         supernet, _ = load_supernet(spec, self.space)
         self._evaluator = SubnetEvaluator(
-            self.space, supernet, dataset, bn_calibration_images=spec.supernet.bn_calibration_images, seed=spec.seed
+            self.space,
+            supernet,
+            dataset,
+            bn_calibration_images=spec.supernet.bn_calibration_images,
+            seed=spec.seed,
         )
         self._val_images = spec.evaluator.val_images
 
@@ -49,7 +60,9 @@ def predictor_path(spec: RunSpec) -> Path:
     """``NAS_OFA_PREDICTOR`` if set, else ``evaluator.predictor``."""
     raw = os.environ.get("NAS_OFA_PREDICTOR") or spec.evaluator.predictor
     if not raw:
-        raise SpecError("evaluator.predictor (or NAS_OFA_PREDICTOR) is required when evaluator.kind is predictor")
+        raise SpecError(
+            "evaluator.predictor (or NAS_OFA_PREDICTOR) is required when evaluator.kind is predictor"
+        )
     return spec.resolve_path(raw)
 
 
@@ -60,7 +73,13 @@ def load_ofa_predictor(path: str | Path, n_inputs: int = 128) -> nn.Module:
     if not path.is_file():
         raise CheckpointError(f"accuracy predictor not found: {path}")
     model = nn.Sequential(
-        nn.Linear(n_inputs, 400), nn.ReLU(), nn.Linear(400, 400), nn.ReLU(), nn.Linear(400, 400), nn.ReLU(), nn.Linear(400, 1)
+        nn.Linear(n_inputs, 400),
+        nn.ReLU(),
+        nn.Linear(400, 400),
+        nn.ReLU(),
+        nn.Linear(400, 400),
+        nn.ReLU(),
+        nn.Linear(400, 1),
     )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

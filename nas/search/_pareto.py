@@ -17,11 +17,18 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def hypervolume_2d(
-    points: list[tuple[float, float]], ref_latency: float, ref_accuracy: float, min_latency: float = 0.0
+    points: list[tuple[float, float]],
+    ref_latency: float,
+    ref_accuracy: float,
+    min_latency: float = 0.0,
 ) -> float:
     """Area dominated by ``points`` within latency ``[min_latency, ref_latency]`` and accuracy
     above ``ref_accuracy``; points outside that window add nothing."""
-    inside = [(max(lat, min_latency), acc) for lat, acc in points if lat <= ref_latency and acc > ref_accuracy]
+    inside = [
+        (max(lat, min_latency), acc)
+        for lat, acc in points
+        if lat <= ref_latency and acc > ref_accuracy
+    ]
     area, best = 0.0, ref_accuracy
     for lat, acc in sorted(inside, key=lambda p: (p[0], -p[1])):
         if acc > best:

@@ -41,7 +41,9 @@ def write_reports(job: Any, study: optuna.Study, fronts: dict[str, list], out: P
         ys = [t.user_attrs["accuracy"] for t in front]
         ax.step(xs, ys, where="post", color="C3", marker="o", ms=4, label="Pareto front")
         ax.set_xlabel(f"latency on {name} (ms, predicted from LUT)")
-        ax.set_ylabel("top-1 (validation)" if job.spec.evaluator.kind == "supernet" else "top-1 (predicted)")
+        ax.set_ylabel(
+            "top-1 (validation)" if job.spec.evaluator.kind == "supernet" else "top-1 (predicted)"
+        )
         ax.legend(fontsize=8)
         ax.set_title(name)
         html.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"front: {name}",

@@ -20,7 +20,9 @@ from tests.conftest import FIXTURES
 RAY = Path(sys.executable).parent / "ray"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (FIXTURES / "ofa" / "acc_predictor.pth").is_file(), reason="shared fixtures not present"),
+    pytest.mark.skipif(
+        not (FIXTURES / "ofa" / "acc_predictor.pth").is_file(), reason="shared fixtures not present"
+    ),
 ]
 
 
@@ -34,7 +36,12 @@ def test_search_runs_unchanged_as_a_ray_job_on_a_cluster(tmp_path):
     import secrets
 
     # the cluster keeps Ray's token authentication; head node and submitter share one token
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+    }
     env.pop("RAY_ADDRESS", None)
     port, dash = _free_port(), _free_port()
     temp = Path("/tmp") / f"ray{os.getpid()}"  # short: Ray's socket paths have a length limit
@@ -46,7 +53,9 @@ def test_search_runs_unchanged_as_a_ray_job_on_a_cluster(tmp_path):
         spec = yaml.safe_load((project_root() / "runs" / "ofa_imagenet_note10.yaml").read_text())
         spec.update(name="cluster_test")
         spec["evaluator"]["predictor"] = str(FIXTURES / "ofa" / "acc_predictor.pth")
-        spec["devices"] = [{"lut": "latency_luts/note10"}]  # relative: resolved inside the job's working dir
+        spec["devices"] = [
+            {"lut": "latency_luts/note10"}
+        ]  # relative: resolved inside the job's working dir
         spec["search"].update(trials=8, workers=2, storage=storage)
         spec_path = project_root() / "runs" / "_cluster_test.yaml"
         spec_path.write_text(yaml.safe_dump(spec))

@@ -41,7 +41,10 @@ def test_ofa_predictor_loads_on_cpu_and_ranks_largest_above_smallest():
     import torch
 
     with torch.no_grad():
-        big, small = (float(model(torch.from_numpy(space.encode(c))[None])) for c in (space.largest(), space.smallest()))
+        big, small = (
+            float(model(torch.from_numpy(space.encode(c))[None]))
+            for c in (space.largest(), space.smallest())
+        )
     assert 0.70 < small < big < 0.85
 
 
@@ -60,11 +63,18 @@ def test_search_logs_study_to_mlflow_and_prints_the_json_summary(tmp_path, capsy
     children = client.search_runs([exp.experiment_id], filter_string="tags.`nas.role` = 'trial'")
     assert 0 < len(children) <= 12  # duplicate subnets are answered from the cache, not re-run
     assert all(r.data.tags["mlflow.parentRunId"] == summary["parent_run_id"] for r in children)
-    assert all("latency_ms.note10" in r.data.metrics and "accuracy" in r.data.metrics for r in children)
+    assert all(
+        "latency_ms.note10" in r.data.metrics and "accuracy" in r.data.metrics for r in children
+    )
     pareto = [r for r in children if r.data.tags.get("pareto") == "true"]
     assert {r.data.params["config"] for r in pareto} == {row["config"] for row in summary["pareto"]}
     artifacts = {a.path for a in client.list_artifacts(summary["parent_run_id"], "report")}
-    assert {"report/pareto.csv", "report/pareto_front.png", "report/pareto_front.html", "report/hypervolume_history.png"} <= artifacts
+    assert {
+        "report/pareto.csv",
+        "report/pareto_front.png",
+        "report/pareto_front.html",
+        "report/hypervolume_history.png",
+    } <= artifacts
     assert client.list_artifacts(summary["parent_run_id"], "spec")
 
 
@@ -91,15 +101,34 @@ def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeyp
     proc.wait()
     assert n_before >= 30, "the study never got going"
     study = open_study(spec)
-    before = {t.number: t.values for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+    before = {
+        t.number: t.values for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    }
     running = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
 
     target = len(before) + 5
     assert main(["search", str(spec_path), "--trials", str(target), "--quiet", "--no-mlflow"]) == 0
     study = open_study(spec)
-    after = {t.number: t.values for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+    after = {
+        t.number: t.values for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    }
     assert all(after[n] == v for n, v in before.items())  # every completed trial kept, unchanged
     assert len(after) >= target
     for t in running:  # left RUNNING by the kill: failed, and its parameters asked again
         assert study.trials[t.number].state == optuna.trial.TrialState.FAIL
         assert any(u.user_attrs.get("requeued_from") == t.number for u in study.trials)
+
+
+@pytest.mark.slow
+def test_own_predictor_trained_on_a_study_reports_held_out_rmse_and_tau(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    spec_path = _spec(tmp_path, name="for_predictor", trials=120, workers=1)
+    assert main(["search", str(spec_path), "--quiet", "--no-mlflow"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "pred.pth"
+    assert main(["train-predictor", str(spec_path), "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["n_test"] >= 20 and report["n_train"] + report["n_test"] <= 120
+    # the study's accuracies come from OFA's predictor: a fresh MLP must learn them well
+    assert report["rmse"] < report["baseline_rmse"] and report["kendall_tau"] > 0.5
+    assert load_ofa_predictor(out) is not None  # same file layout as OFA's

@@ -84,7 +84,10 @@ def test_layers_price_every_block_and_the_head(space):
     assert [layer.op for layer in layers[:2]] == ["Conv", "expanded_conv"]
     assert [layer.op for layer in layers[-4:]] == ["Conv_1", "AvgPool2D", "Conv_2", "Logits"]
     assert len(layers) == 2 + sum(c.depths) + 4
-    assert len({layer.key for layer in space.layers(space.largest())}) > len({layer.key for layer in layers}) - 3
+    assert (
+        len({layer.key for layer in space.layers(space.largest())})
+        > len({layer.key for layer in layers}) - 3
+    )
 
 
 def test_larger_configs_cost_more_macs(space):
