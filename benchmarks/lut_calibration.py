@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import nas  # noqa: F401
-from nas.latency._calibrate import calibrate, host_device_info
 from nas.latency import load_table
+from nas.latency._calibrate import calibrate, host_device_info
 from nas.latency._litert import time_tflite
 from search_spaces import get_space
 
@@ -48,11 +48,20 @@ def main() -> None:
         )
         total = time.perf_counter() - start
         n = len(load_table(path))
-    result = {"space": args.space, "resolution": args.resolution, "dtype": args.dtype, "threads": args.threads,
-              "layers": n, "total_seconds": round(total, 1), "litert_timing_seconds": round(timing["seconds"], 1),
-              "conversion_and_other_seconds": round(total - timing["seconds"], 1)}  # fmt: skip
-    print(f"{args.space} r{args.resolution} {args.dtype}: {n} layers calibrated in {total:.1f} s "
-          f"({timing['seconds']:.1f} s timing in LiteRT, the rest Keras->TFLite conversion)")  # fmt: skip
+    result = {
+        "space": args.space,
+        "resolution": args.resolution,
+        "dtype": args.dtype,
+        "threads": args.threads,
+        "layers": n,
+        "total_seconds": round(total, 1),
+        "litert_timing_seconds": round(timing["seconds"], 1),
+        "conversion_and_other_seconds": round(total - timing["seconds"], 1),
+    }
+    print(
+        f"{args.space} r{args.resolution} {args.dtype}: {n} layers calibrated in {total:.1f} s "
+        f"({timing['seconds']:.1f} s timing in LiteRT, the rest Keras->TFLite conversion)"
+    )
     print(json.dumps(result))
 
 

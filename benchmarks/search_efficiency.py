@@ -47,15 +47,24 @@ def to_config(sample: dict) -> MBV3Config:
 def run_nas(spec_path: Path, queries: int, seed: int) -> dict:
     spec = load_spec(spec_path)
     # a fresh study each run, in the default journal storage (runs/bench_search_<seed>/)
-    spec = dataclasses.replace(spec, name=f"bench_search_{seed}", seed=seed,
-                               search=dataclasses.replace(spec.search, trials=queries, workers=1))  # fmt: skip
+    spec = dataclasses.replace(
+        spec,
+        name=f"bench_search_{seed}",
+        seed=seed,
+        search=dataclasses.replace(spec.search, trials=queries, workers=1),
+    )
     shutil.rmtree(spec.run_dir(), ignore_errors=True)
     start = time.perf_counter()
     # a repeated subnet is answered from the study without a predictor query
     result = SearchJob(spec, track=False).run()
     points = [(r["latency_ms"]["note10"], r["accuracy"]) for r in result.pareto]
-    return {"method": f"nas search ({spec.search.sampler})", "queries": result.timing["dispatched"],
-            "trials": result.n_complete, "hypervolume": hv(points), "seconds": time.perf_counter() - start}  # fmt: skip
+    return {
+        "method": f"nas search ({spec.search.sampler})",
+        "queries": result.timing["dispatched"],
+        "trials": result.n_complete,
+        "hypervolume": hv(points),
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def run_random(space, latency, predictor, queries: int, seed: int) -> dict:
@@ -81,8 +90,13 @@ def run_evolution(space, latency, predictor, seed: int) -> dict:
     counter = {"queries": 0}
 
     class Accuracy:
-        arch_encoder = MobileNetArchEncoder(image_size_list=list(space.definition.resolutions), ks_list=[3, 5, 7],
-                                            expand_list=[3, 4, 6], depth_list=[2, 3, 4], n_stage=5)  # fmt: skip
+        arch_encoder = MobileNetArchEncoder(
+            image_size_list=list(space.definition.resolutions),
+            ks_list=[3, 5, 7],
+            expand_list=[3, 4, 6],
+            depth_list=[2, 3, 4],
+            n_stage=5,
+        )
 
         @torch.no_grad()
         def predict_acc(self, samples):
@@ -103,8 +117,12 @@ def run_evolution(space, latency, predictor, seed: int) -> dict:
         _, info = finder.run_evolution_search(float(constraint), verbose=False)
         best.append((info[2], info[0]))
     front = [best[i] for i in pareto_front(best)]
-    return {"method": "OFA EvolutionFinder (10 constraints, pooled)", "queries": counter["queries"],
-            "hypervolume": hv(front), "seconds": time.perf_counter() - start}  # fmt: skip
+    return {
+        "method": "OFA EvolutionFinder (10 constraints, pooled)",
+        "queries": counter["queries"],
+        "hypervolume": hv(front),
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def main() -> None:

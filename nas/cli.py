@@ -51,8 +51,13 @@ def _cmd_train_supernet(args: argparse.Namespace) -> int:
     bar.n = trainer.epoch * trainer.steps_per_epoch
     result = trainer.run()
     bar.close()
-    summary = {"checkpoint": str(result.checkpoint), "train_seconds": round(result.seconds, 1), "epochs": result.epochs,
-               "final": result.history[-1] if result.history else {}, "mlflow_run_id": result.mlflow_run_id}  # fmt: skip
+    summary = {
+        "checkpoint": str(result.checkpoint),
+        "train_seconds": round(result.seconds, 1),
+        "epochs": result.epochs,
+        "final": result.history[-1] if result.history else {},
+        "mlflow_run_id": result.mlflow_run_id,
+    }
     print(
         json.dumps(summary)
         if args.json
@@ -85,8 +90,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['config']}: top-1 {result['accuracy'] * 100:.2f}% on {result['n_images']} {args.split} images "
-              f"(BN recalibrated on {spec.supernet.bn_calibration_images} training images, {time.perf_counter() - start:.1f}s)")  # fmt: skip
+        print(
+            f"{result['config']}: top-1 {result['accuracy'] * 100:.2f}% on {result['n_images']} {args.split} images "
+            f"(BN recalibrated on {spec.supernet.bn_calibration_images} training images, {time.perf_counter() - start:.1f}s)"
+        )
     return 0
 
 
@@ -119,8 +126,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps(result.summary()))
         return 0
     target = job.device_names[0]
-    print(f"{result.n_complete} trials complete; hypervolume {result.hypervolume:.4g}; "
-          f"Pareto front on {target} ({len(result.pareto)} subnets):")  # fmt: skip
+    print(
+        f"{result.n_complete} trials complete; hypervolume {result.hypervolume:.4g}; "
+        f"Pareto front on {target} ({len(result.pareto)} subnets):"
+    )
     for row in result.pareto:
         lat = ", ".join(f"{d} {ms:.3f} ms" for d, ms in row["latency_ms"].items())
         print(f"  top-1 {row['accuracy'] * 100:6.2f}%  {lat}  {row['config']}")
@@ -150,9 +159,11 @@ def _cmd_train_predictor(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"trained on {report.n_train} subnets of study {spec.name!r}; held-out {report.n_test}: "
-              f"RMSE {report.rmse:.4f} (mean baseline {report.baseline_rmse:.4f}), Kendall tau "
-              f"{report.kendall_tau:.3f}; saved to {out}")  # fmt: skip
+        print(
+            f"trained on {report.n_train} subnets of study {spec.name!r}; held-out {report.n_test}: "
+            f"RMSE {report.rmse:.4f} (mean baseline {report.baseline_rmse:.4f}), Kendall tau "
+            f"{report.kendall_tau:.3f}; saved to {out}"
+        )
     return 0
 
 
@@ -170,8 +181,10 @@ def _cmd_lut_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"latency_ms": ms}))
     else:
-        print(f"{config}: {ms:.3f} ms predicted (LUT) on {model.device.name}, {args.dtype}, "
-              f"threads {model.device.threads if model.device.threads is not None else 'not published'}")  # fmt: skip
+        print(
+            f"{config}: {ms:.3f} ms predicted (LUT) on {model.device.name}, {args.dtype}, "
+            f"threads {model.device.threads if model.device.threads is not None else 'not published'}"
+        )
     return 0
 
 
@@ -196,8 +209,14 @@ def _cmd_lut_calibrate(args: argparse.Namespace) -> int:
 
         if not args.benchmark_model:
             raise SystemExit("nas lut calibrate: --device adb:SERIAL needs --benchmark-model PATH")
-        target = AdbTarget(serial=args.device[4:], benchmark_model=Path(args.benchmark_model), threads=args.threads,
-                           cpu_mask=args.cpu_mask, num_runs=args.runs, adb=args.adb)  # fmt: skip
+        target = AdbTarget(
+            serial=args.device[4:],
+            benchmark_model=Path(args.benchmark_model),
+            threads=args.threads,
+            cpu_mask=args.cpu_mask,
+            num_runs=args.runs,
+            adb=args.adb,
+        )
         target.setup()
         device = _adb_device_info(args, target)
         measure = target.measure
@@ -234,13 +253,16 @@ def _adb_device_info(args: argparse.Namespace, target) -> object:
     from nas.latency import DeviceInfo
 
     return DeviceInfo(
-        name=args.device_name or f"android-{target.serial}", soc=args.soc or "unknown (pass --soc)",
-        runtime="TFLite benchmark_model over adb", runtime_version=args.runtime_version or "unknown (pass --runtime-version)",
-        threads=target.threads, delegate="XNNPACK (benchmark_model --use_xnnpack=true)",
+        name=args.device_name or f"android-{target.serial}",
+        soc=args.soc or "unknown (pass --soc)",
+        runtime="TFLite benchmark_model over adb",
+        runtime_version=args.runtime_version or "unknown (pass --runtime-version)",
+        threads=target.threads,
+        delegate="XNNPACK (benchmark_model --use_xnnpack=true)",
         measured=f"{datetime.date.today().isoformat()} by `nas lut calibrate --device {args.device}`, taskset {target.cpu_mask}; "
         "`mean` is benchmark_model's median (or average where it prints no median)",
         provenance="measured over adb by nas",
-    )  # fmt: skip
+    )
 
 
 def _cmd_lut_validate(args: argparse.Namespace) -> int:
@@ -316,9 +338,11 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.summary()))
     else:
-        print(f"{report.n} subnets, {args.dtype}, {threads} thread(s): {report.within_10pct:.0%} within ±10%, "
-              f"MAPE {report.mape:.1%}, Kendall tau {report.kendall_tau:.3f} (per-model overhead {overhead:.3f} ms); "
-              f"report in {out}")  # fmt: skip
+        print(
+            f"{report.n} subnets, {args.dtype}, {threads} thread(s): {report.within_10pct:.0%} within ±10%, "
+            f"MAPE {report.mape:.1%}, Kendall tau {report.kendall_tau:.3f} (per-model overhead {overhead:.3f} ms); "
+            f"report in {out}"
+        )
     if args.min_within is not None and report.within_10pct < args.min_within:
         print(
             f"nas: within_10pct {report.within_10pct:.3f} is below --min-within {args.min_within}",
@@ -338,9 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("spaces", help="list the registered search spaces")
     p.set_defaults(func=_cmd_spaces)
 
-    p = sub.add_parser("train-supernet", help="train a supernet by progressive shrinking (resumable)",
-                       description="Train the spec's supernet. Re-running an interrupted job resumes "
-                                   "after its last finished epoch (state in runs/<name>/).")  # fmt: skip
+    p = sub.add_parser(
+        "train-supernet",
+        help="train a supernet by progressive shrinking (resumable)",
+        description="Train the spec's supernet. Re-running an interrupted job resumes "
+        "after its last finished epoch (state in runs/<name>/).",
+    )
     p.add_argument("spec", help="run spec YAML (see runs/)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
@@ -367,10 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("search", help="run (or resume) a multi-objective search study on Ray workers",
-                       description="Driver-owned Optuna study; N trials in flight on Ray actors; logged to "
-                                   "MLflow. Re-running the same spec resumes the study. Set RAY_ADDRESS to use "
-                                   "a Ray cluster.")  # fmt: skip
+    p = sub.add_parser(
+        "search",
+        help="run (or resume) a multi-objective search study on Ray workers",
+        description="Driver-owned Optuna study; N trials in flight on Ray actors; logged to "
+        "MLflow. Re-running the same spec resumes the study. Set RAY_ADDRESS to use "
+        "a Ray cluster.",
+    )
     p.add_argument("spec", help="run spec YAML (see runs/)")
     p.add_argument("--trials", type=int, help="override search.trials")
     p.add_argument("--workers", type=int, help="override search.workers")
@@ -404,10 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help='print {"latency_ms": float}')
     p.set_defaults(func=_cmd_lut_predict)
 
-    p = lsub.add_parser("calibrate", help="measure every layer of a space into a table (resumable)",
-                        description="Builds each distinct layer as its own .tflite and times it (host: LiteRT "
-                                    "interpreter; adb:SERIAL: benchmark_model on the phone). Re-running skips "
-                                    "layers already in the table.")  # fmt: skip
+    p = lsub.add_parser(
+        "calibrate",
+        help="measure every layer of a space into a table (resumable)",
+        description="Builds each distinct layer as its own .tflite and times it (host: LiteRT "
+        "interpreter; adb:SERIAL: benchmark_model on the phone). Re-running skips "
+        "layers already in the table.",
+    )
     p.add_argument("--space", required=True)
     p.add_argument(
         "--resolution", type=int, help="one resolution (default: every resolution of the space)"
@@ -444,9 +477,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-within", type=float, help="exit 1 if the share within ±10%% is below this"
     )
-    p.add_argument("--fit-overhead", type=int, metavar="N", default=0,
-                   help="first fit the per-model overhead on N other random subnets (another seed) "
-                        "and write it to device.yaml")  # fmt: skip
+    p.add_argument(
+        "--fit-overhead",
+        type=int,
+        metavar="N",
+        default=0,
+        help="first fit the per-model overhead on N other random subnets (another seed) "
+        "and write it to device.yaml",
+    )
     p.add_argument(
         "--json", action="store_true", help="print {within_10pct, mape, kendall_tau, n, ...}"
     )
@@ -456,8 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)  # fmt: skip
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     import nas  # noqa: F401  (the torchvision/ofa import trap)
     from nas.errors import NASError
 

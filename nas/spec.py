@@ -219,10 +219,12 @@ class SearchSpec:
             "must be >= 1",
         )
         _check(
-            self.objectives[:2] == ("accuracy", "latency") and len(set(self.objectives)) == len(self.objectives),
-            "search.objectives", list(self.objectives),
+            self.objectives[:2] == ("accuracy", "latency")
+            and len(set(self.objectives)) == len(self.objectives),
+            "search.objectives",
+            list(self.objectives),
             "must start with accuracy, latency (then optionally params, macs), without repeats",
-        )  # fmt: skip
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

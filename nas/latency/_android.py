@@ -68,10 +68,16 @@ class AdbTarget:
 
     def benchmark_command(self, remote_model: str) -> list[str]:
         return self.adb_command(
-            "shell", "taskset", self.cpu_mask, f"{self.remote_dir}/benchmark_model",
-            f"--graph={remote_model}", f"--num_threads={self.threads}",
-            f"--warmup_runs={self.warmup_runs}", f"--num_runs={self.num_runs}", "--use_xnnpack=true",
-        )  # fmt: skip
+            "shell",
+            "taskset",
+            self.cpu_mask,
+            f"{self.remote_dir}/benchmark_model",
+            f"--graph={remote_model}",
+            f"--num_threads={self.threads}",
+            f"--warmup_runs={self.warmup_runs}",
+            f"--num_runs={self.num_runs}",
+            "--use_xnnpack=true",
+        )
 
     def _run(self, cmd: list[str], timeout: float = 300) -> str:
         try:

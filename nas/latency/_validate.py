@@ -30,8 +30,15 @@ class ValidationReport:
     points: list[dict[str, Any]]
 
     def summary(self) -> dict[str, Any]:
-        return {"n": self.n, "within_10pct": self.within_10pct, "mape": self.mape, "kendall_tau": self.kendall_tau,
-                "dtype": self.dtype, "threads": self.threads, "overhead_ms": self.overhead_ms}  # fmt: skip
+        return {
+            "n": self.n,
+            "within_10pct": self.within_10pct,
+            "mape": self.mape,
+            "kendall_tau": self.kendall_tau,
+            "dtype": self.dtype,
+            "threads": self.threads,
+            "overhead_ms": self.overhead_ms,
+        }
 
 
 def subnet_tflite(space, config, dtype: str) -> bytes:
@@ -53,9 +60,13 @@ def subnet_tflite(space, config, dtype: str) -> bytes:
 
 
 def measure_subnets(
-    model: LatencyModel, configs: list, dtype: str, threads: int, runs: int = 50,
+    model: LatencyModel,
+    configs: list,
+    dtype: str,
+    threads: int,
+    runs: int = 50,
     progress: Callable[[int, int], None] | None = None,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """Predicted layer sum (without overhead) and measured latency of each config."""
     points = []
     for i, config in enumerate(configs):
@@ -83,9 +94,15 @@ def validation_report(
         p["predicted_ms"] = float(value)
     tau = float(kendalltau(pred, meas).statistic) if len(points) > 1 else float("nan")
     return ValidationReport(
-        n=len(points), within_10pct=float(np.mean(rel <= 0.10)), mape=float(np.mean(rel)),
-        kendall_tau=tau, dtype=dtype, threads=threads, overhead_ms=overhead_ms, points=points,
-    )  # fmt: skip
+        n=len(points),
+        within_10pct=float(np.mean(rel <= 0.10)),
+        mape=float(np.mean(rel)),
+        kendall_tau=tau,
+        dtype=dtype,
+        threads=threads,
+        overhead_ms=overhead_ms,
+        points=points,
+    )
 
 
 def scatter_plot(report: ValidationReport, title: str, path: Path) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 
 from nas.latency import LatencyModel
 from nas.search._pareto import hypervolume_2d, pareto_front
@@ -42,8 +41,13 @@ class SearchResult:
     timing: dict[str, float]
 
     def summary(self) -> dict[str, Any]:
-        return {"experiment": self.experiment, "parent_run_id": self.parent_run_id, "n_complete": self.n_complete,
-                "hypervolume": self.hypervolume, "pareto": self.pareto}  # fmt: skip
+        return {
+            "experiment": self.experiment,
+            "parent_run_id": self.parent_run_id,
+            "n_complete": self.n_complete,
+            "hypervolume": self.hypervolume,
+            "pareto": self.pareto,
+        }
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -119,8 +123,12 @@ class SearchJob:
         if len(set(self.device_names)) != len(self.device_names):
             raise ValueError(f"devices must be distinct, got {self.device_names}")
         ref = spec.search.reference_latency_ms
-        self.reference = (ref if ref is not None else self.devices[0].predict(self.space.largest(), spec.devices[0].dtype),
-                          spec.search.reference_accuracy)  # fmt: skip
+        self.reference = (
+            ref
+            if ref is not None
+            else self.devices[0].predict(self.space.largest(), spec.devices[0].dtype),
+            spec.search.reference_accuracy,
+        )
 
     def _space(self) -> SearchSpace:
         from search_spaces import get_space
@@ -173,8 +181,11 @@ class SearchJob:
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
-                ray.init(num_cpus=max(workers * spec.search.threads_per_worker, os.cpu_count() or 1),
-                         include_dashboard=False, log_to_driver=False)  # fmt: skip
+                ray.init(
+                    num_cpus=max(workers * spec.search.threads_per_worker, os.cpu_count() or 1),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
         worker_cls = _worker_class(spec.search.threads_per_worker)
         spec_dict = _spec_to_dict(spec)
         actors = [
@@ -413,9 +424,16 @@ class _Tracker:
         from mlflow.entities import Param
 
         s = self.spec
-        params = {"space": s.space, "sampler": s.search.sampler, "objectives": ",".join(s.search.objectives),
-                  "evaluator": s.evaluator.kind, "devices": ",".join(self.job.device_names), "seed": s.seed,
-                  "max_latency_ms": s.search.max_latency_ms, "workers": s.search.workers}  # fmt: skip
+        params = {
+            "space": s.space,
+            "sampler": s.search.sampler,
+            "objectives": ",".join(s.search.objectives),
+            "evaluator": s.evaluator.kind,
+            "devices": ",".join(self.job.device_names),
+            "seed": s.seed,
+            "max_latency_ms": s.search.max_latency_ms,
+            "workers": s.search.workers,
+        }
         self.client.log_batch(self.parent_id, params=[Param(k, str(v)) for k, v in params.items()])
         if s.source:
             self.client.log_artifact(self.parent_id, s.source, artifact_path="spec")
@@ -428,9 +446,15 @@ class _Tracker:
         from mlflow.entities import Metric, Param
 
         run = self.client.create_run(
-            self.experiment_id, run_name=f"trial-{number}",
-            tags={"mlflow.parentRunId": self.parent_id, "nas.role": "trial", "nas.trial": str(number), "config": str(config)},
-        )  # fmt: skip
+            self.experiment_id,
+            run_name=f"trial-{number}",
+            tags={
+                "mlflow.parentRunId": self.parent_id,
+                "nas.role": "trial",
+                "nas.trial": str(number),
+                "config": str(config),
+            },
+        )
         now = int(time.time() * 1000)
         params = [Param("config", str(config))] + [
             Param(k, str(v)) for k, v in config.fields().items()

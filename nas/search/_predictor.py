@@ -27,15 +27,25 @@ class PredictorReport:
 
 def _mlp(n_inputs: int, hidden: int = 400) -> nn.Module:
     return nn.Sequential(
-        nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-        nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1),
-    )  # fmt: skip
+        nn.Linear(n_inputs, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, 1),
+    )
 
 
 def train_predictor(
-    space: SearchSpace, configs: list[Any], accuracies: list[float], *, test_fraction: float = 0.2,
-    epochs: int = 300, seed: int = 0,
-) -> tuple[nn.Module, PredictorReport]:  # fmt: skip
+    space: SearchSpace,
+    configs: list[Any],
+    accuracies: list[float],
+    *,
+    test_fraction: float = 0.2,
+    epochs: int = 300,
+    seed: int = 0,
+) -> tuple[nn.Module, PredictorReport]:
     """Fit on a seeded ``1 - test_fraction`` of the trials; report on the rest."""
     from scipy.stats import kendalltau
 

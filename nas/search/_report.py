@@ -27,16 +27,29 @@ def write_reports(job: Any, study: optuna.Study, fronts: dict[str, list], out: P
         writer.writerow(["device", "trial", "config", "accuracy", "latency_ms", "mlflow_run_id"])
         for name, front in fronts.items():
             for t in front:
-                writer.writerow([name, t.number, t.user_attrs["config"], t.user_attrs["accuracy"],
-                                 t.user_attrs["latency_ms"][name], t.user_attrs.get("mlflow_run_id", "")])  # fmt: skip
+                writer.writerow(
+                    [
+                        name,
+                        t.number,
+                        t.user_attrs["config"],
+                        t.user_attrs["accuracy"],
+                        t.user_attrs["latency_ms"][name],
+                        t.user_attrs.get("mlflow_run_id", ""),
+                    ]
+                )
     paths.append(csv_path)
 
     trials = job._complete(study)
     fig, axes = plt.subplots(1, len(fronts), figsize=(5.5 * len(fronts), 4.2), squeeze=False)
     html = go.Figure()
     for ax, (name, front) in zip(axes[0], fronts.items(), strict=True):
-        ax.scatter([t.user_attrs["latency_ms"][name] for t in trials], [t.user_attrs["accuracy"] for t in trials],
-                   s=10, alpha=0.4, label="trials")  # fmt: skip
+        ax.scatter(
+            [t.user_attrs["latency_ms"][name] for t in trials],
+            [t.user_attrs["accuracy"] for t in trials],
+            s=10,
+            alpha=0.4,
+            label="trials",
+        )
         xs = [t.user_attrs["latency_ms"][name] for t in front]
         ys = [t.user_attrs["accuracy"] for t in front]
         ax.step(xs, ys, where="post", color="C3", marker="o", ms=4, label="Pareto front")
@@ -46,8 +59,16 @@ def write_reports(job: Any, study: optuna.Study, fronts: dict[str, list], out: P
         )
         ax.legend(fontsize=8)
         ax.set_title(name)
-        html.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"front: {name}",
-                                  text=[t.user_attrs["config"] for t in front], line_shape="hv"))  # fmt: skip
+        html.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines+markers",
+                name=f"front: {name}",
+                text=[t.user_attrs["config"] for t in front],
+                line_shape="hv",
+            )
+        )
     fig.tight_layout()
     png = out / "pareto_front.png"
     fig.savefig(png, dpi=110)

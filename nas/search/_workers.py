@@ -12,9 +12,9 @@ class EvaluatorWorker:
     """Stateless with respect to the study: the driver sends config strings, gets metrics back."""
 
     def __init__(self, spec_dict: dict[str, Any], threads: int) -> None:
-        import nas  # noqa: F401  (torchvision/ofa import trap inside the worker process)
         import torch
 
+        import nas  # noqa: F401  (torchvision/ofa import trap inside the worker process)
         from nas.search._evaluators import build_evaluator
         from nas.spec import spec_from_dict
 

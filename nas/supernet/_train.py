@@ -125,9 +125,11 @@ class SupernetTrainer:
         depths = tuple(int(rng.choice(ds)) for _ in d.stages)
         n = sum(depths)
         return MBV3Config(
-            int(rng.choice(d.resolutions)), depths,
-            tuple(int(k) for k in rng.choice(ks, n)), tuple(int(e) for e in rng.choice(es, n)),
-        )  # fmt: skip
+            int(rng.choice(d.resolutions)),
+            depths,
+            tuple(int(k) for k in rng.choice(ks, n)),
+            tuple(int(e) for e in rng.choice(es, n)),
+        )
 
     def _smallest(self, phase: PhaseSpec) -> MBV3Config:
         d = self.space.definition
@@ -155,9 +157,16 @@ class SupernetTrainer:
         total_steps = phase.epochs * self.steps_per_epoch
         sums = {"loss": 0.0, "kd_loss": 0.0}
         for step, (x, y) in enumerate(
-            batches(self.dataset.train, self.cfg.batch_size, self.dataset.preprocessing,
-                    shuffle=True, augment=True, generator=gen, drop_last=True)
-        ):  # fmt: skip
+            batches(
+                self.dataset.train,
+                self.cfg.batch_size,
+                self.dataset.preprocessing,
+                shuffle=True,
+                augment=True,
+                generator=gen,
+                drop_last=True,
+            )
+        ):
             t = (epoch_in_phase * self.steps_per_epoch + step) / total_steps
             lr = 0.5 * phase.lr * (1 + math.cos(math.pi * t))
             for group in self.optimizer.param_groups:
@@ -194,9 +203,12 @@ class SupernetTrainer:
 
     def _validate(self) -> dict[str, float]:
         evaluator = SubnetEvaluator(
-            self.space, _contiguous_copy(self.model), self.dataset,
-            bn_calibration_images=self.cfg.bn_calibration_images, seed=self.spec.seed,
-        )  # fmt: skip
+            self.space,
+            _contiguous_copy(self.model),
+            self.dataset,
+            bn_calibration_images=self.cfg.bn_calibration_images,
+            seed=self.spec.seed,
+        )
         out = {}
         for name, config in (
             ("largest", self.space.largest()),
@@ -231,9 +243,14 @@ class SupernetTrainer:
                 self.epoch += 1
                 logger.info(
                     "epoch %d/%d (%s): loss %.3f, val top-1 largest %.4f smallest %.4f, %.0fs",
-                    self.epoch, self.total_epochs, phase.name, metrics["train_loss"],
-                    metrics["val_acc_largest"], metrics["val_acc_smallest"], elapsed,
-                )  # fmt: skip
+                    self.epoch,
+                    self.total_epochs,
+                    phase.name,
+                    metrics["train_loss"],
+                    metrics["val_acc_largest"],
+                    metrics["val_acc_smallest"],
+                    elapsed,
+                )
                 atomic_save(self.state_dict(), state_path)
                 if run is not None:
                     import mlflow
@@ -242,12 +259,19 @@ class SupernetTrainer:
             checkpoint = self.spec.resolve_path(self.cfg.checkpoint)
             d = self.space.definition
             save_weights(
-                checkpoint, self.model.state_dict(), space=self.space.name,
+                checkpoint,
+                self.model.state_dict(),
+                space=self.space.name,
                 space_options={"n_classes": d.n_classes, "in_channels": d.in_channels},
-                meta={"spec": self.spec.name, "train_seconds": self.seconds, "epochs": self.epoch,
-                      "final": self.history[-1] if self.history else {}, "mlflow_run_id": self.mlflow_run_id},
+                meta={
+                    "spec": self.spec.name,
+                    "train_seconds": self.seconds,
+                    "epochs": self.epoch,
+                    "final": self.history[-1] if self.history else {},
+                    "mlflow_run_id": self.mlflow_run_id,
+                },
                 fp16=self.cfg.store_fp16,
-            )  # fmt: skip
+            )
             if run is not None:
                 import mlflow
 

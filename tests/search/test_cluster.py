@@ -45,9 +45,23 @@ def test_search_runs_unchanged_as_a_ray_job_on_a_cluster(tmp_path):
     env.pop("RAY_ADDRESS", None)
     port, dash = _free_port(), _free_port()
     temp = Path("/tmp") / f"ray{os.getpid()}"  # short: Ray's socket paths have a length limit
-    subprocess.run([str(RAY), "start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
-                    f"--dashboard-port={dash}", "--num-cpus=2", f"--temp-dir={temp}", "--disable-usage-stats"],
-                   check=True, env=env, capture_output=True, timeout=180)  # fmt: skip
+    subprocess.run(
+        [
+            str(RAY),
+            "start",
+            "--head",
+            f"--port={port}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dash}",
+            "--num-cpus=2",
+            f"--temp-dir={temp}",
+            "--disable-usage-stats",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=180,
+    )
     try:
         storage = f"sqlite:///{tmp_path / 'study.db'}"
         spec = yaml.safe_load((project_root() / "runs" / "ofa_imagenet_note10.yaml").read_text())
@@ -61,11 +75,29 @@ def test_search_runs_unchanged_as_a_ray_job_on_a_cluster(tmp_path):
         spec_path.write_text(yaml.safe_dump(spec))
         job_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
         out = subprocess.run(
-            [str(RAY), "job", "submit", f"--address=http://127.0.0.1:{dash}", "--working-dir", str(project_root()),
-             "--runtime-env-json", '{"env_vars": {"MLFLOW_TRACKING_URI": "%s"}}' % job_env["MLFLOW_TRACKING_URI"],
-             "--", sys.executable, "-m", "nas.cli", "search", "runs/_cluster_test.yaml", "--json", "--quiet"],
-            env=job_env, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            [
+                str(RAY),
+                "job",
+                "submit",
+                f"--address=http://127.0.0.1:{dash}",
+                "--working-dir",
+                str(project_root()),
+                "--runtime-env-json",
+                '{"env_vars": {"MLFLOW_TRACKING_URI": "%s"}}' % job_env["MLFLOW_TRACKING_URI"],
+                "--",
+                sys.executable,
+                "-m",
+                "nas.cli",
+                "search",
+                "runs/_cluster_test.yaml",
+                "--json",
+                "--quiet",
+            ],
+            env=job_env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         assert '"n_complete": 8' in out.stdout
         study = optuna.load_study(study_name="cluster_test", storage=storage)

@@ -83,8 +83,13 @@ def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     spec_path = _spec(tmp_path, name="killed", trials=100000, workers=1)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "nas.cli", "search", str(spec_path), "--quiet", "--no-mlflow"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas.cli", "search", str(spec_path), "--quiet", "--no-mlflow"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     spec = load_spec(spec_path)
     journal = spec.run_dir() / "study.journal"
     deadline = time.time() + 120
@@ -120,7 +125,9 @@ def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeyp
 
 
 @pytest.mark.slow
-def test_own_predictor_trained_on_a_study_reports_held_out_rmse_and_tau(tmp_path, monkeypatch, capsys):
+def test_own_predictor_trained_on_a_study_reports_held_out_rmse_and_tau(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     spec_path = _spec(tmp_path, name="for_predictor", trials=120, workers=1)
     assert main(["search", str(spec_path), "--quiet", "--no-mlflow"]) == 0

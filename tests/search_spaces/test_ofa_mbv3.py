@@ -18,8 +18,13 @@ def test_supernet_is_ofa_mobilenetv3_w12_tensor_for_tensor():
     from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
 
     ours = get_space("ofa_mbv3").supernet().state_dict()
-    ref = OFAMobileNetV3(n_classes=1000, width_mult=1.2, ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6],
-                         depth_list=[2, 3, 4]).state_dict()  # fmt: skip
+    ref = OFAMobileNetV3(
+        n_classes=1000,
+        width_mult=1.2,
+        ks_list=[3, 5, 7],
+        expand_ratio_list=[3, 4, 6],
+        depth_list=[2, 3, 4],
+    ).state_dict()
     assert {k: tuple(v.shape) for k, v in ours.items()} == {
         k: tuple(v.shape) for k, v in ref.items()
     }
