@@ -1,7 +1,8 @@
 """Time to calibrate one full host latency table (every distinct layer of a space at one
 resolution), from scratch into a temporary folder.
 
-    .venv/bin/python benchmarks/lut_calibration.py [--space ofa_mbv3_small] [--resolution 28] [--dtype fp32]
+    .venv/bin/python benchmarks/lut_calibration.py [--space ofa_mbv3_small] [--resolution 28] \
+        [--dtype fp32]
 
 Prints the number of layers, the total wall time, and its split into conversion (Keras -> TFLite)
 and timing (LiteRT, warm-up + 50 runs per layer, 1 thread).

@@ -151,7 +151,8 @@ def main() -> None:
     for row in rows:
         share = f", {row['hypervolume'] / ref:.1%} of EvolutionFinder's" if ref else ""
         print(
-            f"{row['method']}: hypervolume {row['hypervolume']:.4f} with {row['queries']} predictor queries{share}"
+            f"{row['method']}: hypervolume {row['hypervolume']:.4f} with {row['queries']} "
+            f"predictor queries{share}"
         )
     print(json.dumps(rows))
 

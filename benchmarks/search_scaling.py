@@ -71,8 +71,10 @@ def main() -> None:
     base = rows[0]["trials_per_minute"]
     for row in rows:
         print(
-            f"{row['workers']} worker(s) x {row['threads']} thread(s): {row['trials_per_minute']:.2f} trials/min "
-            f"({row['trials_per_minute'] / base:.2f}x of 1x1), eval {row['eval_seconds_per_trial']:.2f} s/trial, "
+            f"{row['workers']} worker(s) x {row['threads']} thread(s): "
+            f"{row['trials_per_minute']:.2f} trials/min "
+            f"({row['trials_per_minute'] / base:.2f}x of 1x1), eval "
+            f"{row['eval_seconds_per_trial']:.2f} s/trial, "
             f"driver+Ray+MLflow overhead {row['overhead_share']:.1%} of evaluation time"
         )
     print(json.dumps(rows))

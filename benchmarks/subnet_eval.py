@@ -51,7 +51,8 @@ def main() -> None:
         results[f"subnets_per_minute_{threads}_thread"] = round(args.n / minutes, 2)
         print(
             f"{threads} thread(s): {args.n / minutes:.2f} subnets/min on the validation split "
-            f"({len(dataset.val)} images, BN recalibration on {spec.supernet.bn_calibration_images})",
+            f"({len(dataset.val)} images, BN recalibration on "
+            f"{spec.supernet.bn_calibration_images})",
             flush=True,
         )
     torch.set_num_threads(2)
@@ -59,7 +60,8 @@ def main() -> None:
         out = evaluator.evaluate(space.resolve(which), "test")
         results[f"test_top1_{which}"] = out["accuracy"]
         print(
-            f"{which} {out['config']}: top-1 {out['accuracy'] * 100:.2f}% on {out['n_images']} test images"
+            f"{which} {out['config']}: top-1 {out['accuracy'] * 100:.2f}% on {out['n_images']} "
+            "test images"
         )
     print(json.dumps(results))
 

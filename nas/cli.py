@@ -91,8 +91,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(
-            f"{result['config']}: top-1 {result['accuracy'] * 100:.2f}% on {result['n_images']} {args.split} images "
-            f"(BN recalibrated on {spec.supernet.bn_calibration_images} training images, {time.perf_counter() - start:.1f}s)"
+            f"{result['config']}: top-1 {result['accuracy'] * 100:.2f}% on {result['n_images']} "
+            f"{args.split} images "
+            f"(BN recalibrated on {spec.supernet.bn_calibration_images} training images, "
+            f"{time.perf_counter() - start:.1f}s)"
         )
     return 0
 
@@ -160,7 +162,8 @@ def _cmd_train_predictor(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         print(
-            f"trained on {report.n_train} subnets of study {spec.name!r}; held-out {report.n_test}: "
+            f"trained on {report.n_train} subnets of study {spec.name!r}; held-out "
+            f"{report.n_test}: "
             f"RMSE {report.rmse:.4f} (mean baseline {report.baseline_rmse:.4f}), Kendall tau "
             f"{report.kendall_tau:.3f}; saved to {out}"
         )
@@ -183,7 +186,8 @@ def _cmd_lut_predict(args: argparse.Namespace) -> int:
     else:
         print(
             f"{config}: {ms:.3f} ms predicted (LUT) on {model.device.name}, {args.dtype}, "
-            f"threads {model.device.threads if model.device.threads is not None else 'not published'}"
+            "threads "
+            f"{model.device.threads if model.device.threads is not None else 'not published'}"
         )
     return 0
 
@@ -259,8 +263,11 @@ def _adb_device_info(args: argparse.Namespace, target) -> object:
         runtime_version=args.runtime_version or "unknown (pass --runtime-version)",
         threads=target.threads,
         delegate="XNNPACK (benchmark_model --use_xnnpack=true)",
-        measured=f"{datetime.date.today().isoformat()} by `nas lut calibrate --device {args.device}`, taskset {target.cpu_mask}; "
-        "`mean` is benchmark_model's median (or average where it prints no median)",
+        measured=(
+            f"{datetime.date.today().isoformat()} by `nas lut calibrate --device {args.device}`, "
+            f"taskset {target.cpu_mask}; `mean` is benchmark_model's median "
+            "(or average where it prints no median)"
+        ),
         provenance="measured over adb by nas",
     )
 
@@ -339,8 +346,10 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
         print(json.dumps(report.summary()))
     else:
         print(
-            f"{report.n} subnets, {args.dtype}, {threads} thread(s): {report.within_10pct:.0%} within ±10%, "
-            f"MAPE {report.mape:.1%}, Kendall tau {report.kendall_tau:.3f} (per-model overhead {overhead:.3f} ms); "
+            f"{report.n} subnets, {args.dtype}, {threads} thread(s): {report.within_10pct:.0%} "
+            "within ±10%, "
+            f"MAPE {report.mape:.1%}, Kendall tau {report.kendall_tau:.3f} (per-model overhead "
+            f"{overhead:.3f} ms); "
             f"report in {out}"
         )
     if args.min_within is not None and report.within_10pct < args.min_within:

@@ -246,7 +246,8 @@ class RunSpec:
     search: SearchSpec = dataclasses.field(default_factory=SearchSpec)
     seed: int = 0
     tracking_uri: str | None = None
-    #: the file the spec was read from (set by load_spec; relative paths resolve against the checkout)
+    #: the file the spec was read from (set by load_spec); relative paths resolve against the
+    #: checkout root
     source: str | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -314,7 +315,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise SpecError(
-            f"unknown field {where + unknown[0]!r}; allowed fields{' of ' + where.rstrip('.') if where else ''}: "
+            f"unknown field {where + unknown[0]!r}; allowed "
+            f"fields{' of ' + where.rstrip('.') if where else ''}: "
             f"{', '.join(sorted(fields))}"
         )
     kwargs = {}

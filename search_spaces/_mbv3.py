@@ -25,7 +25,7 @@ CHANNEL_DIVISIBLE = 8
 
 
 def make_divisible(v: float, divisor: int = CHANNEL_DIVISIBLE) -> int:
-    """OFA's (and TF slim's) rounding of channel counts; identical to ``ofa.utils.make_divisible``."""
+    """OFA's (TF slim's) rounding of channel counts; identical to ``ofa.utils.make_divisible``."""
     new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
     if new_v < 0.9 * v:
         new_v += divisor
@@ -159,7 +159,8 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
             )
         if len(config.depths) != len(d.stages):
             raise ConfigError(
-                f"{self.name}: {len(config.depths)} stage depths given, the space has {len(d.stages)} stages"
+                f"{self.name}: {len(config.depths)} stage depths given, the space has "
+                f"{len(d.stages)} stages"
             )
         for s, depth in enumerate(config.depths):
             if depth not in d.depths:
@@ -176,11 +177,13 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
             for b, (k, e) in enumerate(blocks):
                 if k not in d.kernels:
                     raise ConfigError(
-                        f"{self.name}: stage {s + 1} block {b + 1}: kernel {k} not in {list(d.kernels)}"
+                        f"{self.name}: stage {s + 1} block {b + 1}: kernel {k} not in "
+                        f"{list(d.kernels)}"
                     )
                 if e not in d.expands:
                     raise ConfigError(
-                        f"{self.name}: stage {s + 1} block {b + 1}: expand ratio {e} not in {list(d.expands)}"
+                        f"{self.name}: stage {s + 1} block {b + 1}: expand ratio {e} not in "
+                        f"{list(d.expands)}"
                     )
         return config
 
@@ -196,7 +199,8 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
         for ks, es in _STAGE_RE.findall(m.group(2)):
             if len(ks) != len(es):
                 raise ConfigError(
-                    f"{self.name}: stage k{ks}e{es} has {len(ks)} kernels but {len(es)} expand ratios"
+                    f"{self.name}: stage k{ks}e{es} has {len(ks)} kernels but {len(es)} expand "
+                    "ratios"
                 )
             depths.append(len(ks))
             kernels += map(int, ks)
@@ -398,7 +402,7 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
 
 
 def load_supernet_weights(supernet: torch.nn.Module, state_dict: dict, space_name: str) -> None:
-    """Strictly load a supernet state dict; a mismatch is a ``CheckpointError`` naming the tensors."""
+    """Strictly load a supernet state dict; a mismatch is a ``CheckpointError`` naming tensors."""
     own = supernet.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))

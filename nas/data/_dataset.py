@@ -56,7 +56,7 @@ class Split:
 
 @dataclasses.dataclass(frozen=True)
 class ImageDataset:
-    """Train / validation / test splits. The search sees train and val; test is for final figures."""
+    """Splits: search sees train and val; test is for final figures."""
 
     name: str
     train: Split
@@ -103,7 +103,7 @@ def batches(
     drop_last: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield normalized float batches; optional random-crop (pad 2) + horizontal-flip augmentation
-    and resizing to ``resolution`` (bilinear). Batches are built from in-memory tensors: no workers."""
+    and resizing to ``resolution`` (bilinear). Batches come from in-memory tensors (no workers)."""
     n = len(split)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     stop = n - n % batch_size if drop_last else n

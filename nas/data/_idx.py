@@ -1,4 +1,4 @@
-"""Reader for the IDX format of (Fashion-)MNIST, plain or gzipped, with errors that name the file."""
+"""Reader for (Fashion-)MNIST's IDX format, plain or gzipped; errors name the file."""
 
 from __future__ import annotations
 

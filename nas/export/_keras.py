@@ -62,7 +62,7 @@ def _depthwise(module: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def torch_layer_params(subnet: Any) -> list[dict[str, np.ndarray] | None]:
-    """Weights of a static OFA ``MobileNetV3`` subnet, one dict per priced layer (``space.layers``)."""
+    """Weights of a static OFA ``MobileNetV3`` subnet, one dict per layer of ``space.layers``."""
     params: list[dict[str, np.ndarray] | None] = []
     w, b = _conv(subnet.first_conv)
     params.append({"w": w, "b": b})

@@ -21,7 +21,8 @@ __all__ = ["AdbTarget", "AdbError", "parse_benchmark_output"]
 
 _NUM = r"([0-9.]+(?:e[+-]?\d+)?)"
 _STATS_RE = re.compile(
-    rf"count=(\d+) first={_NUM} curr={_NUM} min={_NUM} max={_NUM} avg={_NUM} std={_NUM}(?:.*?median={_NUM})?"
+    rf"count=(\d+) first={_NUM} curr={_NUM} min={_NUM} max={_NUM} avg={_NUM} "
+    rf"std={_NUM}(?:.*?median={_NUM})?"
 )
 
 
@@ -90,7 +91,8 @@ class AdbTarget:
             raise AdbError(f"timed out after {timeout}s: {' '.join(cmd)}") from e
         if proc.returncode != 0:
             raise AdbError(
-                f"`{' '.join(cmd)}` exited {proc.returncode}:\n{proc.stdout[-1000:]}{proc.stderr[-1000:]}"
+                f"`{' '.join(cmd)}` exited "
+                f"{proc.returncode}:\n{proc.stdout[-1000:]}{proc.stderr[-1000:]}"
             )
         return proc.stdout + proc.stderr
 

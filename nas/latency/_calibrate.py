@@ -61,7 +61,7 @@ def layer_tflite(layer: LayerSpec, dtype: str) -> bytes:
 
 
 def invoke_probe_tflite(dtype: str) -> bytes:
-    """A trivial one-op model (a ReLU on 1x1x8): its latency is the interpreter's per-invoke cost."""
+    """A one-op model (ReLU on 1x1x8): its latency is the interpreter's per-invoke cost."""
     from nas.export import to_tflite
     from nas.export._keras import tf_modules
 
@@ -92,8 +92,10 @@ def host_device_info(threads: int, provenance: str) -> DeviceInfo:
         runtime_version=litert_version(),
         threads=threads,
         delegate="XNNPACK (LiteRT's default CPU delegate)",
-        measured=f"{datetime.date.today().isoformat()} on this host by `nas lut calibrate`; each entry's "
-        "`mean` is the median of `count` timed invocations at batch 1 after 10 warm-up runs",
+        measured=(
+            f"{datetime.date.today().isoformat()} on this host by `nas lut calibrate`; each entry's "
+            "`mean` is the median of `count` timed invocations at batch 1 after 10 warm-up runs"
+        ),
         provenance=provenance,
     )
 
@@ -121,7 +123,8 @@ def calibrate(
             from nas.errors import LatencyTableError
 
             raise LatencyTableError(
-                f"{device_path} is for {existing_device.name} at {existing_device.threads} thread(s); "
+                f"{device_path} is for {existing_device.name} at {existing_device.threads} "
+                "thread(s); "
                 f"this calibration is {device.name} at {device.threads}: use another --out"
             )
     else:

@@ -25,7 +25,8 @@ class LatencyModel:
         folder = self.lut_dir / space.name
         if not folder.is_dir():
             raise LatencyTableError(
-                f"{self.lut_dir} has no tables for space {space.name!r} (expected {folder}/<resolution>.yaml)"
+                f"{self.lut_dir} has no tables for space {space.name!r} (expected "
+                f"{folder}/<resolution>.yaml)"
             )
         self.tables: dict[int, LatencyTable] = {}
         for path in sorted(folder.glob("*.yaml")):

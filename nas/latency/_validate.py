@@ -123,7 +123,8 @@ def scatter_plot(report: ValidationReport, title: str, path: Path) -> None:
     ax.set_xlabel("measured latency (ms)")
     ax.set_ylabel("predicted latency, LUT (ms)")
     ax.set_title(
-        f"{title}\n{report.within_10pct:.0%} within ±10%, MAPE {report.mape:.1%}, τ {report.kendall_tau:.3f}",
+        f"{title}\n{report.within_10pct:.0%} within ±10%, MAPE {report.mape:.1%}, τ "
+        f"{report.kendall_tau:.3f}",
         fontsize=9,
     )
     ax.legend(fontsize=8)

@@ -61,7 +61,8 @@ def predictor_path(spec: RunSpec) -> Path:
     raw = os.environ.get("NAS_OFA_PREDICTOR") or spec.evaluator.predictor
     if not raw:
         raise SpecError(
-            "evaluator.predictor (or NAS_OFA_PREDICTOR) is required when evaluator.kind is predictor"
+            "evaluator.predictor (or NAS_OFA_PREDICTOR) is required when evaluator.kind is "
+            "predictor"
         )
     return spec.resolve_path(raw)
 

@@ -1,4 +1,4 @@
-"""The study's report files: Pareto table (CSV), Pareto-front plots (PNG, HTML), hypervolume history."""
+"""A study's report files: Pareto table (CSV), front plots (PNG, HTML), hypervolume history."""
 
 from __future__ import annotations
 

@@ -37,8 +37,9 @@ def test_note10_prediction_equals_the_hand_sum_of_the_raw_yaml(resolution):
             s = stride if b == 0 else 1
             out = (size - 1) // s + 1
             keys.append(
-                f"expanded_conv-input:{size}x{size}x{cin}-output:{out}x{out}x{width}-expand:{cin * 6}"
-                f"-kernel:7-stride:{s}-idskip:{int(s == 1 and cin == width)}-se:{se}-hs:{hs}"
+                f"expanded_conv-input:{size}x{size}x{cin}-output:{out}x{out}x{width}"
+                f"-expand:{cin * 6}-kernel:7-stride:{s}-idskip:{int(s == 1 and cin == width)}"
+                f"-se:{se}-hs:{hs}"
             )
             size, cin = out, width
     keys += [

@@ -3,6 +3,7 @@ machine, the job sent with `ray job submit`."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -83,7 +84,7 @@ def test_search_runs_unchanged_as_a_ray_job_on_a_cluster(tmp_path):
                 "--working-dir",
                 str(project_root()),
                 "--runtime-env-json",
-                '{"env_vars": {"MLFLOW_TRACKING_URI": "%s"}}' % job_env["MLFLOW_TRACKING_URI"],
+                json.dumps({"env_vars": {"MLFLOW_TRACKING_URI": job_env["MLFLOW_TRACKING_URI"]}}),
                 "--",
                 sys.executable,
                 "-m",

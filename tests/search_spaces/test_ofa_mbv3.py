@@ -1,4 +1,4 @@
-"""ofa_mbv3 is OFA's published w1.2 space: same network as ofa's own class, keys of the Note10 tables."""
+"""ofa_mbv3 is OFA's published w1.2 space: ofa's own network, the Note10 tables' keys."""
 
 from __future__ import annotations
 
