@@ -93,8 +93,9 @@ def host_device_info(threads: int, provenance: str) -> DeviceInfo:
         threads=threads,
         delegate="XNNPACK (LiteRT's default CPU delegate)",
         measured=(
-            f"{datetime.date.today().isoformat()} on this host by `nas lut calibrate`; each entry's "
-            "`mean` is the median of `count` timed invocations at batch 1 after 10 warm-up runs"
+            f"{datetime.date.today().isoformat()} on this host by `nas lut calibrate`; each "
+            "entry's `mean` is the median of `count` timed invocations at batch 1"
+            " after 10 warm-up runs"
         ),
         provenance=provenance,
     )
