@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 import nas  # noqa: F401
-from nas.jobs import load_job, load_supernet
+from nas.jobs import subnet_evaluator
 from nas.spec import load_spec
-from nas.supernet import SubnetEvaluator
 
 
 def main() -> None:
@@ -30,17 +29,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=12, help="random subnets per thread setting")
     args = parser.parse_args()
     spec = load_spec(args.spec)
-    dataset, space = load_job(spec)
-    supernet, blob = load_supernet(spec, space)
-    evaluator = SubnetEvaluator(
-        space,
-        supernet,
-        dataset,
-        bn_calibration_images=spec.supernet.bn_calibration_images,
-        seed=spec.seed,
-    )
+    space, evaluator = subnet_evaluator(spec)
+    dataset = evaluator.dataset
     results: dict = {"checkpoint": spec.supernet.checkpoint, "n_val_images": len(dataset.val)}
-    configs = [space.sample(np.random.default_rng(123)) for _ in range(args.n)]
+    rng = np.random.default_rng(123)
+    configs = [space.sample(rng) for _ in range(args.n)]
     for threads in (1, 2):
         torch.set_num_threads(threads)
         evaluator.evaluate(configs[0], "val")  # warm-up

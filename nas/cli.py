@@ -69,22 +69,13 @@ def _cmd_train_supernet(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
-    from nas.jobs import load_job, load_supernet
+    from nas.jobs import subnet_evaluator
     from nas.spec import load_spec
-    from nas.supernet import SubnetEvaluator
 
     spec = load_spec(args.spec)
     torch.set_num_threads(args.threads)
-    dataset, space = load_job(spec)
+    space, evaluator = subnet_evaluator(spec, args.checkpoint)
     config = space.resolve(args.subnet)
-    supernet, _ = load_supernet(spec, space, args.checkpoint)
-    evaluator = SubnetEvaluator(
-        space,
-        supernet,
-        dataset,
-        bn_calibration_images=spec.supernet.bn_calibration_images,
-        seed=spec.seed,
-    )
     start = time.perf_counter()
     result = evaluator.evaluate(config, args.split)
     if args.json:

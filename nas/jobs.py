@@ -9,7 +9,7 @@ from nas.errors import CheckpointError
 from nas.spec import RunSpec
 from search_spaces import SearchSpace, get_space
 
-__all__ = ["space_for", "load_supernet"]
+__all__ = ["load_job", "load_supernet", "space_for", "subnet_evaluator"]
 
 
 def space_for(spec: RunSpec, dataset: ImageDataset) -> SearchSpace:
@@ -31,6 +31,22 @@ def load_supernet(spec: RunSpec, space: SearchSpace, checkpoint: str | Path | No
     load_supernet_weights(model, blob["state_dict"], space.name)
     model.eval()
     return model, blob
+
+
+def subnet_evaluator(spec: RunSpec, checkpoint: str | Path | None = None):
+    """(space, evaluator) for the spec's trained supernet, BN recalibration as the spec says."""
+    from nas.supernet import SubnetEvaluator
+
+    dataset, space = load_job(spec)
+    supernet, _ = load_supernet(spec, space, checkpoint)
+    evaluator = SubnetEvaluator(
+        space,
+        supernet,
+        dataset,
+        bn_calibration_images=spec.supernet.bn_calibration_images,
+        seed=spec.seed,
+    )
+    return space, evaluator
 
 
 def load_job(spec: RunSpec) -> tuple[ImageDataset, SearchSpace]:

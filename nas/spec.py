@@ -12,8 +12,6 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from nas.errors import SpecError
 
 __all__ = [
@@ -286,13 +284,10 @@ def load_spec(path: str | Path) -> RunSpec:
     Raises:
         SpecError: the file is missing or not YAML, or a field is unknown, missing or invalid.
     """
+    from nas._yaml import read_yaml
+
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"run spec not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path} is not valid YAML: {e}") from e
+    data = read_yaml(path, SpecError, "run spec")
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a run spec is a YAML mapping, got {type(data).__name__}")
     data.setdefault("name", path.stem)

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from nas._yaml import read_yaml
 from nas.errors import LatencyTableError, MissingLatencyKeyError
 
 __all__ = [
@@ -78,12 +79,7 @@ def load_table(path: str | Path) -> LatencyTable:
             (the message names the key and the file).
     """
     path = Path(path)
-    if not path.is_file():
-        raise LatencyTableError(f"latency table not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise LatencyTableError(f"{path} is not valid YAML: {e}") from e
+    data = read_yaml(path, LatencyTableError, "latency table")
     if not isinstance(data, dict) or not data:
         raise LatencyTableError(
             f"{path}: a latency table is a non-empty mapping of layer key -> {{mean, std, count}}"
@@ -152,14 +148,9 @@ class DeviceInfo:
 
 def load_device(path: str | Path) -> DeviceInfo:
     path = Path(path)
-    if not path.is_file():
-        raise LatencyTableError(
-            f"device metadata not found: {path} (every table folder has a device.yaml)"
-        )
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise LatencyTableError(f"{path} is not valid YAML: {e}") from e
+    data = read_yaml(
+        path, LatencyTableError, "device metadata (every table folder has a device.yaml)"
+    )
     if not isinstance(data, dict):
         raise LatencyTableError(f"{path}: expected a mapping")
     fields = {f.name for f in dataclasses.fields(DeviceInfo)}

@@ -38,18 +38,9 @@ class SupernetAccuracy(Evaluator):
     """Extract from the trained supernet, recalibrate BN, top-1 on the validation split."""
 
     def __init__(self, spec: RunSpec) -> None:
-        from nas.jobs import load_job, load_supernet
-        from nas.supernet import SubnetEvaluator
+        from nas.jobs import subnet_evaluator
 
-        dataset, self.space = load_job(spec)
-        supernet, _ = load_supernet(spec, self.space)
-        self._evaluator = SubnetEvaluator(
-            self.space,
-            supernet,
-            dataset,
-            bn_calibration_images=spec.supernet.bn_calibration_images,
-            seed=spec.seed,
-        )
+        self.space, self._evaluator = subnet_evaluator(spec)
         self._val_images = spec.evaluator.val_images
 
     def accuracy(self, config: Any) -> float:
