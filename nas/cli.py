@@ -161,6 +161,60 @@ def _cmd_train_predictor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from nas.export import export_subnet
+    from nas.jobs import subnet_evaluator
+    from nas.latency import LatencyModel
+    from nas.spec import load_spec
+
+    spec = load_spec(args.spec)
+    torch.set_num_threads(args.threads)
+    space, evaluator = subnet_evaluator(spec)
+    if args.run_id:
+        import mlflow
+
+        from nas.tracking import tracking_uri
+
+        mlflow.set_tracking_uri(tracking_uri(spec.tracking_uri))
+        config = space.parse(mlflow.get_run(args.run_id).data.params["config"])
+    else:
+        config = space.resolve(args.subnet)
+    latency = LatencyModel(spec.resolve_path(spec.devices[0].lut), space) if spec.devices else None
+    files = export_subnet(
+        space,
+        config,
+        evaluator.subnet(config),
+        evaluator.dataset,
+        Path(args.out),
+        formats=args.format.split(","),
+        latency_model=latency,
+        threads=args.threads,
+    )
+    if args.json:
+        print(json.dumps([f.summary() for f in files]))
+        return 0 if all(f.parity_ok for f in files) else 1
+    print(f"{config}:")
+    for f in files:
+        lat = (
+            f"{f.latency_measured_ms:.3f} ms measured"
+            if f.latency_measured_ms is not None
+            else "latency n/a"
+        )
+        if f.latency_predicted_ms is not None:
+            lat += f", {f.latency_predicted_ms:.3f} ms predicted"
+        status = "ok" if f.parity_ok else f"FAILED: {f.reason}"
+        print(
+            f"  {f.format:22s} {f.size_bytes / 1024:8.1f} KiB  test top-1 "
+            f"{f.test_accuracy * 100:.2f}%  "
+            f"parity {f.parity_max_abs:.1e}  {lat}  [{status}]  {f.path}"
+        )
+    return 0 if all(f.parity_ok for f in files) else 1
+
+
 def _cmd_lut_predict(args: argparse.Namespace) -> int:
 
     from nas.latency import LatencyModel
@@ -236,9 +290,11 @@ def _cmd_lut_calibrate(args: argparse.Namespace) -> int:
             measure=measure,
             device=device,
             progress=progress,
+            cache_dir=Path(args.cache) if args.cache else None,
+            convert_only=args.convert_only,
         )
         bar.close()
-        print(f"wrote {path}")
+        print(f"{'converted into' if args.convert_only else 'wrote'} {path}")
     return 0
 
 
@@ -274,6 +330,17 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     from search_spaces import get_space
 
     space = get_space(args.space)
+    cache = Path(args.cache) if args.cache else None
+    # the overhead is fitted on its own subnets (another seed), never on those it is validated on
+    fit_rng, rng = np.random.default_rng(args.seed + 1_000_003), np.random.default_rng(args.seed)
+    fit_configs = [space.sample(fit_rng) for _ in range(args.fit_overhead)]
+    configs = [space.sample(rng) for _ in range(args.n)]
+    if args.convert_only:
+        if cache is None:
+            raise SystemExit("nas lut validate: --convert-only needs --cache DIR")
+        measure_subnets(None, fit_configs + configs, args.dtype, 1, cache_dir=cache, space=space)
+        print(f"converted {len(fit_configs) + len(configs)} subnets into {cache}")
+        return 0
     model = LatencyModel(args.lut, space)
     threads = args.threads or model.device.threads or 1
     if args.fit_overhead:
@@ -281,9 +348,6 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
 
         from nas.latency import write_device
 
-        # fitted on its own subnets (another seed), never on the ones it is validated on
-        fit_rng = np.random.default_rng(args.seed + 1_000_003)
-        fit_configs = [space.sample(fit_rng) for _ in range(args.fit_overhead)]
         bar = tqdm(
             total=len(fit_configs),
             desc=f"fit overhead {args.dtype}",
@@ -292,7 +356,12 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
             disable=args.json,
         )
         fit_points = measure_subnets(
-            model, fit_configs, args.dtype, threads, progress=lambda done, total: bar.update(1)
+            model,
+            fit_configs,
+            args.dtype,
+            threads,
+            cache_dir=cache,
+            progress=lambda done, total: bar.update(1),
         )
         bar.close()
         fitted = statistics.median(p["measured_ms"] - p["layer_sum_ms"] for p in fit_points)
@@ -307,8 +376,6 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
             fitted,
             len(fit_configs),
         )
-    rng = np.random.default_rng(args.seed)
-    configs = [space.sample(rng) for _ in range(args.n)]
     bar = tqdm(
         total=args.n,
         desc=f"validate {args.dtype}",
@@ -317,7 +384,12 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
         disable=args.json,
     )
     points = measure_subnets(
-        model, configs, args.dtype, threads, progress=lambda done, total: bar.update(1)
+        model,
+        configs,
+        args.dtype,
+        threads,
+        cache_dir=cache,
+        progress=lambda done, total: bar.update(1),
     )
     bar.close()
     overhead = model.device.overhead_ms.get(args.dtype, 0.0)
@@ -423,6 +495,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_train_predictor)
 
+    p = sub.add_parser(
+        "export",
+        help="export a subnet to TFLite / ONNX and verify every file",
+        description="Extracts the subnet, recalibrates BN, exports each format, and checks "
+        "parity with PyTorch, the file's own test accuracy, host latency and size. "
+        "Each file gets <file>.json with its preprocessing contract.",
+    )
+    p.add_argument("spec", help="run spec YAML (supernet, dataset, devices)")
+    p.add_argument("--subnet", default="largest", help="largest, smallest or a config string")
+    p.add_argument("--run-id", help="take the config of this MLflow trial run instead")
+    p.add_argument(
+        "--format",
+        default="tflite-fp32,tflite-int8",
+        help="comma-separated: tflite-fp32, tflite-fp16, tflite-dynamic-int8, tflite-int8, "
+        "onnx-fp32, onnx-int8",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print one summary per file")
+    p.set_defaults(func=_cmd_export)
+
     lut = sub.add_parser("lut", help="latency lookup tables: calibrate, validate, predict")
     lsub = lut.add_subparsers(dest="lut_command", required=True, metavar="LUT_COMMAND")
     p = lsub.add_parser("predict", help="predicted latency of one subnet from a table folder")
@@ -464,6 +557,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--runtime-version", help="adb: benchmark_model / TFLite version for device.yaml"
     )
+    p.add_argument("--cache", help="keep converted layer files here (reused by later runs)")
+    p.add_argument(
+        "--convert-only", action="store_true", help="only convert the layer files into --cache"
+    )
     p.set_defaults(func=_cmd_lut_calibrate)
 
     p = lsub.add_parser("validate", help="whole random subnets: predicted vs measured on this host")
@@ -484,6 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="first fit the per-model overhead on N other random subnets (another seed) "
         "and write it to device.yaml",
+    )
+    p.add_argument("--cache", help="keep converted subnet files here (reused by later runs)")
+    p.add_argument(
+        "--convert-only",
+        action="store_true",
+        help="only convert the subnets (and the --fit-overhead ones) into --cache",
     )
     p.add_argument(
         "--json", action="store_true", help="print {within_10pct, mape, kendall_tau, n, ...}"

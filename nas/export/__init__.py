@@ -1,6 +1,16 @@
 """PyTorch subnets -> Keras mirror -> TFLite (and ONNX), with parity checks."""
 
+from nas.export._export import FORMATS, ExportedFile, export_subnet, preprocessing_contract
 from nas.export._keras import keras_model, random_layer_params, torch_layer_params
 from nas.export._tflite import to_tflite
 
-__all__ = ["keras_model", "random_layer_params", "to_tflite", "torch_layer_params"]
+__all__ = [
+    "FORMATS",
+    "ExportedFile",
+    "export_subnet",
+    "preprocessing_contract",
+    "keras_model",
+    "random_layer_params",
+    "to_tflite",
+    "torch_layer_params",
+]

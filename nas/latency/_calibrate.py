@@ -43,6 +43,23 @@ def representative_for(shape: tuple[int, ...], seed: int, n: int = 8) -> Callabl
     return gen
 
 
+def cached_tflite(cache_dir: Path | None, key: str, build: Callable[[], bytes]) -> bytes:
+    """``build()``'s bytes, kept in ``cache_dir`` under a hash of ``key`` (what determines the
+    file: the layer or config, the precision, and the seeded weights), so that converting and
+    timing can run apart (convert while the machine is busy, time it when it is quiet)."""
+    if cache_dir is None:
+        return build()
+    path = cache_dir / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".tflite")
+    if path.is_file():
+        return path.read_bytes()
+    data = build()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return data
+
+
 def layer_tflite(layer: LayerSpec, dtype: str) -> bytes:
     """One layer as a standalone ``.tflite`` with deterministic random weights. int8 layers take
     and return int8 tensors, as inside a fully quantized model (no quantize/dequantize pair)."""
@@ -110,12 +127,28 @@ def calibrate(
     measure: Callable[[bytes, LayerSpec], Entry],
     device: DeviceInfo,
     progress: Callable[[int, int, str], None] | None = None,
+    cache_dir: Path | None = None,
+    convert_only: bool = False,
 ) -> Path:
     """Measure every layer of ``space`` at ``resolution`` missing from ``out_dir``'s table.
 
     ``measure(tflite_bytes, layer)`` times one layer file (host LiteRT or adb). The table is
     rewritten after every measured key, so an interrupted calibration loses at most one layer.
+    ``convert_only`` fills ``cache_dir`` with the layer files and measures nothing.
     """
+    if convert_only:
+        if cache_dir is None:
+            raise ValueError("convert_only needs a cache_dir")
+        layers = space.all_layers(resolution)
+        for i, layer in enumerate(layers):
+            cached_tflite(
+                cache_dir,
+                f"layer|{layer.key}|{dtype}",
+                lambda layer=layer: layer_tflite(layer, dtype),
+            )
+            if progress is not None:
+                progress(i + 1, len(layers), layer.key)
+        return cache_dir
     table_path = out_dir / space.name / f"{resolution}.yaml"
     device_path = out_dir / "device.yaml"
     if device_path.is_file():
@@ -151,7 +184,10 @@ def calibrate(
     )
     for i, layer in enumerate(todo):
         key = dtype_key(layer.key, dtype)
-        entries[key] = measure(layer_tflite(layer, dtype), layer)
+        model = cached_tflite(
+            cache_dir, f"layer|{layer.key}|{dtype}", lambda layer=layer: layer_tflite(layer, dtype)
+        )
+        entries[key] = measure(model, layer)
         write_table(table_path, entries)
         if progress is not None:
             progress(i + 1, len(todo), key)

@@ -60,23 +60,33 @@ def subnet_tflite(space, config, dtype: str) -> bytes:
 
 
 def measure_subnets(
-    model: LatencyModel,
+    model: LatencyModel | None,
     configs: list,
     dtype: str,
     threads: int,
-    runs: int = 50,
+    runs: int = 200,
     progress: Callable[[int, int], None] | None = None,
+    cache_dir: Path | None = None,
+    space: Any = None,
 ) -> list[dict[str, Any]]:
-    """Predicted layer sum (without overhead) and measured latency of each config."""
+    """Predicted layer sum (without overhead) and measured latency of each config.
+    With ``model=None`` the files are only converted into ``cache_dir`` (nothing is timed)."""
+    from nas.latency._calibrate import cached_tflite
+
+    space = model.space if model is not None else space
     points = []
     for i, config in enumerate(configs):
-        layer_sum = model.layer_sum(config, dtype)
-        measured = time_tflite(
-            subnet_tflite(model.space, config, dtype), threads=threads, runs=runs
+        tflite = cached_tflite(
+            cache_dir,
+            f"subnet|{space.name}|{config}|{dtype}",
+            lambda config=config: subnet_tflite(space, config, dtype),
         )
-        points.append(
-            {"config": str(config), "layer_sum_ms": layer_sum, "measured_ms": measured.mean}
-        )
+        if model is not None:
+            measured = time_tflite(tflite, threads=threads, runs=runs)
+            layer_sum = model.layer_sum(config, dtype)
+            points.append(
+                {"config": str(config), "layer_sum_ms": layer_sum, "measured_ms": measured.mean}
+            )
         if progress is not None:
             progress(i + 1, len(configs))
     return points

@@ -1,0 +1,58 @@
+"""Export and verification of a subnet with BN recalibrated on real (small) data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from nas.data import batches, load_fashion_mnist
+from nas.export import export_subnet
+from nas.supernet import recalibrate_bn
+from search_spaces import get_space
+
+
+@pytest.mark.slow
+def test_every_format_is_written_verified_and_carries_its_preprocessing(small_fmnist, tmp_path):
+    torch.manual_seed(0)
+    dataset = load_fashion_mnist(small_fmnist, val_size=200)
+    space = get_space("ofa_mbv3_small")
+    config = space.parse("r24_k35e46_k37e34_k53e66_k33e43")
+    subnet = space.build(config)
+    recalibrate_bn(subnet, batches(dataset.train, 100, dataset.preprocessing, resolution=24))
+    formats = [
+        "tflite-fp32",
+        "tflite-fp16",
+        "tflite-dynamic-int8",
+        "tflite-int8",
+        "onnx-fp32",
+        "onnx-int8",
+    ]
+    files = {
+        f.format: f
+        for f in export_subnet(space, config, subnet, dataset, tmp_path, formats=formats)
+    }
+    assert set(files) == set(formats)
+    for name in ("tflite-fp32", "onnx-fp32"):
+        assert files[name].parity_ok and files[name].parity_max_abs <= 1e-3, files[name]
+    with torch.no_grad():
+        x = dataset.preprocessing.apply(dataset.test.images)
+        x = torch.nn.functional.interpolate(x, size=(24, 24), mode="bilinear", align_corners=False)
+        torch_acc = float((subnet(x).argmax(1) == dataset.test.labels).float().mean())
+    assert files["tflite-fp32"].test_accuracy == pytest.approx(torch_acc, abs=1 / 300)
+    assert files["tflite-int8"].size_bytes < 0.4 * files["tflite-fp32"].size_bytes
+    assert (
+        files["tflite-fp32"].latency_measured_ms > 0
+        and files["onnx-fp32"].latency_measured_ms is None
+    )
+    contract = json.loads(files["tflite-int8"].path.with_suffix(".tflite.json").read_text())
+    pre = contract["preprocessing"]
+    assert (pre["height"], pre["width"], pre["channels"], pre["layout"]) == (24, 24, 1, "NHWC")
+    assert pre["scale"] == pytest.approx(1 / 255) and len(pre["class_names"]) == 10
+    assert (
+        json.loads(files["onnx-int8"].path.with_suffix(".onnx.json").read_text())["preprocessing"][
+            "layout"
+        ]
+        == "NCHW"
+    )
