@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 
+from nas.errors import NASError
 from nas.latency import LatencyModel
 from nas.search._pareto import hypervolume_2d, pareto_front
 from nas.spec import RunSpec
@@ -191,6 +192,7 @@ class SearchJob:
         actors = [
             worker_cls.remote(spec_dict, spec.search.threads_per_worker) for _ in range(workers)
         ]
+        _wait_ready(actors)
         idle = list(actors)
         inflight: dict[Any, tuple[optuna.trial.Trial, Any, dict, Any, float]] = {}
         cache = {
@@ -198,14 +200,21 @@ class SearchJob:
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         }
         stats = {"eval_seconds": 0.0, "dispatched": 0, "cached": 0, "failed": 0}
+        max_failures = max(10, trials)  # a bound, so that a broken evaluator cannot loop forever
+        last_error = ""
 
         done_count = len(
             study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         )
         try:
             while True:
+                if stats["failed"] >= max_failures:
+                    raise NASError(
+                        f"{stats['failed']} trials failed, giving up; last error: {last_error}"
+                    )
                 while (
                     idle
+                    and stats["failed"] < max_failures
                     and done_count + len(inflight) < trials
                     and (deadline is None or time.perf_counter() < deadline)
                 ):
@@ -245,7 +254,8 @@ class SearchJob:
                         trial.number,
                         e,
                     )
-                    trial.set_user_attr("error", f"worker died: {e}")
+                    last_error = f"worker died: {e}"
+                    trial.set_user_attr("error", last_error[:2000])
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
                     stats["failed"] += 1
@@ -255,7 +265,8 @@ class SearchJob:
                     logger.warning(
                         "trial %d failed: %s", trial.number, e.cause if hasattr(e, "cause") else e
                     )
-                    trial.set_user_attr("error", str(getattr(e, "cause", e))[:2000])
+                    last_error = str(getattr(e, "cause", e))
+                    trial.set_user_attr("error", last_error[:2000])
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     stats["failed"] += 1
                     idle.append(actor)
@@ -355,6 +366,18 @@ class SearchJob:
             fronts={name: [row(t) for t in front] for name, front in fronts.items()},
             timing={},
         )
+
+
+def _wait_ready(actors: list) -> None:
+    """Every worker has built its evaluator; a constructor error becomes one clear error."""
+    import ray
+
+    try:
+        errors = [e for e in ray.get([a.ping.remote() for a in actors]) if e]
+    except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as e:
+        raise NASError(f"a search worker could not start: {e}") from e
+    if errors:
+        raise NASError(f"a search worker could not start its evaluator: {errors[0]}")
 
 
 def _worker_class(threads: int):

@@ -78,8 +78,11 @@ def load_ofa_predictor(path: str | Path, n_inputs: int = 128) -> nn.Module:
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{path} is not an OFA accuracy predictor state dict: {e}") from e
+    except Exception as e:  # torch raises many types for a file that is not a state dict
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path} is not an OFA accuracy predictor state dict: {first_line}"
+        ) from e
     return model.eval()
 
 

@@ -15,11 +15,16 @@ class EvaluatorWorker:
         import torch
 
         import nas  # noqa: F401  (torchvision/ofa import trap inside the worker process)
+        from nas.errors import NASError
         from nas.search._evaluators import build_evaluator
         from nas.spec import spec_from_dict
 
         torch.set_num_threads(threads)
-        self.evaluator = build_evaluator(spec_from_dict(spec_dict))
+        self.error: str | None = None
+        try:
+            self.evaluator = build_evaluator(spec_from_dict(spec_dict))
+        except NASError as e:  # reported by ping(): one clear message, not a remote traceback
+            self.error = str(e)
 
     def evaluate(self, config_text: str) -> dict[str, float]:
         start = time.perf_counter()
@@ -27,8 +32,9 @@ class EvaluatorWorker:
         accuracy = self.evaluator.accuracy(config)
         return {"accuracy": accuracy, "eval_seconds": time.perf_counter() - start}
 
-    def ping(self) -> bool:
-        return True
+    def ping(self) -> str | None:
+        """None when the evaluator is ready, else why it could not be built."""
+        return self.error
 
 
 def make_worker_class(threads: int):

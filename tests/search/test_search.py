@@ -139,3 +139,16 @@ def test_own_predictor_trained_on_a_study_reports_held_out_rmse_and_tau(
     # the study's accuracies come from OFA's predictor: a fresh MLP must learn them well
     assert report["rmse"] < report["baseline_rmse"] and report["kendall_tau"] > 0.5
     assert load_ofa_predictor(out) is not None  # same file layout as OFA's
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_build_its_evaluator_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    bogus = tmp_path / "not_a_predictor.pth"
+    bogus.write_bytes(b"garbage")
+    spec_path = _spec(tmp_path, name="broken", trials=5, workers=1)
+    monkeypatch.setenv("NAS_OFA_PREDICTOR", str(bogus))
+    assert main(["search", str(spec_path), "--quiet", "--no-mlflow"]) == 2
+    err = capsys.readouterr().err
+    assert "could not start its evaluator" in err and "not_a_predictor.pth" in err
+    assert "Traceback" not in err
