@@ -32,12 +32,19 @@ def write_idx(path: Path, array: np.ndarray, *, gz: bool = True) -> Path:
 
 
 def make_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Learnable 28x28 images: each class is a bright bar at its own position, plus noise."""
+    """Learnable 28x28 images that survive the training augmentation (shift by 2 px, flip):
+    class y is 1-5 bright bars (y % 5 + 1), horizontal for y < 5 and vertical otherwise, plus noise.
+    """
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, n).astype(np.uint8)
     images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
     for i, y in enumerate(labels):
-        images[i, 2 + 2 * y : 5 + 2 * y, 4:24] = 230
+        for b in range(y % 5 + 1):
+            lo = 3 + 5 * b
+            if y < 5:
+                images[i, lo : lo + 2, 4:24] = 230
+            else:
+                images[i, 4:24, lo : lo + 2] = 230
     return images, labels
 
 

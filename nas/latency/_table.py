@@ -190,7 +190,8 @@ def load_device(path: str | Path) -> DeviceInfo:
 
 
 def write_device(path: str | Path, info: DeviceInfo) -> None:
-    data: dict[str, Any] = dataclasses.asdict(info)
+    # not dataclasses.asdict: it deep-copies, and the per-dtype maps are read-only proxies
+    data: dict[str, Any] = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
     data["overhead_ms"] = dict(info.overhead_ms)
     data["invoke_overhead_ms"] = dict(info.invoke_overhead_ms)
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -417,14 +417,15 @@ class _Tracker:
 
         from nas.tracking import artifact_location, tracking_uri
 
-        mlflow.set_tracking_uri(tracking_uri(spec.tracking_uri))
+        uri = tracking_uri(spec.tracking_uri)
+        mlflow.set_tracking_uri(uri)
         self.client = MlflowClient()
         self.spec, self.job = spec, job
         experiment = self.client.get_experiment_by_name(spec.name)
         self.experiment_id = (
             experiment.experiment_id
             if experiment
-            else self.client.create_experiment(spec.name, artifact_location=artifact_location())
+            else self.client.create_experiment(spec.name, artifact_location=artifact_location(uri))
         )
         existing = self.client.search_runs(
             [self.experiment_id],

@@ -18,9 +18,10 @@ def start_job_run(
     """Start a new run (or reopen ``run_id``) in ``experiment``; returns the active mlflow run."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(spec_uri))
+    uri = tracking_uri(spec_uri)
+    mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=artifact_location())
+        mlflow.create_experiment(experiment, artifact_location=artifact_location(uri))
     mlflow.set_experiment(experiment)
     if run_id is not None:
         logger.info("resuming MLflow run %s", run_id)

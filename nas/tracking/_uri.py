@@ -20,10 +20,10 @@ def tracking_uri(spec_uri: str | None = None, root: Path | None = None) -> str:
     return f"sqlite:///{runs / 'mlflow.db'}"
 
 
-def artifact_location(root: Path | None = None) -> str | None:
-    """Artifacts beside the default SQLite store (``runs/mlartifacts``); None for other stores."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
+def artifact_location(uri: str | None = None) -> str | None:
+    """Artifacts of a SQLite store go beside its file (``<dir>/mlartifacts``), never into the
+    working directory's ``./mlruns``; other stores (a tracking server) choose for themselves."""
+    uri = uri or tracking_uri()
+    if not uri.startswith("sqlite:///"):
         return None
-    from nas.spec import project_root
-
-    return ((root or project_root()) / "runs" / "mlartifacts").as_uri()
+    return (Path(uri[len("sqlite:///") :]).resolve().parent / "mlartifacts").as_uri()

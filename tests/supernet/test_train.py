@@ -18,13 +18,15 @@ class _Crash(Exception):
 
 @pytest.mark.slow
 def test_training_learns_and_resumes_after_interruption(small_fmnist, tmp_path):
-    spec = spec_from_dict(tiny_spec_dict(small_fmnist, tmp_path))
+    phases = tiny_spec_dict(small_fmnist, tmp_path)["supernet"]["phases"]
+    phases[0]["epochs"] = 2  # 16 sandwich steps are too few to learn reliably from 800 images
+    spec = spec_from_dict(tiny_spec_dict(small_fmnist, tmp_path, batch_size=50, phases=phases))
     dataset, space = load_job(spec)
     steps = {"n": 0}
 
     def crash_in_second_epoch(n, info):
         steps["n"] += n
-        if steps["n"] == 12:  # epoch 1 has 8 steps of 100 images
+        if steps["n"] == 20:  # epoch 1 has 16 steps of 50 images
             raise _Crash
 
     trainer = SupernetTrainer(
@@ -38,17 +40,17 @@ def test_training_learns_and_resumes_after_interruption(small_fmnist, tmp_path):
 
     resumed = SupernetTrainer(spec, space, dataset, work_dir=tmp_path / "work")
     result = resumed.run()
-    assert resumed.epoch == 2 and [h["epoch"] for h in result.history] == [1, 2]
-    assert result.history[0]["phase"] == "full" and result.history[1]["phase"] == "expand"
+    assert resumed.epoch == 3 and [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert [h["phase"] for h in result.history] == ["full", "full", "expand"]
     assert result.mlflow_run_id == first_run_id  # the same MLflow run goes on
     run = mlflow.get_run(first_run_id)
-    assert run.data.metrics["val_acc_largest"] > 0.3  # 10 classes: chance is 0.1
+    assert run.data.metrics["val_acc_largest"] > 0.4, run.data.metrics  # chance is 0.1
     assert "supernet.batch_size" in run.data.params
 
     # the shipped format loads back and extracted subnets beat chance on held-out test images
     supernet, blob = load_supernet(spec, space)
     assert (
-        blob["meta"]["epochs"] == 2
+        blob["meta"]["epochs"] == 3
         and blob["state_dict"]["first_conv.conv.weight"].dtype == torch.float32
     )
     evaluator = SubnetEvaluator(space, supernet, dataset, bn_calibration_images=200)
