@@ -8,6 +8,8 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -113,7 +115,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         bar.refresh()
 
     job = SearchJob(spec, track=not args.no_mlflow, progress=progress)
-    result = job.run()
+    result = job.run(export=not args.no_export)
     bar.close()
     if args.json:
         print(json.dumps(result.summary()))
@@ -128,7 +130,103 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(f"  top-1 {row['accuracy'] * 100:6.2f}%  {lat}  {row['config']}")
     if result.parent_run_id:
         print(f"MLflow: experiment {result.experiment!r}, parent run {result.parent_run_id}")
+    for reg in result.registered.values():
+        aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(reg["aliases"].items()))
+        print(f"registered {reg['model']}: {reg['versions']} version(s); {aliases}")
+    if result.registered:
+        print(f"pick one: nas pick --experiment {result.experiment} --device DEVICE")
     return 0
+
+
+def _cmd_pick(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from nas.errors import NASError
+    from nas.tracking import tracking_uri
+    from nas.tracking.registry import candidates, choose, download
+
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        found = candidates(args.experiment, args.device, args.format)
+    except LookupError as e:
+        raise NASError(str(e)) from None
+    if not found:
+        raise NASError(
+            f"{args.experiment}-{args.device} has no registered version"
+            + (f" in format {args.format!r}" if args.format else "")
+        )
+    best, shown = choose(found, args.max_latency_ms, args.min_accuracy)
+    out = sys.stderr if args.json else sys.stdout
+    limits = []
+    if args.max_latency_ms is not None:
+        limits.append(f"latency <= {args.max_latency_ms:g} ms")
+    if args.min_accuracy is not None:
+        limits.append(f"test top-1 >= {args.min_accuracy * 100:g}%")
+    print(
+        f"{args.experiment}-{args.device}: {len(found)} candidate(s)"
+        + (f"; limits: {', '.join(limits)}" if limits else ""),
+        file=out,
+    )
+    print(_candidate_table(found, best), file=out)
+    if best is None:
+        print(
+            "nothing fits the limits; the closest:\n" + _candidate_table(shown, None),
+            file=sys.stderr,
+        )
+        return 1
+    path, contract = download(best, Path(args.out))
+    pre = contract["preprocessing"]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "path": str(path),
+                    "format": best.format,
+                    "accuracy": best.test_accuracy,
+                    "val_accuracy": best.val_accuracy,
+                    "latency_ms": best.latency_ms,
+                    "latency_source": f"predicted by the {args.device} table",
+                    "measured_host_ms": best.measured_ms,
+                    "model_uri": best.model_uri,
+                    "config": best.config,
+                    "preprocessing": {
+                        k: pre[k]
+                        for k in ("height", "width", "channels", "layout", "scale", "mean", "std")
+                    },
+                    "class_names": pre["class_names"],
+                }
+            )
+        )
+    else:
+        print(
+            f"picked v{best.version} {best.config} ({best.format}): test top-1 "
+            f"{best.test_accuracy * 100:.2f}%, {best.latency_ms:.3f} ms predicted on {args.device}"
+        )
+        print(
+            f"feed it: {pre['layout']} {pre['height']}x{pre['width']}x{pre['channels']}, "
+            f"(pixel * {pre['scale']:.6g} - {pre['mean']}) / {pre['std']}; contract: "
+            f"{path}.json"
+        )
+        print(path)
+    return 0
+
+
+def _candidate_table(rows: list[Any], best: Any) -> str:
+    lines = [
+        f"  {'':1s} {'ver':>4s}  {'val top-1':>9s}  {'test top-1':>10s}  {'predicted':>10s}  "
+        f"{'host':>9s}  {'KiB':>7s}  {'format':12s}  config  [aliases]"
+    ]
+    for c in rows:
+        lat = f"{c.latency_ms:7.3f} ms" if c.latency_ms is not None else "       n/a"
+        host = f"{c.measured_ms:6.3f} ms" if c.measured_ms is not None else "      n/a"
+        mark = "*" if best is not None and c.version == best.version else " "
+        aliases = f"  [{', '.join(c.aliases)}]" if c.aliases else ""
+        lines.append(
+            f"  {mark} {c.version:>4s}  {c.val_accuracy * 100:8.2f}%  "
+            f"{c.test_accuracy * 100:9.2f}%  {lat}  {host}  {c.size_bytes / 1024:7.1f}  "
+            f"{c.format:12s}  {c.config}{aliases}"
+        )
+    return "\n".join(lines)
 
 
 def _cmd_train_predictor(args: argparse.Namespace) -> int:
@@ -161,9 +259,41 @@ def _cmd_train_predictor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _spec_and_config_of_run(run_id: str) -> tuple[Any, str]:
+    """The spec a trial run's study ran with (its parent run's ``spec/`` artifact) and the trial's
+    config string."""
+    import tempfile
 
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from nas.errors import SpecError
+    from nas.spec import load_spec
+    from nas.tracking import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        run = mlflow.get_run(run_id)
+    except MlflowException:
+        raise SpecError(
+            f"{run_id!r} is neither a run spec file nor an MLflow run in {tracking_uri()}"
+        ) from None
+    config = run.data.params.get("config")
+    parent = run.data.tags.get("mlflow.parentRunId")
+    if not config or not parent:
+        raise SpecError(f"MLflow run {run_id} is not a search trial (no config / parent run)")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{parent}/spec", dst_path=tmp))
+        except (MlflowException, OSError):
+            raise SpecError(
+                f"the study run {parent} of trial {run_id} has no spec artifact"
+            ) from None
+        spec = load_spec(next(folder.glob("*.y*ml")))
+    return spec, config
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     from nas.export import export_subnet
@@ -171,18 +301,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from nas.latency import LatencyModel
     from nas.spec import load_spec
 
-    spec = load_spec(args.spec)
+    source = Path(args.source)
+    if source.suffix in (".yaml", ".yml") or source.is_file():
+        spec, config_str = load_spec(source), args.subnet
+    else:
+        spec, config_str = _spec_and_config_of_run(args.source)
     torch.set_num_threads(args.threads)
     space, evaluator = subnet_evaluator(spec)
-    if args.run_id:
-        import mlflow
-
-        from nas.tracking import tracking_uri
-
-        mlflow.set_tracking_uri(tracking_uri(spec.tracking_uri))
-        config = space.parse(mlflow.get_run(args.run_id).data.params["config"])
-    else:
-        config = space.resolve(args.subnet)
+    config = space.resolve(config_str)
     latency = LatencyModel(spec.resolve_path(spec.devices[0].lut), space) if spec.devices else None
     files = export_subnet(
         space,
@@ -482,8 +608,35 @@ def build_parser() -> argparse.ArgumentParser:
         help='print {"experiment", "parent_run_id", "n_complete", "hypervolume", "pareto"}',
     )
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument(
+        "--no-export",
+        action="store_true",
+        help="skip exporting and registering the Pareto models at the end (spec: export)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser(
+        "pick",
+        help="choose a registered model for a device and download its file",
+        description="Lists the registered versions of <experiment>-<device> (latency: the "
+        "device table's prediction; host: measured here when exported; test top-1: the "
+        "exported file itself on the test split), chooses the most accurate one (validation "
+        "top-1, as the search ranked them) within the limits, and downloads its file with its "
+        "preprocessing contract (<file>.json).",
+    )
+    p.add_argument("--experiment", required=True, help="the search spec's name")
+    p.add_argument("--device", required=True, help="a device of the spec, e.g. host-x86-litert")
+    p.add_argument("--max-latency-ms", type=float, help="predicted latency limit on the device")
+    p.add_argument("--min-accuracy", type=float, help="minimum test top-1 of the file, in [0, 1]")
+    p.add_argument("--format", help="only this format, e.g. tflite-int8")
+    p.add_argument("--out", default=".", help="download folder (default: .)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"path", "format", "accuracy", "latency_ms", "model_uri", "preprocessing"}',
+    )
+    p.set_defaults(func=_cmd_pick)
 
     p = sub.add_parser(
         "train-predictor", help="fit an accuracy predictor on a study's evaluated trials"
@@ -502,9 +655,17 @@ def build_parser() -> argparse.ArgumentParser:
         "parity with PyTorch, the file's own test accuracy, host latency and size. "
         "Each file gets <file>.json with its preprocessing contract.",
     )
-    p.add_argument("spec", help="run spec YAML (supernet, dataset, devices)")
-    p.add_argument("--subnet", default="largest", help="largest, smallest or a config string")
-    p.add_argument("--run-id", help="take the config of this MLflow trial run instead")
+    p.add_argument(
+        "source",
+        metavar="SPEC|RUN_ID",
+        help="a run spec YAML (with --subnet), or the MLflow run id of any search trial "
+        "(its config and its study's spec are read from MLflow)",
+    )
+    p.add_argument(
+        "--subnet",
+        default="largest",
+        help="with a spec: largest, smallest or a config string (default: largest)",
+    )
     p.add_argument(
         "--format",
         default="tflite-fp32,tflite-int8",

@@ -7,6 +7,7 @@ for choices, the allowed values.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from pathlib import Path
@@ -226,6 +227,35 @@ class SearchSpec:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class ExportSpec:
+    """What ``nas search`` exports, verifies and registers when the study ends (per device).
+
+    enabled: false skips it (``nas export`` still exports any trial later).
+    select: ``top_k`` (the fastest, the most accurate, the best under each budget, then members
+    spread over the latency range, ``k`` in all) or ``front`` (every Pareto member).
+    formats: export formats (see ``nas export --help``); empty: the device's own precision in
+    TFLite (fp32 -> ``tflite-fp32``, int8 -> ``tflite-int8``, fp16 -> ``tflite-fp16``).
+    budgets_ms: latency budgets that get a ``best-under-<X>ms`` alias (default: the search's
+    ``max_latency_ms`` when set).
+    """
+
+    enabled: bool = True
+    select: Literal["top_k", "front"] = "top_k"
+    k: int = 3
+    formats: tuple[str, ...] = ()
+    budgets_ms: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        from nas.export import FORMATS
+
+        _check(self.k >= 1, "export.k", self.k, "must be >= 1")
+        for i, f in enumerate(self.formats):
+            _check(f in FORMATS, f"export.formats[{i}]", f, f"must be one of {sorted(FORMATS)}")
+        for i, b in enumerate(self.budgets_ms):
+            _check(b > 0, f"export.budgets_ms[{i}]", b, "must be > 0")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RunSpec:
     """One job. ``name`` is also the MLflow experiment; outputs go to ``runs/<name>/``.
 
@@ -242,6 +272,7 @@ class RunSpec:
     evaluator: EvaluatorSpec = dataclasses.field(default_factory=EvaluatorSpec)
     devices: tuple[DeviceSpec, ...] = ()
     search: SearchSpec = dataclasses.field(default_factory=SearchSpec)
+    export: ExportSpec = dataclasses.field(default_factory=ExportSpec)
     seed: int = 0
     tracking_uri: str | None = None
     #: the file the spec was read from (set by load_spec); relative paths resolve against the
@@ -259,8 +290,9 @@ class RunSpec:
             "must be a non-empty name without '/'",
         )
 
-    def run_dir(self, root: Path | None = None) -> Path:
-        return (root or project_root()) / "runs" / self.name
+    def run_dir(self) -> Path:
+        """Where the job's state goes: ``runs/<name>/`` (see ``runs_root``)."""
+        return runs_root() / self.name
 
     def resolve_path(self, path: str) -> Path:
         """A path from the spec: absolute as given, else relative to the checkout root."""
@@ -271,6 +303,11 @@ class RunSpec:
 def project_root() -> Path:
     """The checkout root (where ``runs/`` and ``latency_luts/`` live)."""
     return Path(__file__).resolve().parent.parent
+
+
+def runs_root() -> Path:
+    """Job state and the default MLflow store: ``NAS_RUNS_DIR`` if set, else ``<checkout>/runs``."""
+    return Path(os.environ.get("NAS_RUNS_DIR") or project_root() / "runs")
 
 
 def _check(ok: bool, field: str, value: Any, why: str) -> None:

@@ -60,8 +60,10 @@ def small_fmnist(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_mlflow(tmp_path, monkeypatch):
+def _isolated_runs(tmp_path, monkeypatch):
+    """Every test gets its own MLflow store and runs/ folder (studies, journals, exports)."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("NAS_RUNS_DIR", str(tmp_path / "runs"))
     yield
 
 

@@ -1,6 +1,12 @@
 """PyTorch subnets -> Keras mirror -> TFLite (and ONNX), with parity checks."""
 
-from nas.export._export import FORMATS, ExportedFile, export_subnet, preprocessing_contract
+from nas.export._export import (
+    FORMATS,
+    ExportedFile,
+    export_subnet,
+    open_runner,
+    preprocessing_contract,
+)
 from nas.export._keras import keras_model, random_layer_params, torch_layer_params
 from nas.export._tflite import to_tflite
 
@@ -10,6 +16,7 @@ __all__ = [
     "export_subnet",
     "preprocessing_contract",
     "keras_model",
+    "open_runner",
     "random_layer_params",
     "to_tflite",
     "torch_layer_params",

@@ -19,7 +19,13 @@ from nas.data import ImageDataset, Split
 from nas.export._keras import keras_model, torch_layer_params
 from nas.export._tflite import to_tflite
 
-__all__ = ["FORMATS", "ExportedFile", "export_subnet", "preprocessing_contract"]
+__all__ = [
+    "FORMATS",
+    "ExportedFile",
+    "export_subnet",
+    "open_runner",
+    "preprocessing_contract",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +134,13 @@ class _ONNXRunner:
         )
 
 
+def open_runner(path: Path, threads: int = 1) -> Any:
+    """A callable on an exported ``.tflite`` / ``.onnx`` file: preprocessed float NCHW batch ->
+    float logits (int8 inputs and outputs are (de)quantized with the file's own parameters)."""
+    path = Path(path)
+    return _ONNXRunner(path, threads) if path.suffix == ".onnx" else _TFLiteRunner(path, threads)
+
+
 def _representative(dataset: ImageDataset, resolution: int, n: int = 200, nhwc: bool = True):
     x = _inputs(dataset, dataset.train.subset(n, seed=1), resolution).numpy()
 
@@ -215,7 +228,6 @@ def export_subnet(
                 keras = keras_model(space.layers(config), torch_layer_params(subnet))
             rep = _representative(dataset, r) if precision == "int8" else None
             path.write_bytes(to_tflite(keras, precision, rep))
-            runner: Any = _TFLiteRunner(path, threads)
             layout = "NHWC"
         else:
             fp32_path = out_dir / f"{space.name}-{config}-fp32.onnx"
@@ -223,9 +235,8 @@ def export_subnet(
                 _to_onnx(subnet, r, channels, fp32_path)
             if precision == "int8":
                 _onnx_int8(fp32_path, path, dataset, r)
-            runner = _ONNXRunner(path, threads)
             layout = "NCHW"
-        logits = runner(x_test)
+        logits = open_runner(path, threads)(x_test)
         parity = float(np.abs(logits[:PARITY_IMAGES] - reference).max())
         tolerance = PARITY_ATOL.get(precision)
         parity_ok = tolerance is None or parity <= tolerance

@@ -40,15 +40,20 @@ class SearchResult:
     pareto: list[dict[str, Any]]
     fronts: dict[str, list[dict[str, Any]]]
     timing: dict[str, float]
+    #: device -> {"model", "versions", "aliases"} of the registered Pareto models (when exported)
+    registered: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {
+        out = {
             "experiment": self.experiment,
             "parent_run_id": self.parent_run_id,
             "n_complete": self.n_complete,
             "hypervolume": self.hypervolume,
             "pareto": self.pareto,
         }
+        if self.registered:
+            out["registered"] = self.registered
+        return out
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -164,7 +169,12 @@ class SearchJob:
         return [table[o] for o in self.spec.search.objectives]
 
     # ---- the job -------------------------------------------------------------------------
-    def run(self, trials: int | None = None, workers: int | None = None) -> SearchResult:
+    def run(
+        self, trials: int | None = None, workers: int | None = None, export: bool = True
+    ) -> SearchResult:
+        """Run the study to ``trials`` complete trials; then (``export`` and the spec's
+        ``export.enabled``, with MLflow tracking and a supernet evaluator) export, verify and
+        register each device's Pareto models."""
         import ray
 
         spec = self.spec
@@ -259,7 +269,9 @@ class SearchJob:
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
                     stats["failed"] += 1
-                    idle.append(worker_cls.remote(spec_dict, spec.search.threads_per_worker))
+                    replacement = worker_cls.remote(spec_dict, spec.search.threads_per_worker)
+                    actors.append(replacement)
+                    idle.append(replacement)
                     continue
                 except ray.exceptions.RayTaskError as e:
                     logger.warning(
@@ -303,7 +315,39 @@ class SearchJob:
         result.timing = {"wall_seconds": wall, **stats}
         if tracker is not None:
             tracker.finish(study, result)
+            if export and spec.export.enabled:
+                result.registered = self._register(study)
         return result
+
+    def _register(self, study: optuna.Study) -> dict[str, dict[str, Any]]:
+        if self.spec.evaluator.kind != "supernet":
+            logger.info("export skipped: the %s evaluator has no weights", self.spec.evaluator.kind)
+            return {}
+        from nas.tracking.registry import register_fronts
+
+        start = time.perf_counter()
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        run_ids = {
+            t.user_attrs["config"]: t.user_attrs["mlflow_run_id"]
+            for t in sorted(complete, key=lambda t: -t.number)  # the first trial of a config wins
+            if t.user_attrs.get("mlflow_run_id")
+        }
+        fronts = {
+            name: [
+                {
+                    "config": t.user_attrs["config"],
+                    "accuracy": t.user_attrs["accuracy"],
+                    "latency_ms": t.user_attrs["latency_ms"],
+                }
+                for t in front
+            ]
+            for name, front in self.fronts(study).items()
+        }
+        registered = register_fronts(
+            self.spec, self, fronts, run_ids, self.spec.run_dir() / "export", progress=logger.info
+        )
+        logger.info("export and registration took %.0f s", time.perf_counter() - start)
+        return registered
 
     # ---- fronts --------------------------------------------------------------------------
     def _complete(self, study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

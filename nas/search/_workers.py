@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
-__all__ = ["EvaluatorWorker", "make_worker_class"]
+__all__ = ["FAULTS_ENV", "EvaluatorWorker", "InjectedFault", "make_worker_class"]
+
+#: fault injection for resilience tests and drills, e.g. ``raise_every=4,die_once=/tmp/died``:
+#: every 4th evaluation of a worker raises InjectedFault; the first evaluation to find
+#: ``/tmp/died`` absent creates it and kills its worker process (as an OOM kill would)
+FAULTS_ENV = "NAS_INJECT_FAULTS"
+
+
+class InjectedFault(RuntimeError):
+    pass
+
+
+def _parse_faults(text: str) -> dict[str, str]:
+    faults = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = item.partition("=")
+        if key not in ("raise_every", "die_once") or not value:
+            raise ValueError(f"{FAULTS_ENV}: unknown fault {item!r} (raise_every=N, die_once=FILE)")
+        faults[key] = value
+    return faults
 
 
 class EvaluatorWorker:
@@ -20,6 +41,8 @@ class EvaluatorWorker:
         from nas.spec import spec_from_dict
 
         torch.set_num_threads(threads)
+        self.faults = _parse_faults(os.environ.get(FAULTS_ENV, ""))
+        self.calls = 0
         self.error: str | None = None
         try:
             self.evaluator = build_evaluator(spec_from_dict(spec_dict))
@@ -27,6 +50,17 @@ class EvaluatorWorker:
             self.error = str(e)
 
     def evaluate(self, config_text: str) -> dict[str, float]:
+        self.calls += 1
+        if "die_once" in self.faults:
+            marker = Path(self.faults["die_once"])
+            try:
+                marker.open("x").close()  # exactly one evaluation, across processes, gets here
+                os._exit(137)
+            except FileExistsError:
+                pass
+        every = int(self.faults.get("raise_every", 0))
+        if every and self.calls % every == 0:
+            raise InjectedFault(f"injected fault on evaluation {self.calls} of {config_text}")
         start = time.perf_counter()
         config = self.evaluator.space.parse(config_text)
         accuracy = self.evaluator.accuracy(config)
@@ -38,6 +72,12 @@ class EvaluatorWorker:
 
 
 def make_worker_class(threads: int):
+    """The Ray actor class; ``NAS_INJECT_FAULTS`` of the driver travels to the workers (also on a
+    cluster, whose processes do not share the driver's environment)."""
     import ray
 
-    return ray.remote(num_cpus=threads)(EvaluatorWorker)
+    options: dict[str, Any] = {"num_cpus": threads}
+    if os.environ.get(FAULTS_ENV):
+        _parse_faults(os.environ[FAULTS_ENV])  # a typo fails here, in the driver
+        options["runtime_env"] = {"env_vars": {FAULTS_ENV: os.environ[FAULTS_ENV]}}
+    return ray.remote(**options)(EvaluatorWorker)

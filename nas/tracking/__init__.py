@@ -1,4 +1,5 @@
-"""MLflow tracking: where runs go and how jobs log to it."""
+"""MLflow tracking: where runs go and how jobs log to it. The model registry and ``nas pick``
+live in ``nas.tracking.registry`` (it imports mlflow's pyfunc on import)."""
 
 from nas.tracking._mlflow import start_job_run
 from nas.tracking._uri import artifact_location, tracking_uri

@@ -8,14 +8,14 @@ from pathlib import Path
 __all__ = ["tracking_uri", "artifact_location"]
 
 
-def tracking_uri(spec_uri: str | None = None, root: Path | None = None) -> str:
+def tracking_uri(spec_uri: str | None = None) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     if spec_uri:
         return spec_uri
-    from nas.spec import project_root
+    from nas.spec import runs_root
 
-    runs = (root or project_root()) / "runs"
+    runs = runs_root()
     runs.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{runs / 'mlflow.db'}"
 

@@ -84,7 +84,14 @@ def test_search_runs_unchanged_as_a_ray_job_on_a_cluster(tmp_path):
                 "--working-dir",
                 str(project_root()),
                 "--runtime-env-json",
-                json.dumps({"env_vars": {"MLFLOW_TRACKING_URI": job_env["MLFLOW_TRACKING_URI"]}}),
+                json.dumps(
+                    {
+                        "env_vars": {
+                            "MLFLOW_TRACKING_URI": job_env["MLFLOW_TRACKING_URI"],
+                            "NAS_RUNS_DIR": str(tmp_path / "runs"),
+                        }
+                    }
+                ),
                 "--",
                 sys.executable,
                 "-m",

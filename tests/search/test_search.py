@@ -125,6 +125,26 @@ def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeyp
 
 
 @pytest.mark.slow
+def test_failing_trials_and_a_dying_worker_do_not_stop_the_study(tmp_path, monkeypatch):
+    died = tmp_path / "died"
+    monkeypatch.setenv("NAS_INJECT_FAULTS", f"raise_every=3,die_once={died}")
+    spec_path = _spec(tmp_path, name="faulty", trials=12, workers=2)
+    assert main(["search", str(spec_path), "--quiet", "--no-mlflow"]) == 0
+    assert died.is_file()  # one worker process really exited mid-trial
+    from nas.search import open_study
+
+    study = open_study(load_spec(spec_path))
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    failed = study.get_trials(states=(optuna.trial.TrialState.FAIL,))
+    assert len(complete) == 12  # the job went on to its budget
+    errors = [t.user_attrs.get("error", "") for t in failed]
+    assert any("InjectedFault" in e or "injected fault" in e for e in errors), errors
+    (dead,) = [t for t in failed if t.user_attrs.get("error", "").startswith("worker died")]
+    requeued = [t for t in study.trials if t.user_attrs.get("requeued_from") == dead.number]
+    assert requeued and requeued[0].params == dead.params  # its parameters were asked again
+
+
+@pytest.mark.slow
 def test_own_predictor_trained_on_a_study_reports_held_out_rmse_and_tau(
     tmp_path, monkeypatch, capsys
 ):

@@ -1,0 +1,349 @@
+"""The model registry: a search's Pareto models exported, verified and registered per device
+(``<experiment>-<device>``, one version per model and format), and ``nas pick`` reading it back.
+
+Every version is an MLflow pyfunc model holding the exported file and its preprocessing contract,
+so ``mlflow.pyfunc.load_model("models:/<name>@<alias>")`` predicts on a numpy batch of raw pixels;
+its tags carry what ``nas pick`` shows (config, accuracies, predicted and measured latency, format,
+size). Aliases: ``fastest``, ``most-accurate`` and ``best-under-<X>ms`` per latency budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+
+__all__ = [
+    "Candidate",
+    "ExportedModel",
+    "budget_alias",
+    "candidates",
+    "choose",
+    "download",
+    "register_fronts",
+    "registered_name",
+    "select_members",
+]
+
+logger = logging.getLogger(__name__)
+
+#: the format a device's table prices, when the spec names none
+DEFAULT_FORMAT = {"fp32": "tflite-fp32", "fp16": "tflite-fp16", "int8": "tflite-int8"}
+_PIP = ["ai-edge-litert==2.3.0", "onnxruntime==1.32.0", "numpy", "torch==2.13.0"]
+
+
+def registered_name(experiment: str, device: str) -> str:
+    return f"{experiment}-{device}"
+
+
+def budget_alias(ms: float) -> str:
+    """``best-under-20ms``, ``best-under-2p5ms`` (aliases allow no dots)."""
+    return f"best-under-{ms:g}ms".replace(".", "p")
+
+
+class ExportedModel(mlflow.pyfunc.PythonModel):
+    """pyfunc around one exported file. Input: raw 0-255 pixels, ``(N, H, W)`` or
+    ``(N, H, W, C)`` (any H, W: resized bilinearly to the file's size like at export); output:
+    float logits ``(N, classes)`` in the contract's ``class_names`` order."""
+
+    def load_context(self, context: Any) -> None:
+        from nas.export import open_runner
+
+        self.contract = json.loads(Path(context.artifacts["contract"]).read_text())["preprocessing"]
+        self.runner = open_runner(Path(context.artifacts["model"]), threads=1)
+
+    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        c = self.contract
+        x = np.asarray(model_input, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[..., None]
+        if x.ndim != 4 or x.shape[-1] != c["channels"]:
+            raise ValueError(
+                f"expected raw pixels shaped (N, H, W) or (N, H, W, {c['channels']}), got {x.shape}"
+            )
+        mean = np.asarray(c["mean"], np.float32)
+        std = np.asarray(c["std"], np.float32)
+        x = ((x * c["scale"] - mean) / std).transpose(0, 3, 1, 2)
+        if x.shape[2:] != (c["height"], c["width"]):
+            x = F.interpolate(
+                torch.from_numpy(np.ascontiguousarray(x)),
+                size=(c["height"], c["width"]),
+                mode="bilinear",
+                align_corners=False,
+            ).numpy()
+        return self.runner(np.ascontiguousarray(x))
+
+
+# ---- choosing which Pareto members to export ----------------------------------------------
+def select_members(
+    front: Sequence[dict[str, Any]], k: int | None, budgets_ms: Sequence[float]
+) -> list[dict[str, Any]]:
+    """From a front of ``{"latency_ms", "accuracy", ...}`` rows: all of it (``k`` None), else the
+    fastest, the most accurate, the best under each budget, then members spread evenly over the
+    latency range until ``k`` (the named ones are always kept, even past ``k``)."""
+    rows = sorted(front, key=lambda r: r["latency_ms"])
+    if k is None or len(rows) <= k:
+        return rows
+    keep = {0, max(range(len(rows)), key=lambda i: rows[i]["accuracy"])}
+    for b in budgets_ms:
+        under = [i for i, r in enumerate(rows) if r["latency_ms"] <= b]
+        if under:
+            keep.add(max(under, key=lambda i: rows[i]["accuracy"]))
+    for i in np.linspace(0, len(rows) - 1, num=max(k, 2)).round().astype(int):
+        if len(keep) >= k:
+            break
+        keep.add(int(i))
+    return [rows[i] for i in sorted(keep)]
+
+
+def _set_aliases(
+    client: Any, name: str, versions: list[Any], fmt: str, budgets_ms: Sequence[float]
+) -> dict[str, str]:
+    rows = [
+        (v, float(v.tags["latency_predicted_ms"]), float(v.tags["val_accuracy"]))
+        for v in versions
+        if v.tags.get("format") == fmt and v.tags.get("latency_predicted_ms")
+    ]
+    if not rows:
+        return {}
+    aliases = {
+        "fastest": min(rows, key=lambda r: (r[1], -r[2]))[0],
+        "most-accurate": max(rows, key=lambda r: (r[2], -r[1]))[0],
+    }
+    for b in budgets_ms:
+        under = [r for r in rows if r[1] <= b]
+        if under:
+            aliases[budget_alias(b)] = max(under, key=lambda r: (r[2], -r[1]))[0]
+    for alias, v in aliases.items():
+        client.set_registered_model_alias(name, alias, v.version)
+    return {alias: v.version for alias, v in aliases.items()}
+
+
+def register_fronts(
+    spec: Any,
+    job: Any,
+    fronts: dict[str, list[dict[str, Any]]],
+    run_ids: dict[str, str],
+    out_dir: Path,
+    *,
+    progress: Callable[[str], None] = logger.info,
+) -> dict[str, dict[str, Any]]:
+    """Export, verify and register the chosen Pareto members of every device's front.
+
+    ``fronts``: device name -> rows ``{"config", "accuracy", "latency_ms": {device: ms}}``;
+    ``run_ids``: config -> the trial's MLflow run. Resumable: a (trial, format) already
+    registered is not exported again. Files that fail parity are logged, tagged on the trial run
+    (``export.<format>``) and not registered. Returns, per device, the registered model's name,
+    its versions and aliases.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from nas.export import export_subnet
+    from nas.jobs import subnet_evaluator
+
+    client = MlflowClient()
+    space, evaluator = subnet_evaluator(spec)
+    budgets = list(spec.export.budgets_ms) or (
+        [spec.search.max_latency_ms] if spec.search.max_latency_ms is not None else []
+    )
+    k = None if spec.export.select == "front" else spec.export.k
+    summary: dict[str, dict[str, Any]] = {}
+    for device, device_spec, model in zip(job.device_names, spec.devices, job.devices, strict=True):
+        name = registered_name(spec.name, device)
+        formats = list(spec.export.formats) or [DEFAULT_FORMAT[device_spec.dtype]]
+        try:
+            client.create_registered_model(
+                name,
+                tags={"device": device, "experiment": spec.name},
+                description=f"Pareto models of {spec.name} for {device} ({device_spec.dtype}); "
+                f"latency predicted by {device_spec.lut}",
+            )
+        except MlflowException:
+            pass  # already there: a resumed or repeated search adds to it
+        done = {
+            (v.tags.get("trial_run_id"), v.tags.get("format"))
+            for v in client.search_model_versions(f"name='{name}'")
+        }
+        rows = [
+            {**r, "latency_ms": r["latency_ms"][device], "all": r} for r in fronts.get(device, [])
+        ]
+        chosen = select_members(rows, k, budgets)
+        for i, row in enumerate(chosen, 1):
+            run_id = run_ids[row["config"]]
+            todo = [f for f in formats if (run_id, f) not in done]
+            if not todo:
+                continue
+            progress(f"{name}: exporting {i}/{len(chosen)} {row['config']} as {', '.join(todo)}")
+            config = space.parse(row["config"])
+            files = export_subnet(
+                space,
+                config,
+                evaluator.subnet(config),
+                evaluator.dataset,
+                out_dir / name,
+                formats=todo,
+                latency_model=model,
+            )
+            for f in files:
+                if not f.parity_ok:
+                    client.set_tag(run_id, f"export.{f.format}", f"rejected: {f.reason}")
+                    logger.warning("%s %s not registered: %s", row["config"], f.format, f.reason)
+                    continue
+                _register_file(client, name, run_id, row, device, f)
+                client.set_tag(run_id, f"export.{f.format}", "registered")
+        versions = client.search_model_versions(f"name='{name}'")
+        aliases = _set_aliases(client, name, versions, formats[0], budgets)
+        summary[device] = {"model": name, "versions": len(versions), "aliases": aliases}
+    return summary
+
+
+def _register_file(client: Any, name: str, run_id: str, row: dict, device: str, f: Any) -> None:
+    contract = f.path.with_suffix(f.path.suffix + ".json")
+    tags = {
+        "config": row["config"],
+        "device": device,
+        "format": f.format,
+        "precision": f.precision,
+        "runtime": f.runtime,
+        "val_accuracy": f"{row['accuracy']:.6f}",
+        "test_accuracy": f"{f.test_accuracy:.6f}",
+        "n_test": str(f.n_test),
+        "latency_predicted_ms": ""
+        if f.latency_predicted_ms is None
+        else f"{f.latency_predicted_ms:.6f}",
+        "latency_measured_ms": ""
+        if f.latency_measured_ms is None
+        else f"{f.latency_measured_ms:.6f}",
+        "latency_measured_on": "this host, LiteRT, 1 thread" if f.latency_measured_ms else "",
+        "size_bytes": str(f.size_bytes),
+        "parity_max_abs": f"{f.parity_max_abs:.3e}",
+        "trial_run_id": run_id,
+        "file": f.path.name,
+    }
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name=f.format,
+            python_model=ExportedModel(),
+            artifacts={"model": str(f.path), "contract": str(contract)},
+            pip_requirements=_PIP,
+        )
+    mlflow.register_model(info.model_uri, name, tags=tags)
+
+
+# ---- nas pick ----------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    version: str
+    config: str
+    format: str
+    val_accuracy: float
+    test_accuracy: float
+    latency_ms: float | None  # predicted by the device's table
+    measured_ms: float | None  # measured on the exporting host
+    size_bytes: int
+    aliases: tuple[str, ...]
+    model_uri: str
+    file: str
+
+
+def candidates(experiment: str, device: str, fmt: str | None = None) -> list[Candidate]:
+    """Every registered version of ``<experiment>-<device>`` (optionally one format).
+
+    Raises:
+        LookupError: no such registered model (the message lists the ones there are).
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    name = registered_name(experiment, device)
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        known = sorted(m.name for m in client.search_registered_models())
+        raise LookupError(
+            f"no registered model {name!r} (experiment {experiment!r}, device {device!r}) in "
+            f"{mlflow.get_tracking_uri()}; registered: {known or 'none'}"
+        ) from None
+    by_version: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        by_version.setdefault(str(version), []).append(alias)
+
+    def num(v: Any, tag: str) -> float | None:
+        value = v.tags.get(tag)
+        return float(value) if value else None
+
+    out = [
+        Candidate(
+            version=str(v.version),
+            config=v.tags.get("config", ""),
+            format=v.tags.get("format", ""),
+            val_accuracy=num(v, "val_accuracy") or 0.0,
+            test_accuracy=num(v, "test_accuracy") or 0.0,
+            latency_ms=num(v, "latency_predicted_ms"),
+            measured_ms=num(v, "latency_measured_ms"),
+            size_bytes=int(v.tags.get("size_bytes", 0)),
+            aliases=tuple(sorted(by_version.get(str(v.version), []))),
+            model_uri=f"models:/{name}/{v.version}",
+            file=v.tags.get("file", ""),
+        )
+        for v in client.search_model_versions(f"name='{name}'")
+    ]
+    out = [c for c in out if fmt is None or c.format == fmt]
+    return sorted(out, key=lambda c: (c.latency_ms is None, c.latency_ms or 0.0, -c.val_accuracy))
+
+
+def choose(
+    found: Sequence[Candidate], max_latency_ms: float | None, min_accuracy: float | None
+) -> tuple[Candidate | None, list[Candidate]]:
+    """The most accurate candidate (validation accuracy, as the search ranked them) within the
+    limits (latency: the device table's prediction; accuracy: the exported file's test top-1),
+    or None and the closest ones when nothing fits."""
+    fits = [
+        c
+        for c in found
+        if (max_latency_ms is None or (c.latency_ms is not None and c.latency_ms <= max_latency_ms))
+        and (min_accuracy is None or c.test_accuracy >= min_accuracy)
+    ]
+    if fits:
+        return max(fits, key=lambda c: (c.val_accuracy, -(c.latency_ms or 0.0))), fits
+
+    def miss(c: Candidate) -> float:
+        over = 0.0
+        if max_latency_ms is not None and c.latency_ms is not None:
+            over += max(0.0, c.latency_ms / max_latency_ms - 1.0)
+        if min_accuracy is not None:
+            over += max(0.0, min_accuracy - c.test_accuracy) * 10
+        return over
+
+    return None, sorted(found, key=miss)[:3]
+
+
+def download(candidate: Candidate, out_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """Copy the candidate's file and its contract JSON into ``out_dir``; returns the file's path
+    and the contract."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(candidate.model_uri, dst_path=tmp))
+        files = {p.name: p for p in local.rglob("*") if p.is_file()}
+        name = candidate.file
+        if name not in files or name + ".json" not in files:
+            raise FileNotFoundError(
+                f"{candidate.model_uri}: the registered model holds no {name!r} with its contract"
+            )
+        path = out_dir / name
+        shutil.copyfile(files[name], path)
+        shutil.copyfile(files[name + ".json"], out_dir / (name + ".json"))
+    return path, json.loads((out_dir / (name + ".json")).read_text())

@@ -1,0 +1,147 @@
+"""The end of a search: Pareto models exported, verified, registered; `nas pick` and `nas export
+RUN_ID` on a real MLflow store, real LiteRT files and a (tiny) real supernet."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+
+from nas.cli import main
+from nas.jobs import load_job
+from nas.spec import project_root, spec_from_dict
+from nas.supernet import SupernetTrainer
+from nas.tracking.registry import budget_alias, select_members
+from tests.conftest import tiny_spec_dict
+
+HOST_LUT = project_root() / "latency_luts" / "host-x86-litert"
+
+
+def test_select_members_keeps_the_named_ones_and_spreads_the_rest():
+    front = [{"latency_ms": ms, "accuracy": ms - 1} for ms in range(1, 11)]
+    assert select_members(front, None, []) == front
+    picked = select_members(front, 3, [4.5])
+    assert [r["latency_ms"] for r in picked] == [1, 4, 10]  # fastest, best under 4.5, best
+    assert [r["latency_ms"] for r in select_members(front, 4, [])] == [1, 4, 7, 10]
+    assert budget_alias(20) == "best-under-20ms" and budget_alias(2.5) == "best-under-2p5ms"
+
+
+def _litert_accuracy(path, contract, images, labels) -> float:
+    from ai_edge_litert.interpreter import Interpreter
+
+    pre = contract["preprocessing"]
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    import torch
+    import torch.nn.functional as F
+
+    x = (images.astype(np.float32) * pre["scale"] - pre["mean"][0]) / pre["std"][0]
+    x = F.interpolate(
+        torch.from_numpy(x[:, None]), size=(pre["height"], pre["width"]), mode="bilinear"
+    ).numpy()
+    correct = 0
+    for img, label in zip(x, labels, strict=True):
+        feed = img.transpose(1, 2, 0)[None]
+        if inp["dtype"] != np.float32:
+            scale, zero = inp["quantization"]
+            feed = np.clip(np.round(feed / scale + zero), -128, 127).astype(inp["dtype"])
+        interpreter.set_tensor(inp["index"], feed)
+        interpreter.invoke()
+        correct += int(interpreter.get_tensor(out["index"])[0].argmax() == label)
+    return correct / len(labels)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HOST_LUT.is_dir(), reason="host tables not calibrated")
+def test_search_registers_verified_models_and_pick_downloads_one(small_fmnist, tmp_path, capsys):
+    data = tiny_spec_dict(small_fmnist, tmp_path)
+    spec = spec_from_dict(data)
+    dataset, space = load_job(spec)
+    SupernetTrainer(spec, space, dataset, work_dir=tmp_path / "work", track=False).run()
+    data.update(
+        name="reg_test",
+        evaluator={"kind": "supernet", "val_images": 100},
+        devices=[{"lut": str(HOST_LUT)}, {"lut": str(HOST_LUT), "dtype": "int8"}],
+        search={"sampler": "random", "trials": 6, "workers": 1},
+        export={"k": 2},
+    )
+    spec_path = tmp_path / "reg_test.yaml"
+    spec_path.write_text(yaml.safe_dump(data))
+    assert main(["search", str(spec_path), "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    registered = summary["registered"]
+    assert set(registered) == {"host-x86-litert", "host-x86-litert-int8"}
+
+    client = mlflow.tracking.MlflowClient()
+    for device, fmt in (
+        ("host-x86-litert", "tflite-fp32"),
+        ("host-x86-litert-int8", "tflite-int8"),
+    ):
+        reg = registered[device]
+        assert reg["model"] == f"reg_test-{device}" and {"fastest", "most-accurate"} <= set(
+            reg["aliases"]
+        )
+        versions = client.search_model_versions(f"name='reg_test-{device}'")
+        assert 1 <= len(versions) == reg["versions"] <= 2
+        for v in versions:
+            assert v.tags["format"] == fmt and 0.0 <= float(v.tags["test_accuracy"]) <= 1.0
+            assert float(v.tags["latency_predicted_ms"]) > 0
+            assert float(v.tags["latency_measured_ms"]) > 0 and int(v.tags["size_bytes"]) > 0
+            if fmt == "tflite-fp32":
+                assert float(v.tags["parity_max_abs"]) <= 1e-3
+            trial = client.get_run(v.tags["trial_run_id"])
+            assert trial.data.params["config"] == v.tags["config"]
+            assert trial.data.tags[f"export.{fmt}"] == "registered"
+
+    # the pyfunc model predicts on raw pixels, with the accuracy its version reports
+    images, labels = dataset.test.images[:, 0].numpy(), dataset.test.labels.numpy()
+    version = client.get_model_version_by_alias("reg_test-host-x86-litert", "most-accurate")
+    model = mlflow.pyfunc.load_model("models:/reg_test-host-x86-litert@most-accurate")
+    logits = model.predict(images)
+    assert logits.shape == (300, 10)
+    assert float((logits.argmax(1) == labels).mean()) == pytest.approx(
+        float(version.tags["test_accuracy"]), abs=1e-9
+    )
+
+    # nas pick: the downloaded file runs in LiteRT with the accuracy pick reports
+    out = tmp_path / "picked"
+    argv = ["pick", "--experiment", "reg_test", "--device", "host-x86-litert-int8"]
+    assert main([*argv, "--out", str(out), "--json"]) == 0
+    picked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert picked["format"] == "tflite-int8" and picked["path"].startswith(str(out))
+    assert set(picked["preprocessing"]) == {
+        "height",
+        "width",
+        "channels",
+        "layout",
+        "scale",
+        "mean",
+        "std",
+    }
+    contract = json.loads((out / (picked["path"].split("/")[-1] + ".json")).read_text())
+    measured = _litert_accuracy(picked["path"], contract, images, labels)
+    assert measured == pytest.approx(picked["accuracy"], abs=1e-9)
+
+    # nothing fits: says so, shows the closest, exits 1
+    assert main([*argv, "--max-latency-ms", "0.0001", "--out", str(out)]) == 1
+    assert "nothing fits" in capsys.readouterr().err
+
+    # re-running the finished search registers nothing twice
+    assert main(["search", str(spec_path), "--json", "--quiet"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["registered"]
+    assert {d: r["versions"] for d, r in again.items()} == {
+        d: r["versions"] for d, r in registered.items()
+    }
+
+    # nas export RUN_ID: any trial, on the front or not
+    exp = client.get_experiment_by_name("reg_test")
+    trial = client.search_runs([exp.experiment_id], "tags.`nas.role` = 'trial'")[-1]
+    files = tmp_path / "exported"
+    argv = ["export", trial.info.run_id, "--format", "tflite-fp32", "--out", str(files), "--json"]
+    assert main(argv) == 0
+    (exported,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert exported["parity_ok"] and trial.data.params["config"] in exported["path"]
