@@ -60,7 +60,7 @@ class ExportedModel(mlflow.pyfunc.PythonModel):
         self.contract = json.loads(Path(context.artifacts["contract"]).read_text())["preprocessing"]
         self.runner = open_runner(Path(context.artifacts["model"]), threads=1)
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> np.ndarray:
+    def predict(self, context, model_input, params=None):  # no hints: MLflow would parse them
         import torch
         import torch.nn.functional as F
 
@@ -217,15 +217,13 @@ def _register_file(client: Any, name: str, run_id: str, row: dict, device: str, 
         "format": f.format,
         "precision": f.precision,
         "runtime": f.runtime,
-        "val_accuracy": f"{row['accuracy']:.6f}",
-        "test_accuracy": f"{f.test_accuracy:.6f}",
+        "val_accuracy": str(row["accuracy"]),
+        "test_accuracy": str(f.test_accuracy),
         "n_test": str(f.n_test),
         "latency_predicted_ms": ""
         if f.latency_predicted_ms is None
-        else f"{f.latency_predicted_ms:.6f}",
-        "latency_measured_ms": ""
-        if f.latency_measured_ms is None
-        else f"{f.latency_measured_ms:.6f}",
+        else str(f.latency_predicted_ms),
+        "latency_measured_ms": "" if f.latency_measured_ms is None else str(f.latency_measured_ms),
         "latency_measured_on": "this host, LiteRT, 1 thread" if f.latency_measured_ms else "",
         "size_bytes": str(f.size_bytes),
         "parity_max_abs": f"{f.parity_max_abs:.3e}",
