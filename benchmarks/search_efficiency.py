@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import random
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,14 +46,14 @@ def to_config(sample: dict) -> MBV3Config:
     return MBV3Config(sample["image_size"], tuple(ds), tuple(ks), tuple(es))
 
 
-def run_nas(spec_path: Path, queries: int, seed: int) -> dict:
+def run_nas(spec_path: Path, queries: int, seed: int, sampler: str) -> dict:
     spec = load_spec(spec_path)
     # a fresh study each run, in the default journal storage (runs/bench_search_<seed>/)
     spec = dataclasses.replace(
         spec,
-        name=f"bench_search_{seed}",
+        name=f"bench_search_{sampler}_{seed}",
         seed=seed,
-        search=dataclasses.replace(spec.search, trials=queries, workers=1),
+        search=dataclasses.replace(spec.search, trials=queries, workers=1, sampler=sampler),
     )
     shutil.rmtree(spec.run_dir(), ignore_errors=True)
     start = time.perf_counter()
@@ -133,7 +135,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--spec", default=str(project_root() / "runs" / "ofa_imagenet_note10.yaml"))
     parser.add_argument("--skip-evolution", action="store_true")
+    parser.add_argument(
+        "--samplers", default="surrogate,nsga2", help="nas samplers to run (one study each)"
+    )
     args = parser.parse_args()
+    os.environ.setdefault("NAS_RUNS_DIR", tempfile.mkdtemp(prefix="nas-efficiency-"))
     torch.set_num_threads(1)
     spec = load_spec(args.spec)
     space = get_space("ofa_mbv3")
@@ -141,10 +147,8 @@ def main() -> None:
     from nas.search._evaluators import predictor_path
 
     predictor = load_ofa_predictor(predictor_path(spec))
-    rows = [
-        run_nas(Path(args.spec), args.queries, args.seed),
-        run_random(space, latency, predictor, args.queries, args.seed),
-    ]
+    rows = [run_nas(Path(args.spec), args.queries, args.seed, s) for s in args.samplers.split(",")]
+    rows.append(run_random(space, latency, predictor, args.queries, args.seed))
     if not args.skip_evolution:
         rows.append(run_evolution(space, latency, predictor, args.seed))
     ref = rows[-1]["hypervolume"] if not args.skip_evolution else None

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
+import tempfile
 import time
 
 import nas  # noqa: F401
@@ -39,7 +41,7 @@ def run(spec, workers: int, threads: int, trials: int) -> dict:
     times: list[float] = []
     job = SearchJob(spec, track=True, progress=lambda info: times.append(time.perf_counter()))
     start = time.perf_counter()
-    result = job.run()
+    result = job.run(export=False)
     ray.shutdown()
     t = result.timing
     # steady state: from the first completed trial to the last (start-up excluded)
@@ -66,6 +68,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--spec", default=str(project_root() / "runs" / "fashion_mnist_host.yaml"))
     args = parser.parse_args()
+    # a throw-away MLflow store and runs/ folder: the benchmark logs like a real search does
+    tmp = tempfile.mkdtemp(prefix="nas-scaling-")
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
+    os.environ.setdefault("NAS_RUNS_DIR", f"{tmp}/runs")
     spec = load_spec(args.spec)
     rows = [run(spec, w, t, args.trials) for w, t in ((1, 1), (2, 1), (1, 2))]
     base = rows[0]["trials_per_minute"]

@@ -105,9 +105,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     }
     if overrides:
         spec = dataclasses.replace(spec, search=dataclasses.replace(spec.search, **overrides))
-    bar = tqdm(
-        total=spec.search.trials, unit="trial", dynamic_ncols=True, disable=args.quiet or args.json
-    )
+    bar = tqdm(total=spec.search.trials, unit="trial", dynamic_ncols=True, disable=args.quiet)
 
     def progress(info: dict) -> None:
         bar.n = info["done"]
@@ -669,8 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format",
         default="tflite-fp32,tflite-int8",
-        help="comma-separated: tflite-fp32, tflite-fp16, tflite-dynamic-int8, tflite-int8, "
-        "onnx-fp32, onnx-int8",
+        help="comma-separated: tflite-fp32, tflite-fp16, tflite-dynamic-int8, tflite-int8 "
+        "(per-channel weights), tflite-int8-per-tensor (smaller), onnx-fp32, onnx-int8",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--threads", type=int, default=1)

@@ -182,7 +182,10 @@ class DeviceSpec:
 class SearchSpec:
     """The study.
 
-    sampler: ``tpe``, ``nsga2``, ``gp`` or ``random``.
+    sampler: ``tpe``, ``nsga2``, ``gp``, ``random`` or ``surrogate`` (random warm-up of
+    ``surrogate_warmup`` trials, then rounds of ``surrogate_batch`` proposals: a ridge model on
+    ``encode()`` of the evaluated trials rates thousands of table-priced candidates, and the best
+    per latency bin up to the reference latency is evaluated; see ``nas/search/_surrogate.py``).
     trials: completed trials the study should reach (a re-run continues towards it).
     timeout_minutes: stop dispatching after this wall time (null: no limit).
     workers / threads_per_worker: Ray actors, each holding the evaluator, and their torch threads.
@@ -194,7 +197,9 @@ class SearchSpec:
     (default: the largest subnet's predicted latency, and accuracy 0).
     """
 
-    sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
+    sampler: Literal["tpe", "nsga2", "gp", "random", "surrogate"] = "tpe"
+    surrogate_warmup: int = 50
+    surrogate_batch: int = 25
     trials: int = 100
     timeout_minutes: float | None = None
     workers: int = 2
@@ -211,6 +216,18 @@ class SearchSpec:
     def __post_init__(self) -> None:
         _check(self.trials >= 1, "search.trials", self.trials, "must be >= 1")
         _check(self.workers >= 1, "search.workers", self.workers, "must be >= 1")
+        _check(
+            self.surrogate_warmup >= 2,
+            "search.surrogate_warmup",
+            self.surrogate_warmup,
+            "must be >= 2",
+        )
+        _check(
+            self.surrogate_batch >= 1,
+            "search.surrogate_batch",
+            self.surrogate_batch,
+            "must be >= 1",
+        )
         _check(
             self.threads_per_worker >= 1,
             "search.threads_per_worker",

@@ -114,6 +114,15 @@ class SearchSpace(abc.ABC, Generic[ConfigT]):
 
         return self.suggest(optuna.trial.FixedTrial(params))
 
+    @abc.abstractmethod
+    def trial_params(self, config: ConfigT) -> dict[str, Any]:
+        """Optuna parameters that make :meth:`suggest` return ``config`` (what
+        ``study.enqueue_trial`` takes); the inverse of :meth:`config_from_params`."""
+
+    @abc.abstractmethod
+    def mutate(self, config: ConfigT, rng: np.random.Generator, prob: float) -> ConfigT:
+        """A neighbour of ``config``: every choice redrawn with probability ``prob``."""
+
     def resolve(self, text: str) -> ConfigT:
         """``largest``, ``smallest`` or a config string."""
         if text == "largest":

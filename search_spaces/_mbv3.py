@@ -230,6 +230,29 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
             expands += es[:depth]
         return MBV3Config(resolution, tuple(depths), tuple(kernels), tuple(expands))
 
+    def trial_params(self, config: MBV3Config) -> dict[str, Any]:
+        d = self.definition
+        params: dict[str, Any] = {"resolution": config.resolution}
+        for s, blocks in enumerate(config.stage_blocks()):
+            params[f"d{s + 1}"] = len(blocks)
+            for b in range(d.max_depth):
+                # a skipped block's choices do not matter; repeat the stage's last active one
+                k, e = blocks[min(b, len(blocks) - 1)]
+                params[f"k{s + 1}_{b + 1}"], params[f"e{s + 1}_{b + 1}"] = k, e
+        return params
+
+    def mutate(self, config: MBV3Config, rng: np.random.Generator, prob: float) -> MBV3Config:
+        d = self.definition
+        params = self.trial_params(config)
+        choices = {"resolution": d.resolutions}
+        for name in params:
+            if name != "resolution":
+                choices[name] = {"d": d.depths, "k": d.kernels, "e": d.expands}[name[0]]
+        for name, options in choices.items():
+            if rng.random() < prob:
+                params[name] = int(rng.choice(options))
+        return self.config_from_params(params)
+
     def sample(self, rng: np.random.Generator) -> MBV3Config:
         d = self.definition
         depths = tuple(int(rng.choice(d.depths)) for _ in d.stages)

@@ -35,6 +35,7 @@ FORMATS = {
     "tflite-fp16": ("tflite", "fp16"),
     "tflite-dynamic-int8": ("tflite", "dynamic-int8"),
     "tflite-int8": ("tflite", "int8"),
+    "tflite-int8-per-tensor": ("tflite", "int8-per-tensor"),
     "onnx-fp32": ("onnx", "fp32"),
     "onnx-int8": ("onnx", "int8"),
 }
@@ -226,7 +227,7 @@ def export_subnet(
         if runtime == "tflite":
             if keras is None:
                 keras = keras_model(space.layers(config), torch_layer_params(subnet))
-            rep = _representative(dataset, r) if precision == "int8" else None
+            rep = _representative(dataset, r) if precision.startswith("int8") else None
             path.write_bytes(to_tflite(keras, precision, rep))
             layout = "NHWC"
         else:
@@ -245,9 +246,10 @@ def export_subnet(
             time_tflite(str(path), threads=threads, runs=200).mean if runtime == "tflite" else None
         )
         predicted = None
-        if latency_model is not None and runtime == "tflite" and precision in ("fp32", "int8"):
+        table_dtype = {"fp32": "fp32", "int8": "int8", "int8-per-tensor": "int8"}.get(precision)
+        if latency_model is not None and runtime == "tflite" and table_dtype:
             try:
-                predicted = latency_model.predict(config, precision)
+                predicted = latency_model.predict(config, table_dtype)
             except KeyError:
                 predicted = None  # no table entries at this precision
         reason = (

@@ -63,7 +63,7 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed)
-    return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)  # also the surrogate's warm-up and filler
 
 
 def open_study(spec: RunSpec) -> optuna.Study:
@@ -83,6 +83,14 @@ def open_study(spec: RunSpec) -> optuna.Study:
         sampler=make_sampler(spec.search.sampler, spec.seed),
         load_if_exists=True,
     )
+
+
+def seed_extremes(study: optuna.Study, space: SearchSpace) -> None:
+    """A new study evaluates the smallest and the largest subnet first: the two ends of every
+    front, which random draws almost never reach."""
+    if not study.trials:
+        for config in (space.smallest(), space.largest()):
+            study.enqueue_trial(space.trial_params(config))
 
 
 def recover_interrupted(study: optuna.Study) -> int:
@@ -182,6 +190,7 @@ class SearchJob:
         workers = workers or spec.search.workers
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = open_study(spec)
+        seed_extremes(study, self.space)
         recover_interrupted(study)
         tracker = _Tracker(spec, self) if self.track else None
         start = time.perf_counter()
@@ -216,6 +225,8 @@ class SearchJob:
         done_count = len(
             study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         )
+        proposer = self._proposer() if spec.search.sampler == "surrogate" else None
+        proposals: list = []
         try:
             while True:
                 if stats["failed"] >= max_failures:
@@ -228,6 +239,10 @@ class SearchJob:
                     and done_count + len(inflight) < trials
                     and (deadline is None or time.perf_counter() < deadline)
                 ):
+                    if proposer is not None and not proposals:
+                        proposals.extend(self._propose(study, proposer, done_count))
+                    if proposals:
+                        study.enqueue_trial(self.space.trial_params(proposals.pop(0)))
                     trial = study.ask()
                     config = self.space.suggest(trial)
                     priced = self._price(config)
@@ -348,6 +363,25 @@ class SearchJob:
         )
         logger.info("export and registration took %.0f s", time.perf_counter() - start)
         return registered
+
+    # ---- the surrogate sampler -------------------------------------------------------------
+    def _proposer(self) -> Any:
+        from nas.search._surrogate import SurrogateProposer
+
+        model, dtype = self.devices[0], self.spec.devices[0].dtype
+        return SurrogateProposer(
+            self.space, lambda c: model.predict(c, dtype), self.reference[0], seed=self.spec.seed
+        )
+
+    def _propose(self, study: optuna.Study, proposer: Any, done: int) -> list:
+        s = self.spec.search
+        if done < s.surrogate_warmup:
+            return []
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        evaluated = {t.user_attrs["config"]: t.user_attrs["accuracy"] for t in complete}
+        return proposer.propose(
+            [(self.space.parse(c), a) for c, a in evaluated.items()], s.surrogate_batch
+        )
 
     # ---- fronts --------------------------------------------------------------------------
     def _complete(self, study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -26,6 +26,7 @@ def test_every_format_is_written_verified_and_carries_its_preprocessing(small_fm
         "tflite-fp16",
         "tflite-dynamic-int8",
         "tflite-int8",
+        "tflite-int8-per-tensor",
         "onnx-fp32",
         "onnx-int8",
     ]
@@ -42,6 +43,8 @@ def test_every_format_is_written_verified_and_carries_its_preprocessing(small_fm
         torch_acc = float((subnet(x).argmax(1) == dataset.test.labels).float().mean())
     assert files["tflite-fp32"].test_accuracy == pytest.approx(torch_acc, abs=1 / 300)
     assert files["tflite-int8"].size_bytes < 0.4 * files["tflite-fp32"].size_bytes
+    # one scale per tensor instead of a scale and an int64 zero point per channel
+    assert files["tflite-int8-per-tensor"].size_bytes < files["tflite-int8"].size_bytes
     assert (
         files["tflite-fp32"].latency_measured_ms > 0
         and files["onnx-fp32"].latency_measured_ms is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -122,6 +123,27 @@ def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeyp
     for t in running:  # left RUNNING by the kill: failed, and its parameters asked again
         assert study.trials[t.number].state == optuna.trial.TrialState.FAIL
         assert any(u.user_attrs.get("requeued_from") == t.number for u in study.trials)
+
+
+def test_surrogate_sampler_queries_its_proposals_after_the_warm_up(tmp_path):
+    spec_path = _spec(
+        tmp_path, name="surrogate", trials=30, sampler="surrogate", surrogate_warmup=10
+    )
+    spec = load_spec(spec_path)
+    spec = dataclasses.replace(spec, search=dataclasses.replace(spec.search, surrogate_batch=5))
+    from nas.search import SearchJob
+
+    result = SearchJob(spec, track=False).run()
+    assert result.n_complete == 30
+    from nas.search import open_study
+
+    study = open_study(spec)
+    trials = sorted(study.trials, key=lambda t: t.number)
+    space = get_space("ofa_mbv3")
+    assert space.config_from_params(trials[0].params) == space.smallest()  # the two ends first
+    assert space.config_from_params(trials[1].params) == space.largest()
+    proposed = [t for t in trials[12:] if "fixed_params" in t.system_attrs]
+    assert len(proposed) >= 15  # after the warm-up, the surrogate chose what was queried
 
 
 @pytest.mark.slow

@@ -68,6 +68,28 @@ def test_suggest_works_in_a_real_study_and_params_rebuild_the_config(space):
         assert space.config_from_params(study.trials[number].params) == config
 
 
+def test_trial_params_enqueue_exactly_the_config(space):
+    rng = np.random.default_rng(3)
+    configs = [space.smallest(), space.largest()] + [space.sample(rng) for _ in range(10)]
+    for c in configs:
+        assert space.config_from_params(space.trial_params(c)) == c
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for c in configs[:3]:
+        study.enqueue_trial(space.trial_params(c))
+    asked = [space.suggest(study.ask()) for _ in range(3)]
+    assert asked == configs[:3]
+
+
+def test_mutate_stays_in_the_space_and_changes_with_the_rate(space):
+    rng = np.random.default_rng(4)
+    base = space.sample(rng)
+    assert space.mutate(base, rng, 0.0) == base
+    children = [space.mutate(base, rng, 0.2) for _ in range(30)]
+    for child in children:
+        assert space.validate(child) is child
+    assert sum(child != base for child in children) > 20
+
+
 def test_encode_is_fixed_length_one_hot(space):
     rng = np.random.default_rng(2)
     for c in [space.largest(), space.smallest(), space.sample(rng)]:
