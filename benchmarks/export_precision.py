@@ -26,7 +26,7 @@ from nas.spec import load_spec
 
 DEFAULT_SUBNETS = ["smallest", "r28_k3335e3663_k35e43_k35e33_k33e63", "largest"]
 DEFAULT_FORMATS = (
-    "tflite-fp32,tflite-fp16,tflite-dynamic-int8,tflite-int8,tflite-int8-per-tensor,"
+    "tflite-fp32,tflite-fp16,tflite-dynamic-int8,tflite-int8,tflite-int8-per-tensor,tflite-int8-qat,"
     "onnx-fp32,onnx-int8"
 )
 

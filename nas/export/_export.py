@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 
 from nas.data import ImageDataset, Split
 from nas.export._keras import keras_model, torch_layer_params
+from nas.export._qat import qat_tflite
 from nas.export._tflite import to_tflite
 
 __all__ = [
@@ -36,6 +38,7 @@ FORMATS = {
     "tflite-dynamic-int8": ("tflite", "dynamic-int8"),
     "tflite-int8": ("tflite", "int8"),
     "tflite-int8-per-tensor": ("tflite", "int8-per-tensor"),
+    "tflite-int8-qat": ("tflite", "int8-qat"),
     "onnx-fp32": ("onnx", "fp32"),
     "onnx-int8": ("onnx", "int8"),
 }
@@ -204,8 +207,16 @@ def export_subnet(
     latency_model: Any = None,
     threads: int = 1,
     test_images: int | None = None,
+    score_threads: int | None = None,
+    qat_epochs: int = 1,
+    qat_images: int = 20000,
 ) -> list[ExportedFile]:
-    """Export ``subnet`` (BN already recalibrated) in each of ``formats`` and verify each file."""
+    """Export ``subnet`` (BN already recalibrated) in each of ``formats`` and verify each file.
+
+    ``threads``: the latency measurement's threads (the table's); ``score_threads``: threads for
+    scoring the test images (default: every core; the logits do not depend on it).
+    ``tflite-int8-qat``: ``qat_epochs`` of quantization-aware training on ``qat_images``
+    training images first (tfmot)."""
     from nas.latency._litert import time_tflite
 
     unknown = [f for f in formats if f not in FORMATS]
@@ -227,8 +238,21 @@ def export_subnet(
         if runtime == "tflite":
             if keras is None:
                 keras = keras_model(space.layers(config), torch_layer_params(subnet))
-            rep = _representative(dataset, r) if precision.startswith("int8") else None
-            path.write_bytes(to_tflite(keras, precision, rep))
+            if precision == "int8-qat":
+                train = dataset.train.subset(qat_images, seed=3)
+                x_train = _inputs(dataset, train, r).numpy().transpose(0, 2, 3, 1)
+                path.write_bytes(
+                    qat_tflite(
+                        space.layers(config),
+                        torch_layer_params(subnet),
+                        x_train,
+                        train.labels.numpy(),
+                        epochs=qat_epochs,
+                    )
+                )
+            else:
+                rep = _representative(dataset, r) if precision.startswith("int8") else None
+                path.write_bytes(to_tflite(keras, precision, rep))
             layout = "NHWC"
         else:
             fp32_path = out_dir / f"{space.name}-{config}-fp32.onnx"
@@ -237,7 +261,7 @@ def export_subnet(
             if precision == "int8":
                 _onnx_int8(fp32_path, path, dataset, r)
             layout = "NCHW"
-        logits = open_runner(path, threads)(x_test)
+        logits = open_runner(path, score_threads or os.cpu_count() or 1)(x_test)
         parity = float(np.abs(logits[:PARITY_IMAGES] - reference).max())
         tolerance = PARITY_ATOL.get(precision)
         parity_ok = tolerance is None or parity <= tolerance
@@ -246,8 +270,8 @@ def export_subnet(
             time_tflite(str(path), threads=threads, runs=200).mean if runtime == "tflite" else None
         )
         predicted = None
-        table_dtype = {"fp32": "fp32", "int8": "int8", "int8-per-tensor": "int8"}.get(precision)
-        if latency_model is not None and runtime == "tflite" and table_dtype:
+        table_dtype = "int8" if precision.startswith("int8") else precision  # fp32, fp16, ...
+        if latency_model is not None and runtime == "tflite" and table_dtype in ("fp32", "int8"):
             try:
                 predicted = latency_model.predict(config, table_dtype)
             except KeyError:

@@ -16,7 +16,13 @@ import numpy as np
 from search_spaces import LayerSpec
 from search_spaces._mbv3 import make_divisible
 
-__all__ = ["tf_modules", "keras_model", "torch_layer_params", "random_layer_params"]
+__all__ = [
+    "tf_modules",
+    "hard_activations",
+    "keras_model",
+    "torch_layer_params",
+    "random_layer_params",
+]
 
 
 def tf_modules():
@@ -31,6 +37,30 @@ def tf_modules():
             "TFLite export needs tensorflow==2.21.0 and tf-keras==2.21.0 (bash setup.sh)"
         ) from e
     return tf, tf_keras
+
+
+_HARD: dict[str, Any] = {}
+
+
+def hard_activations() -> dict[str, Any]:
+    """``{"HSwish": cls, "HSigmoid": cls}``: serializable Keras layers (not Lambdas, which can be
+    neither cloned nor quantization-annotated) for ``x * relu6(x + 3) / 6`` and
+    ``relu6(x + 3) / 6``; TFLite's converter turns the first into its HARD_SWISH op."""
+    if not _HARD:
+        tf, K = tf_modules()
+
+        @K.utils.register_keras_serializable(package="nas")
+        class HSwish(K.layers.Layer):
+            def call(self, x):
+                return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
+
+        @K.utils.register_keras_serializable(package="nas")
+        class HSigmoid(K.layers.Layer):
+            def call(self, x):
+                return tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
+
+        _HARD.update(HSwish=HSwish, HSigmoid=HSigmoid)
+    return _HARD
 
 
 # ---- parameters: dicts of NHWC numpy arrays per LayerSpec ---------------------------------
@@ -132,11 +162,12 @@ def _apply(
     layer: LayerSpec, x: Any, p: dict[str, np.ndarray] | None, acts: dict[str, str], tf: Any, K: Any
 ) -> Any:
     L = K.layers
+    hard = hard_activations()
 
     def act(y, name):
         if name == "relu":
             return L.ReLU()(y)
-        return L.Lambda(lambda t: t * tf.nn.relu6(t + 3.0) * (1.0 / 6.0))(y)  # h_swish
+        return hard["HSwish"]()(y)
 
     def conv(y, w, b, stride=1, depthwise=False):
         k = w.shape[0]
@@ -188,7 +219,7 @@ def _apply(
         s = L.GlobalAveragePooling2D(keepdims=True)(y)
         s = L.ReLU()(conv(s, p["se_reduce_w"], p["se_reduce_b"]))
         s = conv(s, p["se_expand_w"], p["se_expand_b"])
-        s = L.Lambda(lambda t: tf.nn.relu6(t + 3.0) * (1.0 / 6.0))(s)  # h_sigmoid
+        s = hard["HSigmoid"]()(s)
         y = L.Multiply()([y, s])
     y = conv(y, p["project_w"], p["project_b"])
     if layer.attr("idskip"):
@@ -196,12 +227,17 @@ def _apply(
     return y
 
 
-def keras_model(layers: Sequence[LayerSpec], params: Sequence[dict[str, np.ndarray] | None]) -> Any:
-    """A Keras model running ``layers`` in order (NHWC input of ``layers[0].input_shape``)."""
+def keras_model(
+    layers: Sequence[LayerSpec],
+    params: Sequence[dict[str, np.ndarray] | None],
+    batch_size: int | None = 1,
+) -> Any:
+    """A Keras model running ``layers`` in order (NHWC input of ``layers[0].input_shape``);
+    ``batch_size`` None for training (quantization-aware), 1 for the exported file."""
     tf, K = tf_modules()
     if len(layers) != len(params):
         raise ValueError(f"{len(layers)} layers but {len(params)} parameter sets")
-    inputs = K.Input(shape=layers[0].input_shape, batch_size=1)
+    inputs = K.Input(shape=layers[0].input_shape, batch_size=batch_size)
     x = inputs
     for layer, p in zip(layers, params, strict=True):
         x = _apply(layer, x, p, {}, tf, K)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -27,12 +28,15 @@ def test_every_format_is_written_verified_and_carries_its_preprocessing(small_fm
         "tflite-dynamic-int8",
         "tflite-int8",
         "tflite-int8-per-tensor",
+        "tflite-int8-qat",
         "onnx-fp32",
         "onnx-int8",
     ]
     files = {
         f.format: f
-        for f in export_subnet(space, config, subnet, dataset, tmp_path, formats=formats)
+        for f in export_subnet(
+            space, config, subnet, dataset, tmp_path, formats=formats, qat_images=600
+        )
     }
     assert set(files) == set(formats)
     for name in ("tflite-fp32", "onnx-fp32"):
@@ -45,6 +49,13 @@ def test_every_format_is_written_verified_and_carries_its_preprocessing(small_fm
     assert files["tflite-int8"].size_bytes < 0.4 * files["tflite-fp32"].size_bytes
     # one scale per tensor instead of a scale and an int64 zero point per channel
     assert files["tflite-int8-per-tensor"].size_bytes < files["tflite-int8"].size_bytes
+    qat = files["tflite-int8-qat"]  # trained ranges: a full-integer file that still classifies
+    assert qat.size_bytes < 0.4 * files["tflite-fp32"].size_bytes
+    assert qat.test_accuracy >= files["tflite-int8"].test_accuracy - 0.05, qat
+    from ai_edge_litert.interpreter import Interpreter
+
+    tensors = Interpreter(model_path=str(qat.path)).get_tensor_details()
+    assert sum(t["dtype"] == np.int8 for t in tensors) > 0.6 * len(tensors)  # integer inside
     assert (
         files["tflite-fp32"].latency_measured_ms > 0
         and files["onnx-fp32"].latency_measured_ms is None
