@@ -298,6 +298,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from nas.jobs import subnet_evaluator
     from nas.latency import LatencyModel
     from nas.spec import load_spec
+    from nas.supernet import finetune
 
     source = Path(args.source)
     if source.suffix in (".yaml", ".yml") or source.is_file():
@@ -308,15 +309,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     space, evaluator = subnet_evaluator(spec)
     config = space.resolve(config_str)
     latency = LatencyModel(spec.resolve_path(spec.devices[0].lut), space) if spec.devices else None
+    subnet = finetune(
+        evaluator.subnet(config), evaluator.dataset, config.resolution, args.finetune_epochs
+    )
     files = export_subnet(
         space,
         config,
-        evaluator.subnet(config),
+        subnet,
         evaluator.dataset,
         Path(args.out),
         formats=args.format.split(","),
         latency_model=latency,
         threads=args.threads,
+        qat_epochs=args.qat_epochs,
     )
     if args.json:
         print(json.dumps([f.summary() for f in files]))
@@ -668,10 +673,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         default="tflite-fp32,tflite-int8",
         help="comma-separated: tflite-fp32, tflite-fp16, tflite-dynamic-int8, tflite-int8 "
-        "(per-channel weights), tflite-int8-per-tensor (smaller), onnx-fp32, onnx-int8",
+        "(per-channel weights), tflite-int8-per-tensor (smaller), tflite-int8-qat "
+        "(quantization-aware training with tfmot), onnx-fp32, onnx-int8",
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=0,
+        help="fine-tune the subnet on the training split first (default 0: as searched)",
+    )
+    p.add_argument(
+        "--qat-epochs", type=int, default=1, help="QAT epochs for tflite-int8-qat (default 1)"
+    )
+    p.add_argument("--threads", type=int, default=1, help="threads of the latency measurement")
     p.add_argument("--json", action="store_true", help="print one summary per file")
     p.set_defaults(func=_cmd_export)
 

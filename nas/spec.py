@@ -254,6 +254,9 @@ class ExportSpec:
     TFLite (fp32 -> ``tflite-fp32``, int8 -> ``tflite-int8``, fp16 -> ``tflite-fp16``).
     budgets_ms: latency budgets that get a ``best-under-<X>ms`` alias (default: the search's
     ``max_latency_ms`` when set).
+    finetune_epochs: epochs of fine-tuning each subnet on the training split before export
+    (0: the supernet's weights with BatchNorm recalibrated, as the search scored them).
+    qat_epochs: epochs of quantization-aware training for the ``tflite-int8-qat`` format.
     """
 
     enabled: bool = True
@@ -261,10 +264,14 @@ class ExportSpec:
     k: int = 3
     formats: tuple[str, ...] = ()
     budgets_ms: tuple[float, ...] = ()
+    finetune_epochs: int = 0
+    qat_epochs: int = 1
 
     def __post_init__(self) -> None:
         from nas.export import FORMATS
 
+        _check(self.finetune_epochs >= 0, "export.finetune_epochs", self.finetune_epochs, ">= 0")
+        _check(self.qat_epochs >= 1, "export.qat_epochs", self.qat_epochs, "must be >= 1")
         _check(self.k >= 1, "export.k", self.k, "must be >= 1")
         for i, f in enumerate(self.formats):
             _check(f in FORMATS, f"export.formats[{i}]", f, f"must be one of {sorted(FORMATS)}")

@@ -2,12 +2,14 @@
 
 from nas.supernet._checkpoint import load_weights, save_weights
 from nas.supernet._evaluate import SubnetEvaluator, recalibrate_bn, top1
+from nas.supernet._finetune import finetune
 from nas.supernet._train import SupernetTrainer, TrainResult
 
 __all__ = [
     "SubnetEvaluator",
     "SupernetTrainer",
     "TrainResult",
+    "finetune",
     "load_weights",
     "recalibrate_bn",
     "save_weights",

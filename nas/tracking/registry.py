@@ -152,6 +152,7 @@ def register_fronts(
 
     from nas.export import export_subnet
     from nas.jobs import subnet_evaluator
+    from nas.supernet import finetune
 
     client = MlflowClient()
     space, evaluator = subnet_evaluator(spec)
@@ -187,21 +188,29 @@ def register_fronts(
                 continue
             progress(f"{name}: exporting {i}/{len(chosen)} {row['config']} as {', '.join(todo)}")
             config = space.parse(row["config"])
+            subnet = finetune(
+                evaluator.subnet(config),
+                evaluator.dataset,
+                config.resolution,
+                spec.export.finetune_epochs,
+                seed=spec.seed,
+            )
             files = export_subnet(
                 space,
                 config,
-                evaluator.subnet(config),
+                subnet,
                 evaluator.dataset,
                 out_dir / name,
                 formats=todo,
                 latency_model=model,
+                qat_epochs=spec.export.qat_epochs,
             )
             for f in files:
                 if not f.parity_ok:
                     client.set_tag(run_id, f"export.{f.format}", f"rejected: {f.reason}")
                     logger.warning("%s %s not registered: %s", row["config"], f.format, f.reason)
                     continue
-                _register_file(client, name, run_id, row, device, f)
+                _register_file(client, name, run_id, row, device, f, spec.export.finetune_epochs)
                 client.set_tag(run_id, f"export.{f.format}", "registered")
         versions = client.search_model_versions(f"name='{name}'")
         aliases = _set_aliases(client, name, versions, formats[0], budgets)
@@ -209,7 +218,9 @@ def register_fronts(
     return summary
 
 
-def _register_file(client: Any, name: str, run_id: str, row: dict, device: str, f: Any) -> None:
+def _register_file(
+    client: Any, name: str, run_id: str, row: dict, device: str, f: Any, finetune_epochs: int
+) -> None:
     contract = f.path.with_suffix(f.path.suffix + ".json")
     tags = {
         "config": row["config"],
@@ -228,6 +239,7 @@ def _register_file(client: Any, name: str, run_id: str, row: dict, device: str, 
         "size_bytes": str(f.size_bytes),
         "parity_max_abs": f"{f.parity_max_abs:.3e}",
         "trial_run_id": run_id,
+        "finetune_epochs": str(finetune_epochs),
         "file": f.path.name,
     }
     with mlflow.start_run(run_id=run_id):

@@ -59,6 +59,28 @@ def test_training_learns_and_resumes_after_interruption(small_fmnist, tmp_path):
         assert out["n_images"] == 300 and out["accuracy"] > 0.3, out
 
 
+def test_finetune_trains_a_subnet_on_the_training_split(small_fmnist):
+    from nas.data import batches, load_fashion_mnist
+    from nas.supernet import finetune, top1
+    from search_spaces import get_space
+
+    torch.manual_seed(0)
+    dataset = load_fashion_mnist(small_fmnist, val_size=200)
+    space = get_space("ofa_mbv3_small")
+    config = space.smallest()
+    model = space.build(config)
+
+    def test_acc():
+        loader = batches(dataset.test, 300, dataset.preprocessing, resolution=config.resolution)
+        return top1(model, loader)[0]
+
+    before = test_acc()
+    assert finetune(model, dataset, config.resolution, 0) is model and not model.training
+    finetune(model, dataset, config.resolution, 3, lr=0.05, batch_size=50)
+    assert not model.training
+    assert test_acc() > max(before + 0.2, 0.4)
+
+
 def test_bn_recalibration_replaces_running_statistics():
     bn = torch.nn.BatchNorm2d(3)
     model = torch.nn.Sequential(bn).eval()
