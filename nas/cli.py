@@ -472,27 +472,28 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
         return 0
     model = LatencyModel(args.lut, space)
     threads = args.threads or model.device.threads or 1
-    if args.fit_overhead:
-        import statistics
 
-        from nas.latency import write_device
-
+    def measure(model: Any, configs: list, desc: str) -> list[dict]:
         bar = tqdm(
-            total=len(fit_configs),
-            desc=f"fit overhead {args.dtype}",
-            unit="subnet",
-            dynamic_ncols=True,
-            disable=args.json,
+            total=len(configs), desc=desc, unit="subnet", dynamic_ncols=True, disable=args.json
         )
-        fit_points = measure_subnets(
+        points = measure_subnets(
             model,
-            fit_configs,
+            configs,
             args.dtype,
             threads,
             cache_dir=cache,
             progress=lambda done, total: bar.update(1),
         )
         bar.close()
+        return points
+
+    if args.fit_overhead:
+        import statistics
+
+        from nas.latency import write_device
+
+        fit_points = measure(model, fit_configs, f"fit overhead {args.dtype}")
         fitted = statistics.median(p["measured_ms"] - p["layer_sum_ms"] for p in fit_points)
         device = dataclasses.replace(
             model.device, overhead_ms={**model.device.overhead_ms, args.dtype: fitted}
@@ -505,22 +506,7 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
             fitted,
             len(fit_configs),
         )
-    bar = tqdm(
-        total=args.n,
-        desc=f"validate {args.dtype}",
-        unit="subnet",
-        dynamic_ncols=True,
-        disable=args.json,
-    )
-    points = measure_subnets(
-        model,
-        configs,
-        args.dtype,
-        threads,
-        cache_dir=cache,
-        progress=lambda done, total: bar.update(1),
-    )
-    bar.close()
+    points = measure(model, configs, f"validate {args.dtype}")
     overhead = model.device.overhead_ms.get(args.dtype, 0.0)
     report = validation_report(points, overhead, args.dtype, threads)
     out = Path(args.report_dir) if args.report_dir else Path(args.lut) / "validation" / space.name

@@ -119,3 +119,25 @@ def test_write_then_load_round_trips(tmp_path):
 def test_proxylessnas_var_field_is_understood():
     table = load_table(FIXTURES / "ofa" / "proxylessnas_mobile_trim.yaml")
     assert len(table) > 10 and all(e.mean > 0 for e in table.entries.values())
+
+
+@pytest.mark.slow
+def test_validate_measures_whole_subnets_and_reports_against_the_table(tmp_path, capsys):
+    import json
+    import shutil
+
+    from nas.cli import main
+
+    lut = tmp_path / "host"
+    shutil.copytree(project_root() / "latency_luts" / "host-x86-litert", lut)
+    argv = ["lut", "validate", "--lut", str(lut), "--space", "ofa_mbv3_small", "--n", "4"]
+    assert main([*argv, "--fit-overhead", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["n"] == 4 and {"within_10pct", "mape", "kendall_tau"} <= set(report)
+    assert 0.0 <= report["within_10pct"] <= 1.0 and report["mape"] >= 0.0
+    assert load_device(lut / "device.yaml").overhead_ms["fp32"] == pytest.approx(
+        report["overhead_ms"]
+    )  # the fitted overhead was written and used
+    folder = lut / "validation" / "ofa_mbv3_small"
+    assert (folder / "fp32-t1.json").is_file() and (folder / "fp32-t1.png").stat().st_size > 0
+    assert main([*argv, "--min-within", "1.01"]) == 1  # below the bar: non-zero exit
