@@ -67,7 +67,7 @@ def finetune(
             "fine-tune epoch %d/%d: loss %.3f (%.0f s)",
             epoch + 1,
             epochs,
-            float(loss),
+            float(loss.detach()),
             time.perf_counter() - start,
         )
     return model.eval()
