@@ -141,16 +141,17 @@ def _cmd_pick(args: argparse.Namespace) -> int:
 
     from nas.errors import NASError
     from nas.tracking import tracking_uri
-    from nas.tracking.registry import candidates, choose, download
+    from nas.tracking.registry import candidates, choose, download, registered_name
 
     mlflow.set_tracking_uri(tracking_uri())
     try:
         found = candidates(args.experiment, args.device, args.format)
     except LookupError as e:
         raise NASError(str(e)) from None
+    name = registered_name(args.experiment, args.device)
     if not found:
         raise NASError(
-            f"{args.experiment}-{args.device} has no registered version"
+            f"{name} has no registered version"
             + (f" in format {args.format!r}" if args.format else "")
         )
     best, shown = choose(found, args.max_latency_ms, args.min_accuracy)
@@ -161,8 +162,7 @@ def _cmd_pick(args: argparse.Namespace) -> int:
     if args.min_accuracy is not None:
         limits.append(f"test top-1 >= {args.min_accuracy * 100:g}%")
     print(
-        f"{args.experiment}-{args.device}: {len(found)} candidate(s)"
-        + (f"; limits: {', '.join(limits)}" if limits else ""),
+        f"{name}: {len(found)} candidate(s)" + (f"; limits: {', '.join(limits)}" if limits else ""),
         file=out,
     )
     print(_candidate_table(found, best), file=out)

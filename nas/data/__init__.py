@@ -1,6 +1,6 @@
 """Datasets: Fashion-MNIST (IDX files) and image folders, held in memory with fixed splits."""
 
-from nas.data._dataset import ImageDataset, Preprocessing, Split, batches
+from nas.data._dataset import ImageDataset, Preprocessing, Split, batches, resize
 from nas.data._fashion_mnist import (
     DEFAULT_FASHION_MNIST_ROOT,
     FASHION_MNIST_CLASSES,
@@ -21,4 +21,5 @@ __all__ = [
     "load_fashion_mnist",
     "load_image_folder",
     "read_idx",
+    "resize",
 ]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ImageDataset", "Split", "Preprocessing", "batches"]
+__all__ = ["ImageDataset", "Split", "Preprocessing", "batches", "resize"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +91,15 @@ def split_train_val(
     return Split(x[train_idx], y[train_idx]), Split(x[val_idx], y[val_idx])
 
 
+def resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Bilinear (``align_corners=False``) resize of an NCHW batch to ``resolution`` x
+    ``resolution``; unchanged when already that size. The one resize of every path (training,
+    evaluation, export, the registered pyfunc model), so that what an app feeds matches."""
+    if tuple(x.shape[-2:]) == (resolution, resolution):
+        return x
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+
+
 def batches(
     split: Split,
     batch_size: int,
@@ -112,10 +121,8 @@ def batches(
         x = preprocessing.apply(split.images[idx])
         if augment:
             x = _augment(x, generator)
-        if resolution is not None and resolution != x.shape[-1]:
-            x = F.interpolate(
-                x, size=(resolution, resolution), mode="bilinear", align_corners=False
-            )
+        if resolution is not None:
+            x = resize(x, resolution)
         yield x, split.labels[idx]
 
 

@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from nas.data import ImageDataset, Split
+from nas.data import ImageDataset, Split, resize
 from nas.export._keras import keras_model, torch_layer_params
 from nas.export._qat import qat_tflite
 from nas.export._tflite import to_tflite
@@ -88,10 +87,7 @@ def preprocessing_contract(dataset: ImageDataset, resolution: int, layout: str) 
 
 
 def _inputs(dataset: ImageDataset, split: Split, resolution: int) -> torch.Tensor:
-    x = dataset.preprocessing.apply(split.images)
-    if x.shape[-1] != resolution:
-        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
-    return x
+    return resize(dataset.preprocessing.apply(split.images), resolution)
 
 
 class _TFLiteRunner:
@@ -230,27 +226,24 @@ def export_subnet(
     y_test = test.labels.numpy()
     with torch.no_grad():
         reference = subnet(torch.from_numpy(x_test[:PARITY_IMAGES])).numpy()
-    keras = None
+    layers = space.layers(config)
+    params = keras = None  # the folded weights and the Keras mirror, made once when needed
     results = []
     for name in formats:
         runtime, precision = FORMATS[name]
         path = out_dir / f"{space.name}-{config}-{precision}.{runtime}"
         if runtime == "tflite":
-            if keras is None:
-                keras = keras_model(space.layers(config), torch_layer_params(subnet))
+            if params is None:
+                params = torch_layer_params(subnet)
             if precision == "int8-qat":
                 train = dataset.train.subset(qat_images, seed=3)
                 x_train = _inputs(dataset, train, r).numpy().transpose(0, 2, 3, 1)
                 path.write_bytes(
-                    qat_tflite(
-                        space.layers(config),
-                        torch_layer_params(subnet),
-                        x_train,
-                        train.labels.numpy(),
-                        epochs=qat_epochs,
-                    )
+                    qat_tflite(layers, params, x_train, train.labels.numpy(), epochs=qat_epochs)
                 )
             else:
+                if keras is None:
+                    keras = keras_model(layers, params)
                 rep = _representative(dataset, r) if precision.startswith("int8") else None
                 path.write_bytes(to_tflite(keras, precision, rep))
             layout = "NHWC"

@@ -331,10 +331,12 @@ class SearchJob:
         if tracker is not None:
             tracker.finish(study, result)
             if export and spec.export.enabled:
-                result.registered = self._register(study)
+                result.registered = self._register(study, result.fronts)
         return result
 
-    def _register(self, study: optuna.Study) -> dict[str, dict[str, Any]]:
+    def _register(
+        self, study: optuna.Study, fronts: dict[str, list[dict[str, Any]]]
+    ) -> dict[str, dict[str, Any]]:
         if self.spec.evaluator.kind != "supernet":
             logger.info("export skipped: the %s evaluator has no weights", self.spec.evaluator.kind)
             return {}
@@ -346,17 +348,6 @@ class SearchJob:
             t.user_attrs["config"]: t.user_attrs["mlflow_run_id"]
             for t in sorted(complete, key=lambda t: -t.number)  # the first trial of a config wins
             if t.user_attrs.get("mlflow_run_id")
-        }
-        fronts = {
-            name: [
-                {
-                    "config": t.user_attrs["config"],
-                    "accuracy": t.user_attrs["accuracy"],
-                    "latency_ms": t.user_attrs["latency_ms"],
-                }
-                for t in front
-            ]
-            for name, front in self.fronts(study).items()
         }
         registered = register_fronts(
             self.spec, self, fronts, run_ids, self.spec.run_dir() / "export", progress=logger.info

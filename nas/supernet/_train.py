@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nas.data import ImageDataset, batches
+from nas.data import ImageDataset, batches, resize
 from nas.spec import PhaseSpec, RunSpec
 from nas.supernet._checkpoint import atomic_save, save_weights
 from nas.supernet._evaluate import SubnetEvaluator
@@ -317,9 +317,7 @@ class SupernetTrainer:
 
 
 def _at(x: torch.Tensor, resolution: int) -> torch.Tensor:
-    if x.shape[-1] != resolution:
-        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
-    return x.contiguous(memory_format=torch.channels_last)
+    return resize(x, resolution).contiguous(memory_format=torch.channels_last)
 
 
 def _contiguous_copy(model: nn.Module) -> nn.Module:

@@ -62,7 +62,8 @@ class ExportedModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):  # no hints: MLflow would parse them
         import torch
-        import torch.nn.functional as F
+
+        from nas.data import Preprocessing, resize
 
         c = self.contract
         x = np.asarray(model_input, dtype=np.float32)
@@ -72,17 +73,16 @@ class ExportedModel(mlflow.pyfunc.PythonModel):
             raise ValueError(
                 f"expected raw pixels shaped (N, H, W) or (N, H, W, {c['channels']}), got {x.shape}"
             )
-        mean = np.asarray(c["mean"], np.float32)
-        std = np.asarray(c["std"], np.float32)
-        x = ((x * c["scale"] - mean) / std).transpose(0, 3, 1, 2)
-        if x.shape[2:] != (c["height"], c["width"]):
-            x = F.interpolate(
-                torch.from_numpy(np.ascontiguousarray(x)),
-                size=(c["height"], c["width"]),
-                mode="bilinear",
-                align_corners=False,
-            ).numpy()
-        return self.runner(np.ascontiguousarray(x))
+        pre = Preprocessing(
+            height=c["height"],
+            width=c["width"],
+            channels=c["channels"],
+            mean=tuple(c["mean"]),
+            std=tuple(c["std"]),
+            scale=c["scale"],
+        )
+        x = pre.apply(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
+        return self.runner(np.ascontiguousarray(resize(x, c["height"]).numpy()))
 
 
 # ---- choosing which Pareto members to export ----------------------------------------------
