@@ -136,6 +136,44 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_netadapt(args: argparse.Namespace) -> int:
+    from nas.prune import NetAdaptJob
+    from nas.spec import load_spec
+
+    spec = load_spec(args.spec)
+    if spec.netadapt is not None and args.budget_ms is not None:
+        na = dataclasses.replace(spec.netadapt, budget_ms=args.budget_ms, budget_ratio=None)
+        spec = dataclasses.replace(spec, netadapt=na)
+
+    def progress(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    job = NetAdaptJob(spec, track=not args.no_mlflow, progress=progress)
+    result = job.run()
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(
+        f"{result['start']} ({result['start_latency_ms']:.3f} ms predicted, "
+        f"{result['start_measured_ms']:.3f} measured, val {result['start_val_accuracy']:.4f})"
+    )
+    print(
+        f"-> {result['config']} after {result['iterations']} iteration(s): "
+        f"{result['latency_ms']:.3f} ms predicted on {result['device']} "
+        f"(budget {result['target_latency_ms']:.3f}), val {result['val_accuracy']:.4f}"
+    )
+    for f in result.get("exported", []):
+        measured = f["latency_measured_ms"]
+        print(
+            f"  {f['format']}: test {f['test_accuracy'] * 100:.2f}%, "
+            f"{'' if measured is None else f'{measured:.3f} ms measured, '}{f['path']}"
+        )
+    if result["run_id"]:
+        print(f"MLflow: experiment {spec.name!r}, run {result['run_id']}")
+    return 0
+
+
 def _cmd_pick(args: argparse.Namespace) -> int:
     import mlflow
 
@@ -604,6 +642,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser(
+        "netadapt",
+        help="prune a trained subnet to a latency budget (NetAdapt)",
+        description="NetAdapt (Yang et al., ECCV 2018) on the first device's table: each "
+        "iteration proposes, per layer, the fewest filters to remove for the predicted latency "
+        "to drop by that iteration's reduction (entries for new widths are measured on this "
+        "host when the table is this host's), fine-tunes each proposal briefly on Ray workers "
+        "and keeps the most accurate on the validation split; then fine-tunes long, exports, "
+        "verifies and registers the result. Re-running resumes after the last finished "
+        "iteration (state in runs/<name>/netadapt/). Settings: the spec's netadapt section.",
+    )
+    p.add_argument("spec", help="run spec YAML with a netadapt section")
+    p.add_argument("--budget-ms", type=float, help="override netadapt.budget_ms")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    p.add_argument("--no-mlflow", action="store_true", help="do not track in MLflow")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_netadapt)
 
     p = sub.add_parser(
         "pick",

@@ -19,6 +19,7 @@ __all__ = [
     "DatasetSpec",
     "DeviceSpec",
     "EvaluatorSpec",
+    "NetAdaptSpec",
     "SearchSpec",
     "PhaseSpec",
     "SupernetSpec",
@@ -280,6 +281,70 @@ class ExportSpec:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class NetAdaptSpec:
+    """``nas netadapt``: latency-driven filter pruning (Yang et al., ECCV 2018) of one trained
+    subnet, priced by the first device's table.
+
+    start: the subnet of ``supernet.checkpoint`` to start from (``largest``, ``smallest`` or a
+    config string); BatchNorm recalibrated as for a search.
+    budget_ms / budget_ratio: the target latency, in ms or as a fraction of the start's (one).
+    initial_ratio / decay: iteration i must remove ``initial_ratio * decay**i`` of the start's
+    latency (never more than what is left to the budget).
+    short_term_steps / short_term_batch / short_term_lr: the brief fine-tuning of each proposal.
+    long_term_epochs / long_term_lr: fine-tuning of the final model on the training split.
+    val_images: validation images that score each proposal.
+    workers / threads_per_worker: Ray actors evaluating proposals in parallel.
+    channel_step: widths stay multiples of it (the channel grid the table is calibrated on).
+    measure_missing: measure table entries for pruned widths on demand (host tables only).
+    max_iterations: a bound on the loop.
+    """
+
+    start: str = "largest"
+    budget_ms: float | None = None
+    budget_ratio: float | None = None
+    initial_ratio: float = 0.05
+    decay: float = 0.96
+    short_term_steps: int = 20
+    short_term_batch: int = 64
+    short_term_lr: float = 0.005
+    long_term_epochs: int = 1
+    long_term_lr: float = 0.005
+    val_images: int = 2000
+    workers: int = 2
+    threads_per_worker: int = 1
+    channel_step: int = 8
+    measure_missing: bool = True
+    max_iterations: int = 50
+
+    def __post_init__(self) -> None:
+        if (self.budget_ms is None) == (self.budget_ratio is None):
+            raise SpecError("netadapt: give exactly one of budget_ms and budget_ratio")
+        if self.budget_ms is not None:
+            _check(self.budget_ms > 0, "netadapt.budget_ms", self.budget_ms, "must be > 0")
+        if self.budget_ratio is not None:
+            _check(
+                0 < self.budget_ratio < 1,
+                "netadapt.budget_ratio",
+                self.budget_ratio,
+                "must be in (0, 1)",
+            )
+        _check(
+            0 < self.initial_ratio < 1, "netadapt.initial_ratio", self.initial_ratio, "in (0, 1)"
+        )
+        _check(0 < self.decay <= 1, "netadapt.decay", self.decay, "must be in (0, 1]")
+        for name in ("short_term_batch", "val_images", "workers", "threads_per_worker"):
+            _check(
+                getattr(self, name) >= 1, f"netadapt.{name}", getattr(self, name), "must be >= 1"
+            )
+        for name in ("short_term_steps", "long_term_epochs"):
+            _check(
+                getattr(self, name) >= 0, f"netadapt.{name}", getattr(self, name), "must be >= 0"
+            )
+        _check(self.channel_step >= 1, "netadapt.channel_step", self.channel_step, "must be >= 1")
+        _check(self.max_iterations >= 1, "netadapt.max_iterations", self.max_iterations, ">= 1")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RunSpec:
     """One job. ``name`` is also the MLflow experiment; outputs go to ``runs/<name>/``.
 
@@ -297,6 +362,7 @@ class RunSpec:
     devices: tuple[DeviceSpec, ...] = ()
     search: SearchSpec = dataclasses.field(default_factory=SearchSpec)
     export: ExportSpec = dataclasses.field(default_factory=ExportSpec)
+    netadapt: NetAdaptSpec | None = None
     seed: int = 0
     tracking_uri: str | None = None
     #: the file the spec was read from (set by load_spec); relative paths resolve against the

@@ -19,7 +19,15 @@ if TYPE_CHECKING:
     import optuna
     import torch
 
-__all__ = ["MBV3Config", "MBV3Definition", "StageDef", "ElasticMBV3Space", "make_divisible"]
+__all__ = [
+    "MBV3Config",
+    "MBV3Definition",
+    "StageDef",
+    "ElasticMBV3Space",
+    "count_macs",
+    "count_params",
+    "make_divisible",
+]
 
 CHANNEL_DIVISIBLE = 8
 
@@ -349,48 +357,12 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
 
     def macs(self, config: MBV3Config) -> int:
         """Multiply-accumulates of one forward pass (convolutions, SE and the classifier)."""
-        total = 0
-        for layer in self.layers(config):
-            (h, w, cin), cout = layer.input_shape, layer.output_shape[-1]
-            if layer.op in ("Conv", "Conv_1"):
-                ho, wo = layer.output_shape[:2]
-                k = 3 if layer.op == "Conv" else 1
-                total += ho * wo * cin * cout * k * k
-            elif layer.op in ("Conv_2", "Logits"):
-                total += cin * cout
-            elif layer.op == "expanded_conv":
-                ho, wo = layer.output_shape[:2]
-                mid, k = layer.attr("expand"), layer.attr("kernel")
-                if mid != cin:
-                    total += h * w * cin * mid
-                total += ho * wo * mid * k * k + ho * wo * mid * cout
-                if layer.attr("se"):
-                    total += 2 * mid * make_divisible(mid // 4)
-        return total
+        return count_macs(self.layers(config))
 
     def params(self, config: MBV3Config) -> int:
         """Parameters of the standalone PyTorch subnet (BatchNorm affine included), from the
         layer list: no model is built."""
-        total = 0
-        for layer in self.layers(config):
-            cin, cout = layer.input_shape[-1], layer.output_shape[-1]
-            if layer.op == "Conv":
-                total += 9 * cin * cout + 2 * cout
-            elif layer.op == "Conv_1":
-                total += cin * cout + 2 * cout
-            elif layer.op == "Conv_2":
-                total += cin * cout  # no bias, no BN (OFA's feature-mix layer)
-            elif layer.op == "Logits":
-                total += cin * cout + cout
-            elif layer.op == "expanded_conv":
-                mid, k = layer.attr("expand"), layer.attr("kernel")
-                if mid != cin:
-                    total += cin * mid + 2 * mid
-                total += mid * k * k + 2 * mid + mid * cout + 2 * cout
-                if layer.attr("se"):
-                    r = make_divisible(mid // 4)
-                    total += mid * r + r + r * mid + mid
-        return total
+        return count_params(self.layers(config))
 
     # ---- models --------------------------------------------------------------------------
     def supernet(self) -> torch.nn.Module:
@@ -461,3 +433,49 @@ def _block(size, cin, cout, mid, k, stride, idskip, se, hs) -> LayerSpec:
             ("hs", int(hs)),
         ),
     )
+
+
+def count_macs(layers: list[LayerSpec]) -> int:
+    """Multiply-accumulates of one forward pass over ``layers`` (convolutions, SE, classifier)."""
+    total = 0
+    for layer in layers:
+        (h, w, cin), cout = layer.input_shape, layer.output_shape[-1]
+        if layer.op in ("Conv", "Conv_1"):
+            ho, wo = layer.output_shape[:2]
+            k = 3 if layer.op == "Conv" else 1
+            total += ho * wo * cin * cout * k * k
+        elif layer.op in ("Conv_2", "Logits"):
+            total += cin * cout
+        elif layer.op == "expanded_conv":
+            ho, wo = layer.output_shape[:2]
+            mid, k = layer.attr("expand"), layer.attr("kernel")
+            if mid != cin:
+                total += h * w * cin * mid
+            total += ho * wo * mid * k * k + ho * wo * mid * cout
+            if layer.attr("se"):
+                total += 2 * mid * make_divisible(mid // 4)
+    return total
+
+
+def count_params(layers: list[LayerSpec]) -> int:
+    """Parameters of the PyTorch layers ``layers`` describe (BatchNorm affine included)."""
+    total = 0
+    for layer in layers:
+        cin, cout = layer.input_shape[-1], layer.output_shape[-1]
+        if layer.op == "Conv":
+            total += 9 * cin * cout + 2 * cout
+        elif layer.op == "Conv_1":
+            total += cin * cout + 2 * cout
+        elif layer.op == "Conv_2":
+            total += cin * cout  # no bias, no BN (OFA's feature-mix layer)
+        elif layer.op == "Logits":
+            total += cin * cout + cout
+        elif layer.op == "expanded_conv":
+            mid, k = layer.attr("expand"), layer.attr("kernel")
+            if mid != cin:
+                total += cin * mid + 2 * mid
+            total += mid * k * k + 2 * mid + mid * cout + 2 * cout
+            if layer.attr("se"):
+                r = make_divisible(mid // 4)
+                total += mid * r + r + r * mid + mid
+    return total

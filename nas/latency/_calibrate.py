@@ -11,6 +11,7 @@ import logging
 import platform
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,14 @@ from nas.latency._table import (
 )
 from search_spaces import LayerSpec, SearchSpace
 
-__all__ = ["calibrate", "layer_tflite", "host_device_info"]
+__all__ = [
+    "calibrate",
+    "fill_missing",
+    "host_device_info",
+    "layer_tflite",
+    "measure_into",
+    "measures_here",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -171,14 +179,38 @@ def calibrate(
         )
         write_device(device_path, info)
         logger.info("interpreter invoke overhead (%s): %.4f ms", dtype, probe.mean)
+    return measure_into(
+        table_path,
+        space.all_layers(resolution),
+        dtype=dtype,
+        measure=measure,
+        progress=progress,
+        cache_dir=cache_dir,
+        label=f"{space.name} r{resolution} {dtype}",
+    )
+
+
+def measure_into(
+    table_path: Path,
+    layers: list[LayerSpec],
+    *,
+    dtype: str,
+    measure: Callable[[bytes, LayerSpec], Entry],
+    progress: Callable[[int, int, str], None] | None = None,
+    cache_dir: Path | None = None,
+    label: str = "",
+) -> Path:
+    """Measure each of ``layers`` whose key is not yet in ``table_path`` and add it; the table
+    is rewritten after every key, so an interrupted calibration loses at most one layer."""
     entries: dict[str, Entry] = dict(load_table(table_path).entries) if table_path.is_file() else {}
-    layers = space.all_layers(resolution)
-    todo = [layer for layer in layers if dtype_key(layer.key, dtype) not in entries]
+    todo = list(
+        {
+            dtype_key(x.key, dtype): x for x in layers if dtype_key(x.key, dtype) not in entries
+        }.values()
+    )
     logger.info(
-        "%s r%d %s: %d layers, %d measured already",
-        space.name,
-        resolution,
-        dtype,
+        "%s: %d layers, %d measured already",
+        label or table_path,
         len(layers),
         len(layers) - len(todo),
     )
@@ -192,3 +224,54 @@ def calibrate(
         if progress is not None:
             progress(i + 1, len(todo), key)
     return table_path
+
+
+def measures_here(device: DeviceInfo) -> bool:
+    """Whether this host can add entries to ``device``'s tables: they were measured on this
+    host's CPU with LiteRT (a phone's or another machine's table is never filled in here)."""
+    here = host_device_info(device.threads or 1, "")
+    return device.name == here.name and device.soc == here.soc
+
+
+def fill_missing(
+    model: Any,
+    layers: list[LayerSpec],
+    resolution: int,
+    *,
+    dtype: str = "fp32",
+    runs: int = 100,
+    cache_dir: Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> int:
+    """Measure, on this host, the ``layers`` missing from ``model``'s table at ``resolution``
+    (a :class:`LatencyModel` of a host table), write them into the table file and reload it.
+    Returns how many keys were measured.
+
+    Raises:
+        MissingLatencyKeyError: keys are missing and the table is not this host's (a phone's
+            table is calibrated with ``nas lut calibrate --device adb:SERIAL``); never guessed.
+    """
+    from nas.errors import MissingLatencyKeyError
+    from nas.latency._litert import time_tflite
+
+    table = model.table(resolution)
+    missing = sorted({dtype_key(x.key, dtype) for x in layers} - set(table.entries))
+    if not missing:
+        return 0
+    if not measures_here(model.device):
+        raise MissingLatencyKeyError(
+            f"{len(missing)} layer key(s) are not in {table.path}, e.g. {missing[0]!r}; that "
+            f"table is for {model.device.name} ({model.device.soc}), which this host cannot "
+            "measure: calibrate them on the device (nas lut calibrate --device adb:SERIAL)"
+        )
+    threads = model.device.threads or 1
+    measure_into(
+        table.path,
+        layers,
+        dtype=dtype,
+        measure=lambda tflite, layer: time_tflite(tflite, threads=threads, runs=runs),
+        progress=progress,
+        cache_dir=cache_dir,
+    )
+    model.reload(resolution)
+    return len(missing)

@@ -35,9 +35,18 @@ class LatencyModel:
         if not self.tables:
             raise LatencyTableError(f"no <resolution>.yaml tables in {folder}")
 
+    def reload(self, resolution: int) -> None:
+        """Read the table of ``resolution`` again (after entries were added to its file)."""
+        self.tables[resolution] = load_table(self.table(resolution).path)
+
     @property
     def name(self) -> str:
         return self.device.name
+
+    def name_at(self, dtype: str) -> str:
+        """The device's name at a precision: the same table priced at int8 is another device
+        (``host-x86-litert``, ``host-x86-litert-int8``)."""
+        return self.device.name if dtype == "fp32" else f"{self.device.name}-{dtype}"
 
     def table(self, resolution: int) -> LatencyTable:
         try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +13,11 @@ from typing import Any
 
 import optuna
 
+from nas.cluster import init_ray, spec_to_dict, wait_ready
 from nas.errors import NASError
 from nas.latency import LatencyModel
 from nas.search._pareto import hypervolume_2d, pareto_front
+from nas.search._workers import make_worker_class
 from nas.spec import RunSpec
 from search_spaces import SearchSpace
 
@@ -131,8 +132,7 @@ class SearchJob:
         self.devices = [LatencyModel(spec.resolve_path(d.lut), self.space) for d in spec.devices]
         # the same table priced at two precisions is two devices: name, name-int8, ...
         self.device_names = [
-            m.device.name if d.dtype == "fp32" else f"{m.device.name}-{d.dtype}"
-            for m, d in zip(self.devices, spec.devices, strict=True)
+            m.name_at(d.dtype) for m, d in zip(self.devices, spec.devices, strict=True)
         ]
         if len(set(self.device_names)) != len(self.device_names):
             raise ValueError(f"devices must be distinct, got {self.device_names}")
@@ -196,22 +196,13 @@ class SearchJob:
         start = time.perf_counter()
         deadline = start + 60 * spec.search.timeout_minutes if spec.search.timeout_minutes else None
 
-        if not ray.is_initialized():
-            address = os.environ.get("RAY_ADDRESS")
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(
-                    num_cpus=max(workers * spec.search.threads_per_worker, os.cpu_count() or 1),
-                    include_dashboard=False,
-                    log_to_driver=False,
-                )
-        worker_cls = _worker_class(spec.search.threads_per_worker)
-        spec_dict = _spec_to_dict(spec)
+        init_ray(workers * spec.search.threads_per_worker)
+        worker_cls = make_worker_class(spec.search.threads_per_worker)
+        spec_dict = spec_to_dict(spec)
         actors = [
             worker_cls.remote(spec_dict, spec.search.threads_per_worker) for _ in range(workers)
         ]
-        _wait_ready(actors)
+        wait_ready(actors, "a search worker")
         idle = list(actors)
         inflight: dict[Any, tuple[optuna.trial.Trial, Any, dict, Any, float]] = {}
         cache = {
@@ -435,46 +426,6 @@ class SearchJob:
             fronts={name: [row(t) for t in front] for name, front in fronts.items()},
             timing={},
         )
-
-
-def _wait_ready(actors: list) -> None:
-    """Every worker has built its evaluator; a constructor error becomes one clear error."""
-    import ray
-
-    try:
-        errors = [e for e in ray.get([a.ping.remote() for a in actors]) if e]
-    except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as e:
-        raise NASError(f"a search worker could not start: {e}") from e
-    if errors:
-        raise NASError(f"a search worker could not start its evaluator: {errors[0]}")
-
-
-def _worker_class(threads: int):
-    from nas.search._workers import make_worker_class
-
-    return make_worker_class(threads)
-
-
-def _spec_to_dict(spec: RunSpec) -> dict[str, Any]:
-    """The spec as plain data for the workers, with paths made absolute (a worker's cwd differs)."""
-    data = dataclasses.asdict(spec)
-    data.pop("source", None)
-    data["supernet"]["checkpoint"] = str(spec.resolve_path(spec.supernet.checkpoint))
-    if spec.dataset.root:
-        data["dataset"]["root"] = str(spec.resolve_path(spec.dataset.root))
-    if spec.evaluator.kind == "predictor":
-        from nas.search._evaluators import predictor_path
-
-        data["evaluator"]["predictor"] = str(predictor_path(spec))
-    return _lists(data)
-
-
-def _lists(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_lists(v) for v in value]
-    return value
 
 
 class _Tracker:

@@ -2,7 +2,7 @@
 
 from nas.supernet._checkpoint import load_weights, save_weights
 from nas.supernet._evaluate import SubnetEvaluator, recalibrate_bn, top1
-from nas.supernet._finetune import finetune
+from nas.supernet._finetune import finetune, train_steps
 from nas.supernet._train import SupernetTrainer, TrainResult
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "recalibrate_bn",
     "save_weights",
     "top1",
+    "train_steps",
 ]

@@ -1,4 +1,4 @@
-"""Short fine-tuning of an extracted subnet before export (training split only)."""
+"""Fine-tuning of an extracted (or pruned) subnet on the training split only."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import nn
 
 from nas.data import ImageDataset, batches
 
-__all__ = ["finetune"]
+__all__ = ["finetune", "train_steps"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,32 @@ def finetune(
 ) -> nn.Module:
     """``epochs`` of SGD (Nesterov, cosine schedule from ``lr``) with the supernet's augmentation
     on the training split; returns the model in eval mode. Validation and test stay unseen."""
-    if epochs <= 0:
+    return train_steps(
+        model,
+        dataset,
+        resolution,
+        epochs * (len(dataset.train) // batch_size),
+        lr=lr,
+        batch_size=batch_size,
+        label_smoothing=label_smoothing,
+        seed=seed,
+    )
+
+
+def train_steps(
+    model: nn.Module,
+    dataset: ImageDataset,
+    resolution: int,
+    steps: int,
+    *,
+    lr: float = 0.01,
+    batch_size: int = 128,
+    label_smoothing: float = 0.1,
+    seed: int = 0,
+) -> nn.Module:
+    """``steps`` SGD steps (Nesterov, cosine schedule from ``lr``, the supernet's augmentation)
+    on the training split, over as many epochs as they take; returns the model in eval mode."""
+    if steps <= 0:
         return model.eval()
     generator = torch.Generator().manual_seed(seed)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
@@ -41,11 +66,11 @@ def finetune(
         momentum=0.9,
         nesterov=True,
     )
-    steps = epochs * (len(dataset.train) // batch_size)
+    per_epoch = max(1, len(dataset.train) // batch_size)
     step = 0
     start = time.perf_counter()
     model.train()
-    for epoch in range(epochs):
+    while step < steps:
         for x, y in batches(
             dataset.train,
             batch_size,
@@ -63,11 +88,14 @@ def finetune(
             loss.backward()
             optimizer.step()
             step += 1
-        logger.info(
-            "fine-tune epoch %d/%d: loss %.3f (%.0f s)",
-            epoch + 1,
-            epochs,
-            float(loss.detach()),
-            time.perf_counter() - start,
-        )
+            if step % per_epoch == 0 or step == steps:
+                logger.info(
+                    "fine-tune step %d/%d: loss %.3f (%.0f s)",
+                    step,
+                    steps,
+                    float(loss.detach()),
+                    time.perf_counter() - start,
+                )
+            if step == steps:
+                break
     return model.eval()

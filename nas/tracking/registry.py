@@ -28,7 +28,10 @@ __all__ = [
     "candidates",
     "choose",
     "download",
+    "ensure_registered_model",
+    "register_files",
     "register_fronts",
+    "set_aliases",
     "registered_name",
     "select_members",
 ]
@@ -147,7 +150,6 @@ def register_fronts(
     (``export.<format>``) and not registered. Returns, per device, the registered model's name,
     its versions and aliases.
     """
-    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     from nas.export import export_subnet
@@ -164,15 +166,14 @@ def register_fronts(
     for device, device_spec, model in zip(job.device_names, spec.devices, job.devices, strict=True):
         name = registered_name(spec.name, device)
         formats = list(spec.export.formats) or [DEFAULT_FORMAT[device_spec.dtype]]
-        try:
-            client.create_registered_model(
-                name,
-                tags={"device": device, "experiment": spec.name},
-                description=f"Pareto models of {spec.name} for {device} ({device_spec.dtype}); "
-                f"latency predicted by {device_spec.lut}",
-            )
-        except MlflowException:
-            pass  # already there: a resumed or repeated search adds to it
+        ensure_registered_model(
+            client,
+            name,
+            device,
+            spec.name,
+            f"Pareto models of {spec.name} for {device} ({device_spec.dtype}); "
+            f"latency predicted by {device_spec.lut}",
+        )
         done = {
             (v.tags.get("trial_run_id"), v.tags.get("format"))
             for v in client.search_model_versions(f"name='{name}'")
@@ -205,17 +206,49 @@ def register_fronts(
                 latency_model=model,
                 qat_epochs=spec.export.qat_epochs,
             )
-            for f in files:
-                if not f.parity_ok:
-                    client.set_tag(run_id, f"export.{f.format}", f"rejected: {f.reason}")
-                    logger.warning("%s %s not registered: %s", row["config"], f.format, f.reason)
-                    continue
-                _register_file(client, name, run_id, row, device, f, spec.export.finetune_epochs)
-                client.set_tag(run_id, f"export.{f.format}", "registered")
-        versions = client.search_model_versions(f"name='{name}'")
-        aliases = _set_aliases(client, name, versions, formats[0], budgets)
-        summary[device] = {"model": name, "versions": len(versions), "aliases": aliases}
+            register_files(client, name, run_id, row, device, files, spec.export.finetune_epochs)
+        summary[device] = set_aliases(client, name, formats[0], budgets)
     return summary
+
+
+def ensure_registered_model(
+    client: Any, name: str, device: str, experiment: str, description: str
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(
+            name, tags={"device": device, "experiment": experiment}, description=description
+        )
+    except MlflowException:
+        pass  # already there: a resumed or repeated job adds to it
+
+
+def register_files(
+    client: Any,
+    name: str,
+    run_id: str,
+    row: dict,
+    device: str,
+    files: Sequence[Any],
+    finetune_epochs: int,
+) -> None:
+    """Register each exported file that passed parity as a version of ``name`` (tagged with
+    ``row``'s config and validation accuracy); a rejected one is tagged on ``run_id`` only."""
+    for f in files:
+        if not f.parity_ok:
+            client.set_tag(run_id, f"export.{f.format}", f"rejected: {f.reason}")
+            logger.warning("%s %s not registered: %s", row["config"], f.format, f.reason)
+            continue
+        _register_file(client, name, run_id, row, device, f, finetune_epochs)
+        client.set_tag(run_id, f"export.{f.format}", "registered")
+
+
+def set_aliases(client: Any, name: str, fmt: str, budgets: Sequence[float]) -> dict[str, Any]:
+    """Point the aliases of ``name`` at its versions of format ``fmt``; a summary back."""
+    versions = client.search_model_versions(f"name='{name}'")
+    aliases = _set_aliases(client, name, versions, fmt, budgets)
+    return {"model": name, "versions": len(versions), "aliases": aliases}
 
 
 def _register_file(

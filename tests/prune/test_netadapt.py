@@ -1,0 +1,182 @@
+"""NetAdapt: the pruned-width space, filter surgery, on-demand table entries, and a whole run on a
+tiny real supernet (real Ray workers, real LiteRT timing, real MLflow store) that is interrupted
+and resumed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import mlflow
+import pytest
+import torch
+import yaml
+
+from nas.cli import main
+from nas.errors import ConfigError, MissingLatencyKeyError
+from nas.jobs import load_job
+from nas.latency import LatencyModel, load_device, load_table, write_device
+from nas.latency._calibrate import fill_missing, host_device_info
+from nas.prune import PrunedSpace, filter_norms, prune_to, widths_of
+from nas.spec import project_root, spec_from_dict
+from nas.supernet import SupernetTrainer
+from search_spaces import get_space
+from tests.conftest import tiny_spec_dict
+
+HOST_LUT = project_root() / "latency_luts" / "host-x86-litert"
+
+
+def _space() -> PrunedSpace:
+    return PrunedSpace(get_space("ofa_mbv3_small"))
+
+
+def test_pruned_space_prices_parses_and_rejects_bad_widths():
+    space = _space()
+    base = space.base.largest()
+    start = space.unpruned(base)
+    assert space.layers(start) == space.base.layers(base)
+    assert space.parse(str(start)) == start and space.parse("largest") == start
+    names = [u.name for u in space.units(base)]
+    assert names[0] == "blocks.1.mid" and names[-2:] == ["final_expand", "feature_mix"]
+    assert len(names) == 16 + 2  # 16 expanding blocks; the first block has no expansion
+
+    half = space.uniform(base, 0.5)
+    assert space.parse(str(half)) == half
+    assert all(w % 8 == 0 and w < top for w, top in zip(half.widths, start.widths, strict=True))
+    before, after = space.base.layers(base), space.layers(half)
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert changed == sorted([u.layer_index for u in space.units(base)] + [19, 21])  # +pool, logits
+    assert after[18].output_shape[-1] == after[20].input_shape[-1] == half.widths[-2]
+    assert after[21].input_shape[-1] == half.widths[-1]
+    assert space.macs(half) < space.base.macs(base) and space.params(half) < space.base.params(base)
+
+    with pytest.raises(ConfigError, match="blocks.1.mid"):
+        space.with_width(start, 0, 44)  # not a multiple of 8
+    with pytest.raises(ConfigError, match="blocks.2.mid"):
+        space.with_width(start, 1, 24)  # the block's input width: the table key would be ambiguous
+    assert 24 not in space.smaller_widths(start, 1) and space.smaller_widths(start, 1)[0] == 136
+
+
+def test_prune_unit_keeps_the_largest_filters_and_the_model_matches_its_config():
+    torch.manual_seed(0)
+    space = _space()
+    base = space.base.smallest()
+    model = space.base.build(base).eval()
+    start = space.unpruned(base)
+    norms = filter_norms(model, "blocks.3.mid")
+    width = start.widths[2] - 16
+    expected = (
+        model.blocks[3]
+        .conv.inverted_bottleneck.conv.weight[torch.sort(torch.topk(norms, width).indices).values]
+        .clone()
+    )
+    config = space.with_width(start, 2, width)
+    config = space.with_width(config, len(start.widths) - 1, 256)  # feature_mix too
+    prune_to(model, space, config)
+    assert widths_of(model, space, config) == config.widths
+    assert torch.equal(model.blocks[3].conv.inverted_bottleneck.conv.weight, expected)
+    assert sum(p.numel() for p in model.parameters()) == space.params(config)
+    assert model(torch.randn(2, 1, 24, 24)).shape == (2, 10)
+
+
+def _table_copy(tmp_path, *, this_host: bool):
+    lut = tmp_path / "lut"
+    shutil.copytree(HOST_LUT, lut, ignore=shutil.ignore_patterns("validation"))
+    device = load_device(lut / "device.yaml")
+    if this_host:  # what `nas lut calibrate` on this machine would have written
+        here = host_device_info(1, "")
+        device = type(device)(**{**device.__dict__, "soc": here.soc})
+    else:
+        device = type(device)(**{**device.__dict__, "soc": "a phone SoC"})
+    write_device(lut / "device.yaml", device)
+    return lut
+
+
+@pytest.mark.skipif(not HOST_LUT.is_dir(), reason="host tables not calibrated")
+def test_missing_entries_are_measured_on_this_host_and_never_guessed(tmp_path):
+    space = _space()
+    start = space.unpruned(space.base.smallest())
+    pruned = space.with_width(start, 0, space.smaller_widths(start, 0)[-1])
+    new_key = space.layers(pruned)[space.units(pruned.base)[0].layer_index].key
+
+    foreign = LatencyModel(_table_copy(tmp_path / "a", this_host=False), space)
+    with pytest.raises(MissingLatencyKeyError, match="expand:8"):
+        foreign.predict(pruned)
+    with pytest.raises(MissingLatencyKeyError, match="cannot measure"):
+        fill_missing(foreign, space.layers(pruned), pruned.resolution)
+
+    here = LatencyModel(_table_copy(tmp_path / "b", this_host=True), space)
+    assert fill_missing(here, space.layers(pruned), pruned.resolution, runs=20) == 1
+    table = load_table(here.table(24).path)
+    assert new_key in table and table.entries[new_key].count == 20
+    assert here.predict(pruned) < here.predict(start)
+    assert fill_missing(here, space.layers(pruned), pruned.resolution) == 0  # cached in the file
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HOST_LUT.is_dir(), reason="host tables not calibrated")
+def test_netadapt_prunes_to_the_budget_resumes_tracks_and_exports(small_fmnist, tmp_path, capsys):
+    data = tiny_spec_dict(small_fmnist, tmp_path)
+    spec = spec_from_dict(data)
+    dataset, space = load_job(spec)
+    SupernetTrainer(spec, space, dataset, work_dir=tmp_path / "work", track=False).run()
+    lut = _table_copy(tmp_path, this_host=True)
+    data.update(
+        name="netadapt_test",
+        devices=[{"lut": str(lut)}],
+        netadapt={
+            "start": "smallest",
+            "budget_ratio": 0.8,
+            "initial_ratio": 0.08,
+            "decay": 1.0,
+            "short_term_steps": 2,
+            "short_term_batch": 32,
+            "val_images": 100,
+            "long_term_epochs": 1,
+            "workers": 1,
+            "max_iterations": 1,
+        },
+        export={"formats": ["tflite-fp32"]},
+    )
+    spec_path = tmp_path / "netadapt_test.yaml"
+    spec_path.write_text(yaml.safe_dump(data))
+    # a first run stopped by max_iterations, as an interrupted one would be, after iteration 1
+    assert main(["netadapt", str(spec_path), "--json", "--quiet"]) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["iterations"] == 1 and first["latency_ms"] > first["target_latency_ms"]
+    state_path = tmp_path / "runs" / "netadapt_test" / "netadapt" / "state.json"
+    history_1 = json.loads(state_path.read_text())["history"]
+
+    data["netadapt"]["max_iterations"] = 10
+    spec_path.write_text(yaml.safe_dump(data))
+    assert main(["netadapt", str(spec_path), "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    state = json.loads(state_path.read_text())
+    assert state["history"][0] == history_1[0]  # resumed, not redone
+    assert result["run_id"] == first["run_id"]
+    assert result["iterations"] > 1
+    assert result["latency_ms"] <= result["target_latency_ms"] + 1e-9
+    pruned = PrunedSpace(space).parse(result["config"])
+    assert pruned.base == space.smallest() and pruned != PrunedSpace(space).unpruned(pruned.base)
+    for row in state["history"]:
+        assert row["latency_ms"] <= state["start_latency_ms"]
+        kept = [p for p in row["proposals"] if p["unit"] == row["kept"]]
+        assert kept[0]["val_accuracy"] == max(p["val_accuracy"] for p in row["proposals"])
+        assert all(p["measured_ms"] > 0 for p in row["proposals"])
+
+    (exported,) = result["exported"]
+    assert exported["parity_ok"] and exported["latency_measured_ms"] > 0
+    assert exported["latency_predicted_ms"] == pytest.approx(result["latency_ms"])
+
+    client = mlflow.tracking.MlflowClient()
+    children = client.search_runs(
+        [client.get_experiment_by_name("netadapt_test").experiment_id],
+        f"tags.mlflow.parentRunId = '{result['run_id']}'",
+    )
+    assert len(children) == sum(len(r["proposals"]) for r in state["history"])
+    assert {"latency_predicted_ms", "latency_measured_ms", "val_accuracy"} <= set(
+        children[0].data.metrics
+    )
+    # the first run's model (stopped short of the budget) and the final one are both versions
+    versions = client.search_model_versions("name='netadapt_test-host-x86-litert'")
+    assert sorted(v.tags["config"] for v in versions) == sorted([first["config"], result["config"]])
