@@ -113,7 +113,18 @@ def test_missing_entries_are_measured_on_this_host_and_never_guessed(tmp_path):
     assert fill_missing(here, space.layers(pruned), pruned.resolution) == 0  # cached in the file
 
 
+@pytest.fixture
+def _own_ray():
+    """The job starts an embedded Ray in this process; stop it after the test, so that later
+    tests (a cluster started with `ray start`) do not share the machine with it."""
+    import ray
+
+    yield
+    ray.shutdown()
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("_own_ray")
 @pytest.mark.skipif(not HOST_LUT.is_dir(), reason="host tables not calibrated")
 def test_netadapt_prunes_to_the_budget_resumes_tracks_and_exports(small_fmnist, tmp_path, capsys):
     data = tiny_spec_dict(small_fmnist, tmp_path)
