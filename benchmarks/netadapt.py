@@ -19,6 +19,7 @@ median of 200 runs, taken while nothing else runs; "predicted" is the table's.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -50,6 +51,17 @@ def main() -> int:
     threads = latency.device.threads or 1
     out_dir = spec.run_dir() / "benchmark"
 
+    def row(label: str, config, exported: dict) -> dict:
+        """One table row from an exported file's summary (``ExportedFile.summary()``)."""
+        return {
+            "model": label,
+            "config": str(config),
+            "test_accuracy": exported["test_accuracy"],
+            "predicted_ms": exported["latency_predicted_ms"],
+            "measured_ms": exported["latency_measured_ms"],
+            "parity_ok": exported["parity_ok"],
+        }
+
     def verify(label: str, config, model) -> dict:
         (f,) = export_subnet(
             space,
@@ -61,29 +73,14 @@ def main() -> int:
             latency_model=latency,
             threads=threads,
         )
-        return {
-            "model": label,
-            "config": str(config),
-            "test_accuracy": f.test_accuracy,
-            "predicted_ms": f.latency_predicted_ms,
-            "measured_ms": f.latency_measured_ms,
-            "parity_ok": f.parity_ok,
-        }
+        return row(label, config, f.summary())
 
-    _, evaluator = subnet_evaluator(spec)
+    _, evaluator = subnet_evaluator(spec, dataset=job.dataset)
     start = job.start
-    rows = [verify("start", start, evaluator.subnet(start.base))]
+    start_model = evaluator.subnet(start.base)  # BN recalibrated once; export leaves it as it is
+    rows = [verify("start", start, start_model)]
     (exported,) = [e for e in result["exported"] if e["format"] == "tflite-fp32"]
-    rows.append(
-        {
-            "model": "netadapt",
-            "config": result["config"],
-            "test_accuracy": exported["test_accuracy"],
-            "predicted_ms": exported["latency_predicted_ms"],
-            "measured_ms": exported["latency_measured_ms"],
-            "parity_ok": exported["parity_ok"],
-        }
-    )
+    rows.append(row("netadapt", result["config"], exported))
 
     # the uniform baseline at (at most) NetAdapt's predicted latency
     lo, hi = 0.05, 1.0
@@ -103,7 +100,7 @@ def main() -> int:
             flush=True,
         )
         t0 = time.perf_counter()
-        model = prune_to(evaluator.subnet(start.base), space, uniform)
+        model = prune_to(copy.deepcopy(start_model), space, uniform)
         train_steps(
             model,
             job.dataset,

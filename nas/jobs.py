@@ -33,11 +33,17 @@ def load_supernet(spec: RunSpec, space: SearchSpace, checkpoint: str | Path | No
     return model, blob
 
 
-def subnet_evaluator(spec: RunSpec, checkpoint: str | Path | None = None):
-    """(space, evaluator) for the spec's trained supernet, BN recalibration as the spec says."""
+def subnet_evaluator(
+    spec: RunSpec, checkpoint: str | Path | None = None, dataset: ImageDataset | None = None
+):
+    """(space, evaluator) for the spec's trained supernet, BN recalibration as the spec says;
+    ``dataset``: the spec's dataset when the caller has loaded it already."""
     from nas.supernet import SubnetEvaluator
 
-    dataset, space = load_job(spec)
+    if dataset is None:
+        dataset, space = load_job(spec)
+    else:
+        space = space_for(spec, dataset)
     supernet, _ = load_supernet(spec, space, checkpoint)
     evaluator = SubnetEvaluator(
         space,

@@ -28,7 +28,7 @@ import torch
 from nas.errors import NASError, SpecError
 from nas.prune._space import PrunedConfig, PrunedSpace
 from nas.prune._surgery import prune_to, prune_unit
-from nas.spec import RunSpec
+from nas.spec import RunSpec, runs_root
 
 __all__ = ["NetAdaptJob", "PruneWorker", "load_pruned", "save_pruned"]
 
@@ -66,8 +66,7 @@ class PruneWorker:
         except NASError as e:
             self.error = str(e)
             return
-        na = self.spec.netadapt
-        self.val = self.dataset.val.subset(na.val_images, seed=self.spec.seed)
+        self.val = _val_split(self.spec, self.dataset)
 
     def ping(self) -> str | None:
         return self.error
@@ -92,6 +91,11 @@ class PruneWorker:
         )
         accuracy = _val_accuracy(model, self.dataset, self.val, resolution)
         return {"accuracy": accuracy, "model": model, "seconds": time.perf_counter() - start}
+
+
+def _val_split(spec: RunSpec, dataset):
+    """The validation images that score the start, every proposal and the final model."""
+    return dataset.val.subset(spec.netadapt.val_images, seed=spec.seed)
 
 
 def _val_accuracy(model, dataset, split, resolution: int) -> float:
@@ -144,7 +148,7 @@ class NetAdaptJob:
                 self.space.layers(config),
                 config.resolution,
                 dtype=self.dtype,
-                cache_dir=self.spec.run_dir().parent / "lut_cache",
+                cache_dir=runs_root() / "lut_cache",
             )
             if n:
                 logger.info("measured %d new table entries on this host", n)
@@ -210,14 +214,11 @@ class NetAdaptJob:
                 f"({state['latency_ms']:.3f} ms predicted)"
             )
             return state, model
-        _, evaluator = subnet_evaluator(self.spec)
+        _, evaluator = subnet_evaluator(self.spec, dataset=self.dataset)
         model = evaluator.subnet(self.start.base)
         start_ms = self.price(self.start)
         val = _val_accuracy(
-            model,
-            self.dataset,
-            self.dataset.val.subset(self.na.val_images, seed=self.spec.seed),
-            self.start.resolution,
+            model, self.dataset, _val_split(self.spec, self.dataset), self.start.resolution
         )
         save_pruned(self.work / "iter_000.pt", self.start, model)
         state = {
@@ -424,8 +425,7 @@ class NetAdaptJob:
         import mlflow
 
         k = row["iteration"]
-        for p, out in results:
-            measured = next(x["measured_ms"] for x in row["proposals"] if x["unit"] == p.unit)
+        for (p, out), logged in zip(results, row["proposals"], strict=True):
             with mlflow.start_run(run_name=f"iter{k:02d}-{p.unit}", nested=True):
                 mlflow.log_params(
                     {"iteration": k, "unit": p.unit, "width": p.width, "config": str(p.config)}
@@ -433,7 +433,7 @@ class NetAdaptJob:
                 mlflow.log_metrics(
                     {
                         "latency_predicted_ms": p.latency_ms,
-                        "latency_measured_ms": measured,
+                        "latency_measured_ms": logged["measured_ms"],
                         "val_accuracy": out["accuracy"],
                         "short_term_seconds": out["seconds"],
                     }
@@ -468,10 +468,7 @@ class NetAdaptJob:
             )
             save_pruned(self.work / "final.pt", config, model)
             val = _val_accuracy(
-                model,
-                self.dataset,
-                self.dataset.val.subset(self.na.val_images, seed=self.spec.seed),
-                config.resolution,
+                model, self.dataset, _val_split(self.spec, self.dataset), config.resolution
             )
             state.update(
                 finetuned=True,
@@ -480,8 +477,6 @@ class NetAdaptJob:
                 long_term_seconds=time.perf_counter() - began,
             )
             self._save_state(state)
-        else:
-            config, model = load_pruned(self.work / "final.pt", self.space)
         summary = {
             "start": state["start"],
             "config": str(config),
