@@ -27,8 +27,10 @@ import torch
 import nas  # noqa: F401
 from nas.latency import LatencyModel
 from nas.search import SearchJob, hypervolume_2d, load_ofa_predictor, pareto_front
-from nas.spec import load_spec, project_root
+from nas.spec import load_spec
 from search_spaces import MBV3Config, get_space
+
+REPO = Path(__file__).resolve().parents[1]
 
 WINDOW = (15.0, 60.0)
 REF_ACC = 0.70
@@ -133,7 +135,7 @@ def main() -> None:
     )
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--spec", default=str(project_root() / "runs" / "ofa_imagenet_note10.yaml"))
+    parser.add_argument("--spec", default=str(REPO / "runs" / "ofa_imagenet_note10.yaml"))
     parser.add_argument("--skip-evolution", action="store_true")
     parser.add_argument(
         "--samplers", default="surrogate,nsga2", help="nas samplers to run (one study each)"

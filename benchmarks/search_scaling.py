@@ -17,10 +17,13 @@ import os
 import shutil
 import tempfile
 import time
+from pathlib import Path
 
 import nas  # noqa: F401
 from nas.search import SearchJob
-from nas.spec import load_spec, project_root
+from nas.spec import load_spec
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run(spec, workers: int, threads: int, trials: int) -> dict:
@@ -66,7 +69,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--spec", default=str(project_root() / "runs" / "fashion_mnist_host.yaml"))
+    parser.add_argument("--spec", default=str(REPO / "runs" / "fashion_mnist_host.yaml"))
     args = parser.parse_args()
     # a throw-away MLflow store and runs/ folder: the benchmark logs like a real search does
     tmp = tempfile.mkdtemp(prefix="nas-scaling-")

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nas.paths import resolve
+
 __all__ = ["main"]
 
 logger = logging.getLogger("nas")
@@ -735,7 +737,9 @@ def build_parser() -> argparse.ArgumentParser:
     lut = sub.add_parser("lut", help="latency lookup tables: calibrate, validate, predict")
     lsub = lut.add_subparsers(dest="lut_command", required=True, metavar="LUT_COMMAND")
     p = lsub.add_parser("predict", help="predicted latency of one subnet from a table folder")
-    p.add_argument("--lut", required=True, help="table folder, e.g. latency_luts/note10")
+    p.add_argument(
+        "--lut", required=True, type=resolve, help="table folder, e.g. latency_luts/note10"
+    )
     p.add_argument("--space", required=True, help="search space (see `nas spaces`)")
     p.add_argument("--subnet", default="largest", help="largest, smallest or a config string")
     p.add_argument("--resolution", type=int, help="override the config's input resolution")
@@ -780,7 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_lut_calibrate)
 
     p = lsub.add_parser("validate", help="whole random subnets: predicted vs measured on this host")
-    p.add_argument("--lut", required=True)
+    p.add_argument("--lut", required=True, type=resolve, help="table folder")
     p.add_argument("--space", required=True)
     p.add_argument("--n", type=int, default=50, help="random subnets (default 50)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "int8"])

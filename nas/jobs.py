@@ -56,5 +56,5 @@ def subnet_evaluator(
 
 
 def load_job(spec: RunSpec) -> tuple[ImageDataset, SearchSpace]:
-    dataset = load_dataset(spec.dataset)
+    dataset = load_dataset(spec.dataset, spec.folder())
     return dataset, space_for(spec, dataset)

@@ -7,13 +7,13 @@ for choices, the allowed values.
 from __future__ import annotations
 
 import dataclasses
-import os
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 from nas.errors import SpecError
+from nas.paths import resolve, runs_root
 
 __all__ = [
     "DatasetSpec",
@@ -365,8 +365,8 @@ class RunSpec:
     netadapt: NetAdaptSpec | None = None
     seed: int = 0
     tracking_uri: str | None = None
-    #: the file the spec was read from (set by load_spec); relative paths resolve against the
-    #: checkout root
+    #: the file the spec was read from (set by load_spec); relative paths resolve against its
+    #: folder
     source: str | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -381,23 +381,18 @@ class RunSpec:
         )
 
     def run_dir(self) -> Path:
-        """Where the job's state goes: ``runs/<name>/`` (see ``runs_root``)."""
+        """Where the job's state goes: ``runs/<name>/`` (see ``nas.paths.runs_root``)."""
         return runs_root() / self.name
 
     def resolve_path(self, path: str) -> Path:
-        """A path from the spec: absolute as given, else relative to the checkout root."""
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else project_root() / p
+        """A path from the spec: absolute as given, else relative to the spec file's folder
+        (the working directory for a spec built in code), else the shipped file of that
+        relative path (see ``nas.paths.resolve``)."""
+        return resolve(path, self.folder())
 
-
-def project_root() -> Path:
-    """The checkout root (where ``runs/`` and ``latency_luts/`` live)."""
-    return Path(__file__).resolve().parent.parent
-
-
-def runs_root() -> Path:
-    """Job state and the default MLflow store: ``NAS_RUNS_DIR`` if set, else ``<checkout>/runs``."""
-    return Path(os.environ.get("NAS_RUNS_DIR") or project_root() / "runs")
+    def folder(self) -> Path | None:
+        """The folder of the spec file (None for a spec built in code: the working directory)."""
+        return Path(self.source).parent if self.source else None
 
 
 def _check(ok: bool, field: str, value: Any, why: str) -> None:

@@ -12,9 +12,8 @@ import pytest
 
 import nas  # noqa: F401  (the torchvision/ofa import trap, before anything imports ofa)
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-if not FIXTURES.is_dir():  # a checkout elsewhere: shared/ beside the repository
-    FIXTURES = Path(__file__).resolve().parents[1] / "shared" / "fixtures"
+REPO = Path(__file__).resolve().parents[1]  # the checkout: runs/*.yaml specs
+FIXTURES = REPO / "tests" / "fixtures"  # published data the tests read (see its README)
 
 
 def write_idx(path: Path, array: np.ndarray, *, gz: bool = True) -> Path:

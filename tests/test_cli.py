@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from nas.cli import main
-from nas.spec import project_root
+from nas.paths import assets_root
 from tests.conftest import tiny_spec_dict
 
 
@@ -65,7 +65,7 @@ def test_missing_dataset_names_the_package(tmp_path, capsys):
 
 
 def test_lut_predict_json(capsys):
-    lut = str(project_root() / "latency_luts" / "note10")
+    lut = str(assets_root() / "latency_luts" / "note10")
     args = ["lut", "predict", "--lut", lut, "--space", "ofa_mbv3", "--subnet", "largest", "--json"]
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["latency_ms"] > 0

@@ -3,11 +3,12 @@ from __future__ import annotations
 import pytest
 
 from nas.errors import SpecError
-from nas.spec import load_spec, project_root, spec_from_dict
+from nas.spec import load_spec, spec_from_dict
+from tests.conftest import REPO
 
 
 def test_shipped_supernet_spec_loads():
-    spec = load_spec(project_root() / "runs" / "fashion_mnist_supernet.yaml")
+    spec = load_spec(REPO / "runs" / "fashion_mnist_supernet.yaml")
     assert spec.name == "fashion_mnist_supernet" and spec.space == "ofa_mbv3_small"
     assert [p.name for p in spec.supernet.phases] == ["full", "kernel", "depth", "expand"]
     assert spec.supernet.phases[-1].expands == (3, 4, 6)

@@ -9,16 +9,12 @@ from nas.data._folder import load_image_folder
 __all__ = ["load_dataset"]
 
 
-def load_dataset(spec) -> ImageDataset:
-    """``spec`` is a :class:`nas.spec.DatasetSpec`."""
-    from pathlib import Path
+def load_dataset(spec, base=None) -> ImageDataset:
+    """``spec`` is a :class:`nas.spec.DatasetSpec`; a relative ``root`` resolves against
+    ``base`` (the run spec's folder; default the working directory)."""
+    from nas.paths import resolve
 
-    from nas.spec import project_root
-
-    root = None
-    if spec.root is not None:
-        root = Path(spec.root).expanduser()
-        root = root if root.is_absolute() else project_root() / root
+    root = None if spec.root is None else resolve(spec.root, base)
     if spec.name == "fashion_mnist":
         return load_fashion_mnist(root, val_size=spec.val_size, seed=spec.split_seed)
     return load_image_folder(

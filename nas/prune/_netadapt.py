@@ -26,9 +26,10 @@ from typing import Any
 import torch
 
 from nas.errors import NASError, SpecError
+from nas.paths import runs_root
 from nas.prune._space import PrunedConfig, PrunedSpace
 from nas.prune._surgery import prune_to, prune_unit
-from nas.spec import RunSpec, runs_root
+from nas.spec import RunSpec
 
 __all__ = ["NetAdaptJob", "PruneWorker", "load_pruned", "save_pruned"]
 

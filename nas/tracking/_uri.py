@@ -13,7 +13,7 @@ def tracking_uri(spec_uri: str | None = None) -> str:
         return os.environ["MLFLOW_TRACKING_URI"]
     if spec_uri:
         return spec_uri
-    from nas.spec import runs_root
+    from nas.paths import runs_root
 
     runs = runs_root()
     runs.mkdir(parents=True, exist_ok=True)

@@ -76,9 +76,6 @@ def test_batches_normalize_resize_and_augment(small_fmnist):
     assert xa.shape == x0.shape and not torch.equal(xa, x0)
 
 
-@pytest.mark.skipif(
-    not DEFAULT_FASHION_MNIST_ROOT.is_dir(), reason="dataset-fashion-mnist not installed"
-)
 def test_real_fashion_mnist_loads_60k_10k():
     data = load_fashion_mnist()
     assert (len(data.train), len(data.val), len(data.test)) == (50_000, 10_000, 10_000)

@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from nas.latency._android import AdbError, AdbTarget, parse_benchmark_output
+from tests.conftest import REPO
 
 SAMPLE_OLD = """\
 STARTING!
@@ -89,16 +90,13 @@ FAKE_ADB = textwrap.dedent('''\
 def test_calibrate_over_adb_with_a_stand_in_adb(tmp_path, monkeypatch):
     from nas.cli import main
     from nas.latency import LatencyModel
-    from nas.spec import project_root
     from search_spaces import get_space
 
     bindir = tmp_path / "bin"
     bindir.mkdir()
     adb = bindir / "adb"
     adb.write_text(
-        FAKE_ADB.format(
-            python=sys.executable, device=str(tmp_path / "phones"), repo=str(project_root())
-        )
+        FAKE_ADB.format(python=sys.executable, device=str(tmp_path / "phones"), repo=str(REPO))
     )
     adb.chmod(adb.stat().st_mode | stat.S_IEXEC)
     bm = tmp_path / "benchmark_model"

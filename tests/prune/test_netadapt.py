@@ -17,13 +17,14 @@ from nas.errors import ConfigError, MissingLatencyKeyError
 from nas.jobs import load_job
 from nas.latency import LatencyModel, load_device, load_table, write_device
 from nas.latency._calibrate import fill_missing, host_device_info
+from nas.paths import assets_root
 from nas.prune import PrunedSpace, filter_norms, prune_to, widths_of
-from nas.spec import project_root, spec_from_dict
+from nas.spec import spec_from_dict
 from nas.supernet import SupernetTrainer
 from search_spaces import get_space
 from tests.conftest import tiny_spec_dict
 
-HOST_LUT = project_root() / "latency_luts" / "host-x86-litert"
+HOST_LUT = assets_root() / "latency_luts" / "host-x86-litert"
 
 
 def _space() -> PrunedSpace:
@@ -92,7 +93,6 @@ def _table_copy(tmp_path, *, this_host: bool):
     return lut
 
 
-@pytest.mark.skipif(not HOST_LUT.is_dir(), reason="host tables not calibrated")
 def test_missing_entries_are_measured_on_this_host_and_never_guessed(tmp_path):
     space = _space()
     start = space.unpruned(space.base.smallest())
@@ -125,7 +125,6 @@ def _own_ray():
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("_own_ray")
-@pytest.mark.skipif(not HOST_LUT.is_dir(), reason="host tables not calibrated")
 def test_netadapt_prunes_to_the_budget_resumes_tracks_and_exports(small_fmnist, tmp_path, capsys):
     data = tiny_spec_dict(small_fmnist, tmp_path)
     spec = spec_from_dict(data)

@@ -16,16 +16,10 @@ import optuna
 import pytest
 import yaml
 
-from nas.spec import project_root
-from tests.conftest import FIXTURES
+from tests.conftest import REPO
 
 RAY = Path(sys.executable).parent / "ray"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (FIXTURES / "ofa" / "acc_predictor.pth").is_file(), reason="shared fixtures not present"
-    ),
-]
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
@@ -66,14 +60,13 @@ def test_search_runs_unchanged_as_a_ray_job_on_a_cluster(tmp_path):
     )
     try:
         storage = f"sqlite:///{tmp_path / 'study.db'}"
-        spec = yaml.safe_load((project_root() / "runs" / "ofa_imagenet_note10.yaml").read_text())
+        spec = yaml.safe_load((REPO / "runs" / "ofa_imagenet_note10.yaml").read_text())
         spec.update(name="cluster_test")
-        spec["evaluator"]["predictor"] = str(FIXTURES / "ofa" / "acc_predictor.pth")
         spec["devices"] = [
             {"lut": "latency_luts/note10"}
         ]  # relative: resolved inside the job's working dir
         spec["search"].update(trials=8, workers=2, storage=storage)
-        spec_path = project_root() / "runs" / "_cluster_test.yaml"
+        spec_path = REPO / "runs" / "_cluster_test.yaml"
         spec_path.write_text(yaml.safe_dump(spec))
         job_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
         submit = [
@@ -82,7 +75,7 @@ def test_search_runs_unchanged_as_a_ray_job_on_a_cluster(tmp_path):
             "submit",
             f"--address=http://127.0.0.1:{dash}",
             "--working-dir",
-            str(project_root()),
+            str(REPO),
             "--runtime-env-json",
             json.dumps(
                 {

@@ -16,21 +16,21 @@ import pytest
 import yaml
 
 from nas.cli import main
+from nas.paths import assets_root
 from nas.search import load_ofa_predictor
-from nas.spec import load_spec, project_root
+from nas.spec import load_spec
 from search_spaces import get_space
-from tests.conftest import FIXTURES
+from tests.conftest import REPO
 
-PREDICTOR = FIXTURES / "ofa" / "acc_predictor.pth"
-pytestmark = pytest.mark.skipif(not PREDICTOR.is_file(), reason="shared fixtures not present")
+PREDICTOR = assets_root() / "predictors" / "ofa_mbv3_w12_imagenet_acc.pth"
 
 
 def _spec(tmp_path, name="note10_test", trials=12, **search):
-    data = yaml.safe_load((project_root() / "runs" / "ofa_imagenet_note10.yaml").read_text())
+    data = yaml.safe_load((REPO / "runs" / "ofa_imagenet_note10.yaml").read_text())
     data["name"] = name
     data["evaluator"]["predictor"] = str(PREDICTOR)
     data["search"].update(trials=trials, **search)
-    data["devices"] = [{"lut": str(project_root() / "latency_luts" / "note10")}]
+    data["devices"] = [{"lut": str(assets_root() / "latency_luts" / "note10")}]
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
+from nas.paths import assets_root
 from search_spaces import get_space
-from tests.conftest import FIXTURES
 
-NOTE10 = FIXTURES / "ofa" / "note10"
+NOTE10 = assets_root() / "latency_luts" / "note10" / "ofa_mbv3"
 
 
 def test_supernet_is_ofa_mobilenetv3_w12_tensor_for_tensor():
@@ -30,11 +30,10 @@ def test_supernet_is_ofa_mobilenetv3_w12_tensor_for_tensor():
     }
 
 
-@pytest.mark.skipif(not NOTE10.is_dir(), reason="shared fixtures not present")
 @pytest.mark.parametrize("resolution", [160, 176, 192, 208, 224])
 def test_every_layer_key_of_1000_random_subnets_is_in_the_note10_table(resolution):
     space = get_space("ofa_mbv3")
-    table = yaml.safe_load((NOTE10 / f"{resolution}_lookup_table.yaml").read_text())
+    table = yaml.safe_load((NOTE10 / f"{resolution}.yaml").read_text())
     rng = np.random.default_rng(resolution)
     used = set()
     for _ in range(1000):

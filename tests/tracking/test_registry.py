@@ -12,12 +12,13 @@ import yaml
 
 from nas.cli import main
 from nas.jobs import load_job
-from nas.spec import project_root, spec_from_dict
+from nas.paths import assets_root
+from nas.spec import spec_from_dict
 from nas.supernet import SupernetTrainer
 from nas.tracking.registry import budget_alias, select_members
 from tests.conftest import tiny_spec_dict
 
-HOST_LUT = project_root() / "latency_luts" / "host-x86-litert"
+HOST_LUT = assets_root() / "latency_luts" / "host-x86-litert"
 
 
 def test_select_members_keeps_the_named_ones_and_spreads_the_rest():
@@ -56,7 +57,6 @@ def _litert_accuracy(path, contract, images, labels) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HOST_LUT.is_dir(), reason="host tables not calibrated")
 def test_search_registers_verified_models_and_pick_downloads_one(small_fmnist, tmp_path, capsys):
     data = tiny_spec_dict(small_fmnist, tmp_path)
     spec = spec_from_dict(data)
