@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from nas.latency._litert import time_tflite
-from nas.latency._model import LatencyModel
+from nas.latency._model import LayerTableLatency
 
 __all__ = ["ValidationReport", "measure_subnets", "validation_report", "subnet_tflite"]
 
@@ -60,7 +60,7 @@ def subnet_tflite(space, config, dtype: str) -> bytes:
 
 
 def measure_subnets(
-    model: LatencyModel | None,
+    model: LayerTableLatency | None,
     configs: list,
     dtype: str,
     threads: int,
@@ -83,7 +83,7 @@ def measure_subnets(
         )
         if model is not None:
             measured = time_tflite(tflite, threads=threads, runs=runs)
-            layer_sum = model.layer_sum(config, dtype)
+            layer_sum, _ = model.layer_sum(config)
             points.append(
                 {"config": str(config), "layer_sum_ms": layer_sum, "measured_ms": measured.mean}
             )

@@ -122,7 +122,7 @@ class NetAdaptJob:
         self, spec: RunSpec, *, track: bool = True, progress: Callable[[str], None] = logger.info
     ) -> None:
         from nas.jobs import load_job
-        from nas.latency import LatencyModel
+        from nas.latency import build_latency
 
         if spec.netadapt is None:
             raise SpecError(f"{spec.source or spec.name}: nas netadapt needs a `netadapt:` section")
@@ -133,8 +133,10 @@ class NetAdaptJob:
         self.space = PrunedSpace(space, self.na.channel_step)
         self.device_spec = spec.devices[0]
         self.dtype = self.device_spec.dtype
-        self.latency = LatencyModel(spec.resolve_path(self.device_spec.lut), self.space)
-        self.device_name = self.latency.name_at(self.dtype)
+        self.latency = build_latency(
+            spec.resolve_path(self.device_spec.lut), self.space, dtype=self.dtype
+        )
+        self.device_name = self.latency.name
         self.work = spec.run_dir() / "netadapt"
         self.start = self.space.unpruned(space.resolve(self.na.start))
 
@@ -153,7 +155,7 @@ class NetAdaptJob:
             )
             if n:
                 logger.info("measured %d new table entries on this host", n)
-        return self.latency.predict(config, self.dtype)
+        return self.latency.predict(config).ms
 
     def measure(self, config: PrunedConfig) -> float:
         """Measured host LiteRT latency (ms) of ``config`` at the table's precision and threads."""

@@ -15,7 +15,7 @@ import optuna
 
 from nas.cluster import init_ray, spec_to_dict, wait_ready
 from nas.errors import NASError
-from nas.latency import LatencyModel
+from nas.latency import build_latency
 from nas.search._pareto import hypervolume_2d, pareto_front
 from nas.search._workers import make_worker_class
 from nas.spec import RunSpec
@@ -129,18 +129,16 @@ class SearchJob:
         self.track = track
         self.progress = progress
         self.space = self._space()
-        self.devices = [LatencyModel(spec.resolve_path(d.lut), self.space) for d in spec.devices]
-        # the same table priced at two precisions is two devices: name, name-int8, ...
-        self.device_names = [
-            m.name_at(d.dtype) for m, d in zip(self.devices, spec.devices, strict=True)
+        self.devices = [
+            build_latency(spec.resolve_path(d.lut), self.space, dtype=d.dtype) for d in spec.devices
         ]
+        # the same table priced at two precisions is two devices: name, name-int8, ...
+        self.device_names = [m.name for m in self.devices]
         if len(set(self.device_names)) != len(self.device_names):
             raise ValueError(f"devices must be distinct, got {self.device_names}")
         ref = spec.search.reference_latency_ms
         self.reference = (
-            ref
-            if ref is not None
-            else self.devices[0].predict(self.space.largest(), spec.devices[0].dtype),
+            ref if ref is not None else self.devices[0].predict(self.space.largest()).ms,
             spec.search.reference_accuracy,
         )
 
@@ -156,10 +154,7 @@ class SearchJob:
 
     # ---- pricing -------------------------------------------------------------------------
     def _price(self, config: Any) -> dict[str, Any]:
-        latency = {
-            name: m.predict(config, d.dtype)
-            for name, m, d in zip(self.device_names, self.devices, self.spec.devices, strict=True)
-        }
+        latency = {m.name: m.predict(config).ms for m in self.devices}
         return {
             "latency_ms": latency,
             "macs": float(self.space.macs(config)),
@@ -350,9 +345,9 @@ class SearchJob:
     def _proposer(self) -> Any:
         from nas.search._surrogate import SurrogateProposer
 
-        model, dtype = self.devices[0], self.spec.devices[0].dtype
+        model = self.devices[0]
         return SurrogateProposer(
-            self.space, lambda c: model.predict(c, dtype), self.reference[0], seed=self.spec.seed
+            self.space, lambda c: model.predict(c).ms, self.reference[0], seed=self.spec.seed
         )
 
     def _propose(self, study: optuna.Study, proposer: Any, done: int) -> list:
