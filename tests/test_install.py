@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from nas.cli import main
+from nas.paths import assets_root, is_shipped, resolve, runs_root
+from nas.tracking import artifact_location, tracking_uri
 from tests.conftest import REPO
-
-pytestmark = pytest.mark.slow
 
 SHIPPED_SUPERNET = "checkpoints/ofa_mbv3_small_fashion_mnist/supernet.pt"
 # what would let the checkout or the test's isolation leak into the installed package's run
@@ -31,6 +31,32 @@ _LEAKY_ENV = (
     "RAY_ADDRESS",
     "VIRTUAL_ENV",
 )
+
+
+def test_spec_paths_resolve_beside_the_spec_then_in_the_shipped_data(tmp_path):
+    lut = "latency_luts/note10"
+    assert resolve(lut, tmp_path) == assets_root() / lut and is_shipped(resolve(lut, tmp_path))
+    (tmp_path / lut).mkdir(parents=True)  # a file of the same name beside the spec wins
+    assert resolve(lut, tmp_path) == tmp_path / lut and not is_shipped(tmp_path / lut)
+    # a file a job writes never lands in the package data, even where a shipped one exists
+    ckpt = "checkpoints/ofa_mbv3_small_fashion_mnist/supernet.pt"
+    assert resolve(ckpt, tmp_path, shipped=False) == tmp_path / ckpt
+    assert resolve("nowhere/x.pt", tmp_path) == tmp_path / "nowhere" / "x.pt"  # error names it
+    assert resolve(tmp_path / "abs.yaml", "/elsewhere") == tmp_path / "abs.yaml"
+
+
+def test_default_job_state_and_mlflow_store_go_to_runs_of_the_working_directory(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.delenv("NAS_RUNS_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert runs_root() == tmp_path / "runs"
+    assert tracking_uri() == f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}"
+    assert artifact_location() == (tmp_path / "runs" / "mlartifacts").as_uri()
+    assert tracking_uri("http://tracking:5000") == "http://tracking:5000"  # the spec's wins
+    monkeypatch.setenv("NAS_RUNS_DIR", str(tmp_path / "elsewhere"))
+    assert tracking_uri() == f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}"
 
 
 def _run(argv: list, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -108,6 +134,7 @@ def _small_spec(name: str, **extra) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_installed_nas_comes_from_the_wheel_with_its_data(venv, workdir):
     code = (
         "import json, nas, search_spaces, nas.paths as p;"
@@ -130,6 +157,7 @@ def test_installed_nas_comes_from_the_wheel_with_its_data(venv, workdir):
     assert (venv / "bin" / "nas").is_file()
 
 
+@pytest.mark.slow
 def test_installed_eval_of_the_shipped_supernet_matches_the_checkout(venv, workdir, capsys):
     spec = workdir / "specs" / "eval.yaml"
     spec.write_text(yaml.safe_dump(_small_spec("installed_eval")))
@@ -145,6 +173,7 @@ def test_installed_eval_of_the_shipped_supernet_matches_the_checkout(venv, workd
     assert out["accuracy"] == pytest.approx(here["accuracy"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_installed_search_on_a_copy_of_the_note10_spec_runs_into_local_runs(venv, workdir):
     specs = workdir / "specs"
     shutil.copy2(REPO / "runs" / "ofa_imagenet_note10.yaml", specs)
@@ -160,6 +189,7 @@ def test_installed_search_on_a_copy_of_the_note10_spec_runs_into_local_runs(venv
     assert not (specs / "runs").exists()
 
 
+@pytest.mark.slow
 def test_installed_search_exports_and_pick_downloads_from_local_runs(venv, workdir):
     spec = workdir / "specs" / "host.yaml"
     data = _small_spec(
