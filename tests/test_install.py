@@ -39,8 +39,7 @@ def test_spec_paths_resolve_beside_the_spec_then_in_the_shipped_data(tmp_path):
     (tmp_path / lut).mkdir(parents=True)  # a file of the same name beside the spec wins
     assert resolve(lut, tmp_path) == tmp_path / lut and not is_shipped(tmp_path / lut)
     # a file a job writes never lands in the package data, even where a shipped one exists
-    ckpt = "checkpoints/ofa_mbv3_small_fashion_mnist/supernet.pt"
-    assert resolve(ckpt, tmp_path, shipped=False) == tmp_path / ckpt
+    assert resolve(SHIPPED_SUPERNET, tmp_path, shipped=False) == tmp_path / SHIPPED_SUPERNET
     assert resolve("nowhere/x.pt", tmp_path) == tmp_path / "nowhere" / "x.pt"  # error names it
     assert resolve(tmp_path / "abs.yaml", "/elsewhere") == tmp_path / "abs.yaml"
 
