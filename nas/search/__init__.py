@@ -3,6 +3,7 @@
 from nas.search._driver import SearchJob, SearchResult, open_study
 from nas.search._evaluators import Evaluator, build_evaluator, load_ofa_predictor
 from nas.search._pareto import hypervolume_2d, pareto_front
+from nas.search._predictor import save_predictor, train_predictor
 from nas.search._samplers import Proposer, Sampler, make_proposer, make_sampler
 
 __all__ = [
@@ -18,4 +19,6 @@ __all__ = [
     "make_sampler",
     "open_study",
     "pareto_front",
+    "save_predictor",
+    "train_predictor",
 ]

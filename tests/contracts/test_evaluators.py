@@ -24,8 +24,8 @@ def _supernet_spec(fmnist: Path) -> RunSpec:
             "name": "contract_supernet",
             "space": "ofa_mbv3_small",
             "dataset": {"name": "fashion_mnist", "root": str(fmnist), "val_size": 300},
-            "supernet": {"checkpoint": str(SUPERNET), "bn_calibration_images": 200},
-            "evaluator": {"kind": "supernet", "val_images": 200},
+            "supernet": {"checkpoint": str(SUPERNET), "bn_calibration_images": 100},
+            "evaluator": {"kind": "supernet", "val_images": 100},
         }
     )
 
@@ -67,6 +67,7 @@ def test_evaluator_is_built_from_the_spec_for_its_space(built):
     assert evaluator.space.name == spec.space
 
 
+@pytest.mark.slow
 def test_evaluator_scores_smallest_and_largest_in_0_1_and_repeatably(built):
     _, evaluator = built
     space = evaluator.space
