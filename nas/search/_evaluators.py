@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
@@ -40,9 +40,14 @@ class Evaluator(abc.ABC):
       top-1 in [0, 1], measured or predicted; further keys are extra metrics. It does not depend
       on the order of calls: the same config gives the same metrics within one evaluator.
     - An evaluator is used by one thread at a time (a worker evaluates one config at a time).
+    - Class attributes tell the engine what the scores are, so it never asks for a kind by
+      name: ``has_weights`` (the configs come with trained weights from a supernet, so the
+      front can be exported) and ``predicted`` (accuracy is a model's estimate, not measured).
     """
 
     space: SearchSpace
+    has_weights: ClassVar[bool] = False
+    predicted: ClassVar[bool] = False
 
     @abc.abstractmethod
     def evaluate(self, config: Any) -> dict[str, float]:
@@ -62,6 +67,8 @@ class Evaluator(abc.ABC):
 @EVALUATORS.register("supernet")
 class SupernetAccuracy(Evaluator):
     """Extract from the trained supernet, recalibrate BN, top-1 on the validation split."""
+
+    has_weights = True
 
     def __init__(self, spec: RunSpec) -> None:
         from nas.jobs import subnet_evaluator
@@ -117,6 +124,8 @@ def load_ofa_predictor(path: str | Path, n_inputs: int = 128) -> nn.Module:
 class PredictorAccuracy(Evaluator):
     """OFA's published accuracy predictor on ``encode()`` of the config (``evaluator.predictor``,
     or ``NAS_OFA_PREDICTOR``)."""
+
+    predicted = True
 
     def __init__(self, spec: RunSpec) -> None:
         from search_spaces import get_space

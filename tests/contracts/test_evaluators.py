@@ -65,6 +65,7 @@ def test_evaluator_is_built_from_the_spec_for_its_space(built):
     assert isinstance(evaluator, Evaluator) and isinstance(evaluator.space, SearchSpace)
     assert type(evaluator) is EVALUATORS.get(spec.evaluator.kind)
     assert evaluator.space.name == spec.space
+    assert isinstance(evaluator.has_weights, bool) and isinstance(evaluator.predicted, bool)
 
 
 @pytest.mark.slow
