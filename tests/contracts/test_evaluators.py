@@ -24,8 +24,8 @@ def _supernet_spec(fmnist: Path) -> RunSpec:
             "name": "contract_supernet",
             "space": "ofa_mbv3_small",
             "dataset": {"name": "fashion_mnist", "root": str(fmnist), "val_size": 300},
-            "supernet": {"checkpoint": str(SUPERNET), "bn_calibration_images": 100},
-            "evaluator": {"kind": "supernet", "val_images": 100},
+            "supernet": {"checkpoint": str(SUPERNET), "bn_calibration_images": 50},
+            "evaluator": {"kind": "supernet", "val_images": 50},
         }
     )
 
