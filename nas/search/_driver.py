@@ -17,6 +17,7 @@ from nas.cluster import init_ray, spec_to_dict, wait_ready
 from nas.errors import NASError
 from nas.latency import build_latency
 from nas.search._pareto import hypervolume_2d, pareto_front
+from nas.search._samplers import make_proposer, make_sampler
 from nas.search._workers import make_worker_class
 from nas.spec import RunSpec
 from search_spaces import SearchSpace
@@ -55,16 +56,6 @@ class SearchResult:
         if self.registered:
             out["registered"] = self.registered
         return out
-
-
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    return optuna.samplers.RandomSampler(seed=seed)  # also the surrogate's warm-up and filler
 
 
 def open_study(spec: RunSpec) -> optuna.Study:
@@ -211,7 +202,7 @@ class SearchJob:
         done_count = len(
             study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         )
-        proposer = self._proposer() if spec.search.sampler == "surrogate" else None
+        proposer = self._proposer()
         proposals: list = []
         try:
             while True:
@@ -343,11 +334,14 @@ class SearchJob:
 
     # ---- the surrogate sampler -------------------------------------------------------------
     def _proposer(self) -> Any:
-        from nas.search._surrogate import SurrogateProposer
-
+        """The sampler's proposer (``nas.search._samplers``), or None when it has none."""
         model = self.devices[0]
-        return SurrogateProposer(
-            self.space, lambda c: model.predict(c).ms, self.reference[0], seed=self.spec.seed
+        return make_proposer(
+            self.spec.search.sampler,
+            self.space,
+            lambda c: model.predict(c).ms,
+            self.reference[0],
+            seed=self.spec.seed,
         )
 
     def _propose(self, study: optuna.Study, proposer: Any, done: int) -> list:
