@@ -565,7 +565,8 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     )
     scatter_plot(
         report,
-        f"{model.device.name} / {space.name}, {args.dtype}, {threads} thread(s)",
+        f"{model.device.name} / {space.name}, {args.dtype}, {threads} thread(s)\n"
+        f"measured on {report.machine}",
         out / f"{stem}.png",
     )
     if args.json:

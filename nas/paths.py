@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["assets_root", "is_shipped", "resolve", "runs_root"]
+__all__ = ["assets_root", "cache_root", "is_shipped", "resolve", "runs_root"]
 
 
 def assets_root() -> Path:
@@ -18,6 +18,12 @@ def runs_root() -> Path:
     """Job state and the default MLflow store: ``NAS_RUNS_DIR`` if set, else ``./runs`` of the
     working directory."""
     return Path(os.environ.get("NAS_RUNS_DIR") or Path.cwd() / "runs").absolute()
+
+
+def cache_root() -> Path:
+    """What nas derives once per machine and reuses across jobs (converted layer files, host
+    tables re-timed on this machine): ``NAS_CACHE_DIR`` if set, else ``<runs>/cache``."""
+    return Path(os.environ.get("NAS_CACHE_DIR") or runs_root() / "cache").absolute()
 
 
 def resolve(path: str | Path, base: str | Path | None = None, *, shipped: bool = True) -> Path:

@@ -66,6 +66,8 @@ def _session_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("session_runs")
     patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     patch.setenv("NAS_RUNS_DIR", str(root / "runs"))
+    # converted layer files and host tables re-timed on this machine: derived once per session
+    patch.setenv("NAS_CACHE_DIR", str(root / "cache"))
     yield
     patch.undo()
 

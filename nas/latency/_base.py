@@ -91,11 +91,17 @@ def build_latency(
     lut_dir: str | Path, space: SearchSpace, *, dtype: str = "fp32"
 ) -> LatencyPredictor:
     """The latency predictor of a device entry: ``lut_dir/device.yaml``'s ``kind`` (default
-    ``layer_table``) picks the implementation from ``nas.registry.LATENCY_KINDS``.
+    ``layer_table``) picks the implementation from ``nas.registry.LATENCY_KINDS``. A host table
+    timed on another machine is re-timed on this one first (``nas.latency._host``).
 
     Raises:
         LatencyTableError: the folder, its device.yaml or its tables are missing or malformed.
         RegistryError: device.yaml names an unknown kind.
     """
+    from nas.latency._host import host_table, is_host_table
+
     device = load_device(Path(lut_dir) / "device.yaml")
+    if is_host_table(device):  # timed on another machine? price with this one's re-timing
+        lut_dir = host_table(lut_dir, space)
+        device = load_device(Path(lut_dir) / "device.yaml")
     return LATENCY_KINDS.get(device.kind)(lut_dir, space, dtype=dtype, device=device)

@@ -28,6 +28,8 @@ class ValidationReport:
     threads: int
     overhead_ms: float
     points: list[dict[str, Any]]
+    #: the machine the measured side was timed on (``HostFingerprint.describe()``)
+    machine: str = ""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -38,6 +40,7 @@ class ValidationReport:
             "dtype": self.dtype,
             "threads": self.threads,
             "overhead_ms": self.overhead_ms,
+            "machine": self.machine,
         }
 
 
@@ -102,6 +105,8 @@ def validation_report(
     rel = np.abs(pred - meas) / meas
     for p, value in zip(points, pred, strict=True):
         p["predicted_ms"] = float(value)
+    from nas.latency._host import HostFingerprint
+
     tau = float(kendalltau(pred, meas).statistic) if len(points) > 1 else float("nan")
     return ValidationReport(
         n=len(points),
@@ -112,6 +117,7 @@ def validation_report(
         threads=threads,
         overhead_ms=overhead_ms,
         points=points,
+        machine=HostFingerprint.here().describe(),
     )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from nas.errors import NASError, SpecError
-from nas.paths import runs_root
+from nas.paths import cache_root
 from nas.prune._space import PrunedConfig, PrunedSpace
 from nas.prune._surgery import prune_to, prune_unit
 from nas.spec import RunSpec
@@ -151,7 +151,7 @@ class NetAdaptJob:
                 self.space.layers(config),
                 config.resolution,
                 dtype=self.dtype,
-                cache_dir=runs_root() / "lut_cache",
+                cache_dir=cache_root() / "layers",
             )
             if n:
                 logger.info("measured %d new table entries on this host", n)

@@ -150,6 +150,7 @@ def test_validate_measures_whole_subnets_and_reports_against_the_table(tmp_path,
     assert main([*argv, "--fit-overhead", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["n"] == 4 and {"within_10pct", "mape", "kendall_tau"} <= set(report)
+    assert "cores" in report["machine"]  # which machine the measured side belongs to
     assert 0.0 <= report["within_10pct"] <= 1.0 and report["mape"] >= 0.0
     assert load_device(lut / "device.yaml").overhead_ms["fp32"] == pytest.approx(
         report["overhead_ms"]
