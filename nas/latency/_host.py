@@ -170,9 +170,9 @@ def host_table(lut_dir: str | Path, space: Any) -> Path:
 
 
 def machine_busy() -> bool:
-    """Another process keeps the cores busy (1-minute load above half the cores): timings taken
-    now would describe the load, not the machine."""
-    return os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1)
+    """Other processes keep the cores busy (1-minute load above the core count, this process
+    counted in): timings taken now would describe the load, not the machine."""
+    return os.getloadavg()[0] > (os.cpu_count() or 1)
 
 
 def _checked_folder(lut_dir: Path, device: DeviceInfo, space: Any) -> Path:
