@@ -1,21 +1,88 @@
-"""The one place where the torchvision/ofa import trap is handled (see DESIGN.md).
+"""Process set-up every nas process goes through (CLI, Ray workers, pytest): the torchvision/ofa
+import trap (see DESIGN.md) and the settings that keep native libraries quiet.
 
 PyPI's torchvision 0.28.0 is a CUDA build: its C extension does not load beside the CPU
 wheel of torch, and ``import torchvision`` (which ``ofa`` needs) then fails with
 ``operator torchvision::nms does not exist``. Defining the two operators its Python side
 registers fake kernels for makes the import work; nothing here ever calls them.
-Every process (CLI, Ray workers, pytest) imports ``nas``, whose ``__init__`` imports this.
+Every process (CLI, Ray workers, pytest) imports ``nas``, whose ``__init__`` imports this;
+Ray workers also inherit the environment set here from the driver.
+
+TensorFlow and LiteRT log from C++ through absl, which ignores ``TF_CPP_MIN_LOG_LEVEL`` for what
+it logs while loading (oneDNN, CUDA stubs, ``cuInit``) and for the converter; ``native_logs()``
+is the one way nas quiets them: around the few calls that load or run those libraries.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "TF_USE_LEGACY_KERAS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    # MLflow's own INFO lines (database set-up) and its artifact download bars would break
+    # through the CLI's progress bar; its warnings still show.
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # Ray's driver logger: "Started a local Ray instance" and the like; warnings still show.
+    "RAY_LOGGER_LEVEL": "warning",
+}
+for _key, _value in _ENV.items():
+    os.environ.setdefault(_key, _value)
 
 import torch  # noqa: E402
+
+#: what C++ libraries write to stderr: absl/glog lines (``I0000 00:00:...  file.cc:12] ...``),
+#: absl's notice that it is not initialised, TFLite's ``INFO: Created ... delegate``
+_NATIVE_LINE = re.compile(
+    r"^([IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.+-]+:\d+\]"
+    r"|WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|(INFO|WARNING): .*(TensorFlow Lite|XNNPACK|delegate))"
+)
+_native_logger = logging.getLogger("nas.native")
+
+
+@contextlib.contextmanager
+def native_logs() -> Iterator[None]:
+    """Run a block with file descriptor 2, where C++ libraries log, sent to a temporary file.
+
+    Afterwards each native log line goes to the ``nas.native`` logger at DEBUG (``nas -v`` shows
+    them) and everything else written there (Python's own output) back to ``sys.stderr``, so no
+    message is lost, only delayed. Exceptions pass through untouched. Process-wide while it runs
+    (it redirects a file descriptor): keep the block to the loading or converting call.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            _replay(tmp.read().decode(errors="replace"))
+
+
+def _replay(text: str) -> None:
+    other = []
+    for line in text.splitlines():
+        if _NATIVE_LINE.match(line):
+            _native_logger.debug("%s", line)
+        elif line.strip():
+            other.append(line)
+    if other:
+        sys.stderr.write("\n".join(other) + "\n")
+        sys.stderr.flush()
+
 
 _LIBRARY: torch.library.Library | None = None
 _SCHEMAS = {

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from nas._compat import native_logs
 from nas.export._keras import hard_activations, keras_model, tf_modules
 from search_spaces import LayerSpec
 
@@ -97,4 +98,5 @@ def qat_tflite(
     )
     converter = tf.lite.TFLiteConverter.from_keras_model(quantized)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return converter.convert()
+    with native_logs():  # the converter logs from C++ (MLIR passes)
+        return converter.convert()

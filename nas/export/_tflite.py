@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from nas._compat import native_logs
 from nas.export._keras import tf_modules
 
 __all__ = ["to_tflite"]
@@ -46,4 +47,5 @@ def to_tflite(
         raise ValueError(
             f"dtype must be fp32, fp16, dynamic-int8, int8 or int8-per-tensor, but got {dtype!r}"
         )
-    return converter.convert()
+    with native_logs():  # the converter logs from C++ (MLIR passes, calibration)
+        return converter.convert()
