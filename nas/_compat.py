@@ -22,6 +22,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterator
+from typing import TextIO
 
 _ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -39,40 +40,52 @@ for _key, _value in _ENV.items():
 
 import torch  # noqa: E402
 
-#: what C++ libraries write to stderr: absl/glog lines (``I0000 00:00:...  file.cc:12] ...``),
-#: absl's notice that it is not initialised, TFLite's ``INFO: Created ... delegate``
+#: what C++ libraries write: absl/glog lines (``I0000 00:00:1795445574.397942  6942 port.cc:153]``),
+#: absl's notice that it is not initialised, TFLite's ``INFO: Created ... delegate``, and the
+#: calibrator's ``fully_quantize: 0, inference_type: 6, ...``
 _NATIVE_LINE = re.compile(
-    r"^([IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.+-]+:\d+\]"
+    r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.+-]+:\d+\]"
     r"|WARNING: All log messages before absl::InitializeLog\(\)"
-    r"|(INFO|WARNING): .*(TensorFlow Lite|XNNPACK|delegate))"
+    r"|(INFO|WARNING): .*(TensorFlow Lite|XNNPACK|delegate)"
+    r"|fully_quantize: \d+, inference_type: )"
 )
 _native_logger = logging.getLogger("nas.native")
 
 
 @contextlib.contextmanager
 def native_logs() -> Iterator[None]:
-    """Run a block with file descriptor 2, where C++ libraries log, sent to a temporary file.
+    """Run a block with file descriptors 1 and 2, where C++ libraries print and log, sent to
+    temporary files.
 
     Afterwards each native log line goes to the ``nas.native`` logger at DEBUG (``nas -v`` shows
-    them) and everything else written there (Python's own output) back to ``sys.stderr``, so no
-    message is lost, only delayed. Exceptions pass through untouched. Process-wide while it runs
-    (it redirects a file descriptor): keep the block to the loading or converting call.
+    them) and everything else written there (Python's own output) back to ``sys.stdout`` or
+    ``sys.stderr``, so no message is lost, only delayed. Exceptions pass through untouched.
+    Process-wide while it runs (it redirects file descriptors): keep the block to the loading or
+    converting call.
     """
-    sys.stderr.flush()
-    saved = os.dup(2)
+    with contextlib.ExitStack() as stack:
+        for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+            stack.enter_context(_captured(fd, stream))
+        yield
+
+
+@contextlib.contextmanager
+def _captured(fd: int, stream: TextIO) -> Iterator[None]:
+    stream.flush()
+    saved = os.dup(fd)
     with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
+        os.dup2(tmp.fileno(), fd)
         try:
             yield
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
+            stream.flush()
+            os.dup2(saved, fd)
             os.close(saved)
             tmp.seek(0)
-            _replay(tmp.read().decode(errors="replace"))
+            _replay(tmp.read().decode(errors="replace"), stream)
 
 
-def _replay(text: str) -> None:
+def _replay(text: str, stream: TextIO) -> None:
     other = []
     for line in text.splitlines():
         if _NATIVE_LINE.match(line):
@@ -80,8 +93,8 @@ def _replay(text: str) -> None:
         elif line.strip():
             other.append(line)
     if other:
-        sys.stderr.write("\n".join(other) + "\n")
-        sys.stderr.flush()
+        stream.write("\n".join(other) + "\n")
+        stream.flush()
 
 
 _LIBRARY: torch.library.Library | None = None

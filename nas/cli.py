@@ -114,7 +114,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
         bar.n = info["done"]
         # one redraw per report: set_postfix would draw the line a second time
         bar.set_postfix(pareto=info["pareto_size"], hv=f"{info['hypervolume']:.4g}", refresh=False)
-        bar.refresh()
+        if bar.n >= bar.total:
+            bar.close()  # draws the final state; the export's log lines then go below it
+        else:
+            bar.refresh()
         logger.debug(
             "trial %s done (%d/%d): Pareto front %d, hypervolume %.4g",
             info.get("trial"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -98,5 +99,8 @@ def qat_tflite(
     )
     converter = tf.lite.TFLiteConverter.from_keras_model(quantized)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    with native_logs():  # the converter logs from C++ (MLIR passes)
+    # the converter logs from C++ (MLIR passes); and it asks for fixed input statistics
+    # (quantized_input_stats) although QAT has learned the ranges
+    with native_logs(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs", UserWarning)
         return converter.convert()

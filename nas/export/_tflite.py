@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -47,5 +48,8 @@ def to_tflite(
         raise ValueError(
             f"dtype must be fp32, fp16, dynamic-int8, int8 or int8-per-tensor, but got {dtype!r}"
         )
-    with native_logs():  # the converter logs from C++ (MLIR passes, calibration)
+    # the converter logs from C++ (MLIR passes, calibration); and it asks for fixed input
+    # statistics (quantized_input_stats) even when `representative` calibrates the int8 inputs
+    with native_logs(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs", UserWarning)
         return converter.convert()
