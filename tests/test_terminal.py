@@ -103,4 +103,4 @@ def test_verbose_flag_shows_debug_logs(supernet_spec):
     data, folder = supernet_spec
     spec = _write(data, folder, "loud")
     output = _run_nas("-v", "search", str(spec), "--trials", "1", "--no-export", "--no-mlflow")
-    assert re.search(r"^\S+ \S+ DEBUG nas\.", output, re.M), output
+    assert re.search(r"^\S+ \S+ DEBUG nas[.:]", output, re.M), output
