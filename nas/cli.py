@@ -46,6 +46,7 @@ def _cmd_train_supernet(args: argparse.Namespace) -> int:
             phase=spec.supernet.phases[info["phase"]].name,
             loss=f"{info['loss']:.3f}",
             lr=f"{info['lr']:.4f}",
+            refresh=False,  # update() has just drawn the line
         )
 
     trainer = SupernetTrainer(
@@ -111,8 +112,20 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     def progress(info: dict) -> None:
         bar.n = info["done"]
-        bar.set_postfix(pareto=info["pareto_size"], hv=f"{info['hypervolume']:.4g}")
-        bar.refresh()
+        # one redraw per report: set_postfix would draw the line a second time
+        bar.set_postfix(pareto=info["pareto_size"], hv=f"{info['hypervolume']:.4g}", refresh=False)
+        if bar.n >= bar.total:
+            bar.close()  # draws the final state; the export's log lines then go below it
+        else:
+            bar.refresh()
+        logger.debug(
+            "trial %s done (%d/%d): Pareto front %d, hypervolume %.4g",
+            info.get("trial"),
+            info["done"],
+            bar.total,
+            info["pareto_size"],
+            info["hypervolume"],
+        )
 
     job = SearchJob(spec, track=not args.no_mlflow, progress=progress)
     result = job.run(export=not args.no_export)
@@ -588,6 +601,62 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+class _BarSafeHandler(logging.StreamHandler):
+    """Writes through tqdm, so a log line lands above a running progress bar, not inside it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # logging's own policy: a broken handler must not break the job
+            self.handleError(record)
+
+
+class _TerseFormatter(logging.Formatter):
+    """nas's INFO lines as plain text; warnings and errors say so and where they come from."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno <= logging.INFO:
+            return text
+        return f"{record.levelname.lower()}: {record.name}: {text}"
+
+
+class _DropNotice(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+def _setup_logging(verbose: bool) -> None:
+    """One handler, on the root logger: nas's own INFO lines (DEBUG with ``-v``) and every
+    library's warnings, each once. MLflow and Ray keep their own handlers (their levels are set
+    in nas._compat); native C++ log lines reach ``nas.native`` at DEBUG (nas._compat)."""
+    root = logging.getLogger()
+    for h in list(root.handlers):  # main() called twice in one process must not log twice
+        if isinstance(h, _BarSafeHandler):
+            root.removeHandler(h)
+    handler = _BarSafeHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if verbose
+        else _TerseFormatter("%(message)s")
+    )
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("nas").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.captureWarnings(True)  # Python warnings through the same handler, above the bar
+    # An embedded Ray turns token authentication on by default and says so as a WARNING on
+    # every start; that is the safe setting, not something to act on.
+    auth = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _DropNotice) for f in auth.filters):
+        auth.addFilter(_DropNotice("Token authentication is enabled for this Ray cluster"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nas", description="Neural-architecture search for mobile vision models."
@@ -826,11 +895,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _setup_logging(args.verbose)
     import nas  # noqa: F401  (the torchvision/ofa import trap)
     from nas.errors import NASError
 

@@ -94,8 +94,11 @@ class _TFLiteRunner:
     def __init__(self, path: Path, threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        self.interpreter.allocate_tensors()
+        from nas._compat import native_logs
+
+        with native_logs():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
         self.inp = self.interpreter.get_input_details()[0]
         self.out = self.interpreter.get_output_details()[0]
 

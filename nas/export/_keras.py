@@ -8,6 +8,7 @@ so that outputs match PyTorch; stride-1 layers use 'same', which is identical fo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,15 +28,24 @@ __all__ = [
 
 def tf_modules():
     """(tensorflow, tf_keras), imported lazily with the legacy-Keras switch set (nas._compat)."""
-    import nas  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-
     try:
-        import tensorflow as tf
-        import tf_keras
+        return _load_tf()
     except ImportError as e:  # pragma: no cover - the pinned install has both
         raise ImportError(
             "TFLite export needs tensorflow==2.21.0 and tf-keras==2.21.0 (bash setup.sh)"
         ) from e
+
+
+@functools.cache
+def _load_tf() -> tuple[Any, Any]:
+    from nas._compat import native_logs  # also sets TF_USE_LEGACY_KERAS before the import
+
+    # loading logs from C++ (oneDNN, CUDA stubs), and so does the first device look-up (cuInit)
+    with native_logs():
+        import tensorflow as tf
+        import tf_keras
+
+        tf.config.list_physical_devices()
     return tf, tf_keras
 
 

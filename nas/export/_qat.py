@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from nas._compat import native_logs
 from nas.export._keras import hard_activations, keras_model, tf_modules
 from search_spaces import LayerSpec
 
@@ -97,4 +99,8 @@ def qat_tflite(
     )
     converter = tf.lite.TFLiteConverter.from_keras_model(quantized)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return converter.convert()
+    # the converter logs from C++ (MLIR passes); and it asks for fixed input statistics
+    # (quantized_input_stats) although QAT has learned the ranges
+    with native_logs(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs", UserWarning)
+        return converter.convert()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
+from nas._compat import native_logs
 from nas.export._keras import tf_modules
 
 __all__ = ["to_tflite"]
@@ -46,4 +48,8 @@ def to_tflite(
         raise ValueError(
             f"dtype must be fp32, fp16, dynamic-int8, int8 or int8-per-tensor, but got {dtype!r}"
         )
-    return converter.convert()
+    # the converter logs from C++ (MLIR passes, calibration); and it asks for fixed input
+    # statistics (quantized_input_stats) even when `representative` calibrates the int8 inputs
+    with native_logs(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs", UserWarning)
+        return converter.convert()

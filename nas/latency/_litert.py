@@ -25,11 +25,14 @@ def time_tflite(
     on random input of the model's dtype. LiteRT's default CPU path (XNNPACK) is used."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from nas._compat import native_logs
+
     if runs < 1:
         raise ValueError(f"`runs >= 1` must hold, but got {runs=}")
     kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-    interpreter = Interpreter(num_threads=threads, **kwargs)
-    interpreter.allocate_tensors()
+    with native_logs():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice
+        interpreter = Interpreter(num_threads=threads, **kwargs)
+        interpreter.allocate_tensors()
     rng = np.random.default_rng(seed)
     for detail in interpreter.get_input_details():
         dtype = detail["dtype"]

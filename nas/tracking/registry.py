@@ -9,12 +9,13 @@ size). Aliases: ``fastest``, ``most-accurate`` and ``best-under-<X>ms`` per late
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 #: the format a device's table prices, when the spec names none
 DEFAULT_FORMAT = {"fp32": "tflite-fp32", "fp16": "tflite-fp16", "int8": "tflite-int8"}
+#: the file MLflow stores with each version and runs to build its ``ExportedModel``
+_MODEL_CODE = Path(__file__).with_name("_pyfunc_model.py")
 _PIP = ["ai-edge-litert==2.3.0", "onnxruntime==1.32.0", "numpy", "torch==2.13.0"]
 
 
@@ -63,7 +66,11 @@ class ExportedModel(mlflow.pyfunc.PythonModel):
         self.contract = json.loads(Path(context.artifacts["contract"]).read_text())["preprocessing"]
         self.runner = open_runner(Path(context.artifacts["model"]), threads=1)
 
-    def predict(self, context, model_input, params=None):  # no hints: MLflow would parse them
+    # np.ndarray hints: MLflow takes them as "no schema", so it hands the batch over as given
+    # (see _no_signature_notice); without hints it warns on every version it logs.
+    def predict(
+        self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
         import torch
 
         from nas.data import Preprocessing, resize
@@ -275,14 +282,36 @@ def _register_file(
         "finetune_epochs": str(finetune_epochs),
         "file": f.path.name,
     }
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), _no_signature_notice():
         info = mlflow.pyfunc.log_model(
             name=f.format,
-            python_model=ExportedModel(),
+            python_model=str(_MODEL_CODE),
             artifacts={"model": str(f.path), "contract": str(contract)},
             pip_requirements=_PIP,
         )
-    mlflow.register_model(info.model_uri, name, tags=tags)
+    # the client, not mlflow.register_model, which prints "Created version ..." to stderr
+    client.create_model_version(
+        name, info.model_uri, run_id=run_id, tags=tags, model_id=info.model_id
+    )
+
+
+class _SignatureNoticeFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to infer model signature")
+
+
+@contextlib.contextmanager
+def _no_signature_notice() -> Iterator[None]:
+    """Drop MLflow's warning that ``predict``'s ``np.ndarray`` hints give no signature: there is
+    none to give (any batch size, image size and rank 3 or 4 is accepted), and a signature would
+    make MLflow reject the inputs the model documents."""
+    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+    notice = _SignatureNoticeFilter()
+    pyfunc_logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        pyfunc_logger.removeFilter(notice)
 
 
 # ---- nas pick ----------------------------------------------------------------------------
