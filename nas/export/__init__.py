@@ -22,7 +22,14 @@ EXPORT_FORMATS.register("tflite-int8-qat", TFLiteQATExporter())
 EXPORT_FORMATS.register("onnx-fp32", ONNXExporter("fp32"))
 EXPORT_FORMATS.register("onnx-int8", ONNXExporter("int8"))
 
+# read-only view for nas.spec until it validates against EXPORT_FORMATS (then delete this)
+FORMATS = {
+    n: (EXPORT_FORMATS.get(n).runtime, EXPORT_FORMATS.get(n).precision)
+    for n in EXPORT_FORMATS.names()
+}
+
 __all__ = [
+    "FORMATS",
     "PARITY_IMAGES",
     "ExportInputs",
     "ExportedFile",

@@ -278,11 +278,18 @@ def _reshape(ctx: _Context, node: fx.Node, x: Any) -> Any:
     return L.Reshape(dst[1:])(x)
 
 
-def _mean(ctx: _Context, node: fx.Node, x: Any) -> Any:
-    src = ctx.shape(node.args[0])
+def _mean_args(ctx: _Context, node: fx.Node) -> tuple[set[int], bool]:
+    """(the reduced dims, non-negative; keepdim) of a ``Tensor.mean`` node."""
+    rank = len(ctx.shape(node.args[0]))
     dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
     keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
-    dims = {d % len(src) for d in ((dims,) if isinstance(dims, int) else dims)}
+    dims = range(rank) if dims is None else (dims,) if isinstance(dims, int) else dims
+    return {d % rank for d in dims}, bool(keepdim)
+
+
+def _mean(ctx: _Context, node: fx.Node, x: Any) -> Any:
+    src = ctx.shape(node.args[0])
+    dims, keepdim = _mean_args(ctx, node)
     if len(src) != 4 or not dims <= {2, 3}:
         raise UnsupportedOpError(f"{_describe(ctx, node)}: only over the spatial dimensions")
     parent = node.args[0]
@@ -291,16 +298,15 @@ def _mean(ctx: _Context, node: fx.Node, x: Any) -> Any:
         and parent.op == "call_method"
         and parent.target == "mean"
         and len(parent.users) == 1
-        and parent.args[1:] == ((dims ^ {2, 3}).pop(), True)
+        and _mean_args(ctx, parent) == (dims ^ {2, 3}, True)
     ):  # x.mean(3, keepdim=True).mean(2, keepdim=...): one global pool
         dims, x = {2, 3}, ctx.value(parent.args[0], node)
     if dims == {2, 3}:
-        return ctx.K.layers.GlobalAveragePooling2D(keepdims=bool(keepdim))(x)
+        return ctx.K.layers.GlobalAveragePooling2D(keepdims=keepdim)(x)
     if not keepdim:
         raise UnsupportedOpError(f"{_describe(ctx, node)}: over one spatial dimension")
-    return ctx.K.layers.AveragePooling2D((src[2], 1) if dims == {2} else (1, src[3]), strides=1)(
-        x
-    )  # reduced to a length-1 axis, as keepdim=True
+    size = (src[2], 1) if dims == {2} else (1, src[3])
+    return ctx.K.layers.AveragePooling2D(size, strides=1)(x)  # a length-1 axis, as keepdim
 
 
 def _binary(ctx: _Context, node: fx.Node, op: str) -> Any:
