@@ -1,27 +1,43 @@
-"""PyTorch subnets -> Keras mirror -> TFLite (and ONNX), with parity checks."""
+"""PyTorch subnets of any space -> TFLite (through a generic Keras converter) and ONNX, with
+parity checks. Formats are ``Exporter`` s registered by name in ``nas.registry.EXPORT_FORMATS``."""
 
+from nas.export._base import Exporter, ExportInputs, Runner
+from nas.export._convert import UnsupportedOpError, torch_to_keras
 from nas.export._export import (
-    FORMATS,
+    PARITY_IMAGES,
     ExportedFile,
     export_subnet,
+    exporter,
     open_runner,
     preprocessing_contract,
 )
-from nas.export._keras import keras_model, random_layer_params, torch_layer_params
-from nas.export._tflite import to_tflite
+from nas.export._keras import keras_model, random_layer_params
+from nas.export._onnx import ONNXExporter
+from nas.export._tflite import TFLiteExporter, TFLiteQATExporter, to_tflite
 from nas.registry import EXPORT_FORMATS
 
-for _name, _format in FORMATS.items():  # names only for now: spec.py validates against them
-    EXPORT_FORMATS.register(_name, _format)
+for _precision in ("fp32", "fp16", "dynamic-int8", "int8", "int8-per-tensor"):
+    EXPORT_FORMATS.register(f"tflite-{_precision}", TFLiteExporter(_precision))
+EXPORT_FORMATS.register("tflite-int8-qat", TFLiteQATExporter())
+EXPORT_FORMATS.register("onnx-fp32", ONNXExporter("fp32"))
+EXPORT_FORMATS.register("onnx-int8", ONNXExporter("int8"))
 
 __all__ = [
-    "FORMATS",
+    "PARITY_IMAGES",
+    "ExportInputs",
     "ExportedFile",
+    "Exporter",
+    "ONNXExporter",
+    "Runner",
+    "TFLiteExporter",
+    "TFLiteQATExporter",
+    "UnsupportedOpError",
     "export_subnet",
-    "preprocessing_contract",
+    "exporter",
     "keras_model",
     "open_runner",
+    "preprocessing_contract",
     "random_layer_params",
     "to_tflite",
-    "torch_layer_params",
+    "torch_to_keras",
 ]

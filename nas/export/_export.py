@@ -1,6 +1,9 @@
-"""Export a subnet to TFLite and ONNX at several precisions, and verify every file: parity with
-PyTorch, accuracy of the file itself on the test split, measured host latency next to the table's
-prediction, size. Each file gets its preprocessing contract as ``<file>.json`` beside it."""
+"""Export a subnet in several registered formats and verify every file: parity with PyTorch,
+accuracy of the file itself on the test split, measured host latency next to the predicted one,
+size. Each file gets its preprocessing contract as ``<file>.json`` beside it.
+
+``export_subnet`` reads top to bottom as the data flow; each step is a short function. It knows
+nothing of a space but its name, nor of a format but its ``Exporter``."""
 
 from __future__ import annotations
 
@@ -16,35 +19,21 @@ import numpy as np
 import torch
 
 from nas.data import ImageDataset, Split, resize
-from nas.export._keras import keras_model, torch_layer_params
-from nas.export._qat import qat_tflite
-from nas.export._tflite import to_tflite
+from nas.export._base import Exporter, ExportInputs, Runner
+from nas.registry import EXPORT_FORMATS
 
 __all__ = [
-    "FORMATS",
+    "PARITY_IMAGES",
     "ExportedFile",
     "export_subnet",
+    "exporter",
     "open_runner",
     "preprocessing_contract",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: format name -> (runtime, precision)
-FORMATS = {
-    "tflite-fp32": ("tflite", "fp32"),
-    "tflite-fp16": ("tflite", "fp16"),
-    "tflite-dynamic-int8": ("tflite", "dynamic-int8"),
-    "tflite-int8": ("tflite", "int8"),
-    "tflite-int8-per-tensor": ("tflite", "int8-per-tensor"),
-    "tflite-int8-qat": ("tflite", "int8-qat"),
-    "onnx-fp32": ("onnx", "fp32"),
-    "onnx-int8": ("onnx", "int8"),
-}
-PARITY_ATOL = {
-    "fp32": 1e-3
-}  # max |logit difference| on 100 test images; other precisions: reported
-PARITY_IMAGES = 100
+PARITY_IMAGES = 100  # max |logit difference| from PyTorch is measured on this many test images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,13 +57,35 @@ class ExportedFile:
         return out
 
 
-def preprocessing_contract(dataset: ImageDataset, resolution: int, layout: str) -> dict[str, Any]:
+def exporter(name: str) -> Exporter:
+    """The registered ``Exporter`` of format ``name``.
+
+    Raises:
+        RegistryError: no such format (the message lists the known ones).
+    """
+    return EXPORT_FORMATS.get(name)
+
+
+def open_runner(path: Path, threads: int = 1) -> Runner:
+    """A callable on an exported file (by its suffix): preprocessed float NCHW batch -> float
+    logits (int8 inputs and outputs are (de)quantized with the file's own parameters)."""
+    path = Path(path)
+    for name in EXPORT_FORMATS.names():
+        if exporter(name).suffix == path.suffix:
+            return exporter(name).open(path, threads)
+    raise ValueError(f"{path}: no registered export format writes {path.suffix!r} files")
+
+
+def preprocessing_contract(
+    dataset: ImageDataset, input_shape: tuple[int, int, int], layout: str
+) -> dict[str, Any]:
     """What an app needs to feed the file: ``(pixel * scale - mean) / std`` per channel, resized
     (bilinear) to ``height`` x ``width``, in ``layout``; and what the outputs mean."""
     p = dataset.preprocessing
+    _, height, width = input_shape
     return {
-        "height": resolution,
-        "width": resolution,
+        "height": height,
+        "width": width,
         "channels": p.channels,
         "layout": layout,
         "scale": p.scale,
@@ -86,113 +97,87 @@ def preprocessing_contract(dataset: ImageDataset, resolution: int, layout: str) 
     }
 
 
-def _inputs(dataset: ImageDataset, split: Split, resolution: int) -> torch.Tensor:
-    return resize(dataset.preprocessing.apply(split.images), resolution)
+# ---- steps ----------------------------------------------------------------------------------
+def _inputs(dataset: ImageDataset, split: Split, input_shape: tuple[int, int, int]) -> np.ndarray:
+    _, h, w = input_shape
+    if h != w:
+        raise ValueError(f"only square inputs are resized, but got {input_shape=}")
+    return resize(dataset.preprocessing.apply(split.images), h).numpy()
 
 
-class _TFLiteRunner:
-    def __init__(self, path: Path, threads: int) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+def _export_inputs(
+    dataset: ImageDataset, input_shape: tuple[int, int, int], qat_epochs: int, qat_images: int
+) -> ExportInputs:
+    def training() -> tuple[np.ndarray, np.ndarray]:
+        train = dataset.train.subset(qat_images, seed=3)
+        return _inputs(dataset, train, input_shape), train.labels.numpy()
 
-        from nas._compat import native_logs
-
-        with native_logs():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
-        self.inp = self.interpreter.get_input_details()[0]
-        self.out = self.interpreter.get_output_details()[0]
-
-    def __call__(self, x_nchw: np.ndarray) -> np.ndarray:
-        outs = []
-        scale, zero = self.inp["quantization"]
-        for img in x_nchw:
-            x = img.transpose(1, 2, 0)[None]
-            if self.inp["dtype"] != np.float32:
-                x = np.clip(np.round(x / scale + zero), -128, 127).astype(self.inp["dtype"])
-            self.interpreter.set_tensor(self.inp["index"], x)
-            self.interpreter.invoke()
-            y = self.interpreter.get_tensor(self.out["index"])[0]
-            if self.out["dtype"] != np.float32:
-                s, z = self.out["quantization"]
-                y = (y.astype(np.float32) - z) * s
-            outs.append(y)
-        return np.stack(outs)
-
-
-class _ONNXRunner:
-    def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.name = self.session.get_inputs()[0].name
-
-    def __call__(self, x_nchw: np.ndarray) -> np.ndarray:
-        return np.concatenate(
-            [
-                self.session.run(None, {self.name: x_nchw[i : i + 100]})[0]
-                for i in range(0, len(x_nchw), 100)
-            ]
-        )
-
-
-def open_runner(path: Path, threads: int = 1) -> Any:
-    """A callable on an exported ``.tflite`` / ``.onnx`` file: preprocessed float NCHW batch ->
-    float logits (int8 inputs and outputs are (de)quantized with the file's own parameters)."""
-    path = Path(path)
-    return _ONNXRunner(path, threads) if path.suffix == ".onnx" else _TFLiteRunner(path, threads)
-
-
-def _representative(dataset: ImageDataset, resolution: int, n: int = 200, nhwc: bool = True):
-    x = _inputs(dataset, dataset.train.subset(n, seed=1), resolution).numpy()
-
-    def gen():
-        for img in x:
-            yield [img.transpose(1, 2, 0)[None] if nhwc else img[None]]
-
-    return gen
-
-
-def _to_onnx(subnet: torch.nn.Module, resolution: int, channels: int, path: Path) -> None:
-    dummy = torch.zeros(1, channels, resolution, resolution)
-    torch.onnx.export(
-        subnet,
-        (dummy,),
-        str(path),
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        dynamo=False,
+    return ExportInputs(
+        input_shape=input_shape,
+        calibration=lambda: _inputs(dataset, dataset.train.subset(200, seed=1), input_shape),
+        training=training,
+        qat_epochs=qat_epochs,
     )
 
 
-def _onnx_int8(fp32: Path, out: Path, dataset: ImageDataset, resolution: int) -> None:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
+@dataclasses.dataclass(frozen=True)
+class _TestSet:
+    x: np.ndarray  # preprocessed NCHW
+    y: np.ndarray
+    reference: np.ndarray  # PyTorch's logits on the first PARITY_IMAGES
+
+
+def _test_set(
+    model: torch.nn.Module, dataset: ImageDataset, input_shape: tuple[int, int, int], n: int | None
+) -> _TestSet:
+    test = dataset.test if n is None else dataset.test.subset(n, seed=0)
+    x = _inputs(dataset, test, input_shape)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(x[:PARITY_IMAGES])).numpy()
+    return _TestSet(x, test.labels.numpy(), reference)
+
+
+def _predicted_ms(latency_model: Any, config: Any, exp: Exporter) -> float | None:
+    """The latency the model predicts for this file; the one place that asks it."""
+    if latency_model is None or exp.latency_dtype is None:
+        return None
+    try:
+        return latency_model.at(exp.latency_dtype).predict(config).ms
+    except KeyError:
+        return None  # no table entries at this precision
+
+
+def _verify(
+    name: str, exp: Exporter, path: Path, test: _TestSet, threads: int, score_threads: int
+) -> ExportedFile:
+    """Parity on the first PARITY_IMAGES, accuracy on all, host latency; no prediction yet."""
+    logits = exp.open(path, score_threads)(test.x)
+    parity = float(np.abs(logits[:PARITY_IMAGES] - test.reference).max())
+    ok = exp.parity_atol is None or parity <= exp.parity_atol
+    reason = None
+    if not ok:
+        reason = f"parity {parity:.2e} exceeds {exp.parity_atol:g} on {PARITY_IMAGES} test images"
+        logger.warning("%s: %s; it will not be registered", path.name, reason)
+    return ExportedFile(
+        path=path,
+        format=name,
+        runtime=exp.runtime,
+        precision=exp.precision,
+        size_bytes=path.stat().st_size,
+        parity_max_abs=parity,
+        parity_ok=ok,
+        test_accuracy=float((logits.argmax(1) == test.y).mean()),
+        n_test=len(test.y),
+        latency_measured_ms=exp.time(path, threads),
+        latency_predicted_ms=None,
+        reason=reason,
     )
 
-    data = _representative(dataset, resolution, nhwc=False)
 
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(data())
-
-        def get_next(self):
-            batch = next(self.it, None)
-            return None if batch is None else {"input": batch[0]}
-
-    quantize_static(
-        str(fp32),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-    )
+def _write_contract(file: ExportedFile, config: Any, contract: dict[str, Any]) -> None:
+    doc = {"config": str(config), "format": file.format, "preprocessing": contract}
+    path = file.path.with_suffix(file.path.suffix + ".json")
+    path.write_text(json.dumps({**doc, **file.summary()}, indent=1))
 
 
 def export_subnet(
@@ -203,6 +188,7 @@ def export_subnet(
     out_dir: Path,
     *,
     formats: Iterable[str] = ("tflite-fp32", "tflite-int8"),
+    input_shape: tuple[int, int, int] | None = None,
     latency_model: Any = None,
     threads: int = 1,
     test_images: int | None = None,
@@ -210,100 +196,35 @@ def export_subnet(
     qat_epochs: int = 1,
     qat_images: int = 20000,
 ) -> list[ExportedFile]:
-    """Export ``subnet`` (BN already recalibrated) in each of ``formats`` and verify each file.
+    """Export ``subnet`` (BN already recalibrated) in each of ``formats`` (names registered in
+    ``nas.registry.EXPORT_FORMATS``) and verify each file.
 
+    ``input_shape``: the subnet's (C, H, W), from ``space.input_shape(config)``; when None it is
+    the dataset's channels at ``config.resolution`` (kept until every caller passes it).
     ``threads``: the latency measurement's threads (the table's); ``score_threads``: threads for
     scoring the test images (default: every core; the logits do not depend on it).
     ``tflite-int8-qat``: ``qat_epochs`` of quantization-aware training on ``qat_images``
-    training images first (tfmot)."""
-    from nas.latency._litert import time_tflite
+    training images first (tfmot).
 
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise ValueError(f"unknown export format(s) {unknown}; known: {sorted(FORMATS)}")
+    Raises:
+        RegistryError: an unknown format (before anything is written).
+        UnsupportedOpError: the subnet has an operation a format cannot express.
+    """
+    exporters = {name: exporter(name) for name in formats}
+    if input_shape is None:
+        input_shape = (dataset.preprocessing.channels, config.resolution, config.resolution)
     out_dir.mkdir(parents=True, exist_ok=True)
     subnet = subnet.eval()
-    r, channels = config.resolution, dataset.preprocessing.channels
-    test = dataset.test if test_images is None else dataset.test.subset(test_images, seed=0)
-    x_test = _inputs(dataset, test, r).numpy()
-    y_test = test.labels.numpy()
-    with torch.no_grad():
-        reference = subnet(torch.from_numpy(x_test[:PARITY_IMAGES])).numpy()
-    layers = space.layers(config)
-    params = keras = None  # the folded weights and the Keras mirror, made once when needed
+    inputs = _export_inputs(dataset, input_shape, qat_epochs, qat_images)
+    test = _test_set(subnet, dataset, input_shape, test_images)
     results = []
-    for name in formats:
-        runtime, precision = FORMATS[name]
-        path = out_dir / f"{space.name}-{config}-{precision}.{runtime}"
-        if runtime == "tflite":
-            if params is None:
-                params = torch_layer_params(subnet)
-            if precision == "int8-qat":
-                train = dataset.train.subset(qat_images, seed=3)
-                x_train = _inputs(dataset, train, r).numpy().transpose(0, 2, 3, 1)
-                path.write_bytes(
-                    qat_tflite(layers, params, x_train, train.labels.numpy(), epochs=qat_epochs)
-                )
-            else:
-                if keras is None:
-                    keras = keras_model(layers, params)
-                rep = _representative(dataset, r) if precision.startswith("int8") else None
-                path.write_bytes(to_tflite(keras, precision, rep))
-            layout = "NHWC"
-        else:
-            fp32_path = out_dir / f"{space.name}-{config}-fp32.onnx"
-            if not fp32_path.is_file():
-                _to_onnx(subnet, r, channels, fp32_path)
-            if precision == "int8":
-                _onnx_int8(fp32_path, path, dataset, r)
-            layout = "NCHW"
-        logits = open_runner(path, score_threads or os.cpu_count() or 1)(x_test)
-        parity = float(np.abs(logits[:PARITY_IMAGES] - reference).max())
-        tolerance = PARITY_ATOL.get(precision)
-        parity_ok = tolerance is None or parity <= tolerance
-        accuracy = float((logits.argmax(1) == y_test).mean())
-        measured = (
-            time_tflite(str(path), threads=threads, runs=200).mean if runtime == "tflite" else None
+    for name, exp in exporters.items():
+        path = out_dir / f"{space.name}-{config}-{exp.precision}{exp.suffix}"
+        exp.export(subnet, inputs, path)
+        file = _verify(name, exp, path, test, threads, score_threads or os.cpu_count() or 1)
+        file = dataclasses.replace(
+            file, latency_predicted_ms=_predicted_ms(latency_model, config, exp)
         )
-        predicted = None
-        table_dtype = "int8" if precision.startswith("int8") else precision  # fp32, fp16, ...
-        if latency_model is not None and runtime == "tflite" and table_dtype in ("fp32", "int8"):
-            try:
-                predicted = latency_model.at(table_dtype).predict(config).ms
-            except KeyError:
-                predicted = None  # no table entries at this precision
-        reason = (
-            None
-            if parity_ok
-            else f"parity {parity:.2e} exceeds {tolerance:g} on {PARITY_IMAGES} test images"
-        )
-        contract = preprocessing_contract(dataset, r, layout)
-        exported = ExportedFile(
-            path,
-            name,
-            runtime,
-            precision,
-            path.stat().st_size,
-            parity,
-            parity_ok,
-            accuracy,
-            len(y_test),
-            measured,
-            predicted,
-            reason,
-        )
-        path.with_suffix(path.suffix + ".json").write_text(
-            json.dumps(
-                {
-                    "config": str(config),
-                    "format": name,
-                    "preprocessing": contract,
-                    **exported.summary(),
-                },
-                indent=1,
-            )
-        )
-        if reason:
-            logger.warning("%s: %s; it will not be registered", path.name, reason)
-        results.append(exported)
+        _write_contract(file, config, preprocessing_contract(dataset, input_shape, exp.layout))
+        results.append(file)
     return results

@@ -1,6 +1,6 @@
-"""A Keras (tf-keras) mirror of an elastic-MobileNetV3 subnet, layer for layer, built from the
-same ``LayerSpec`` s that the latency tables price. Weights come from the PyTorch subnet
-(BatchNorm folded into the convolutions, as TFLite would) or are random (latency calibration).
+"""A Keras (tf-keras) model of an elastic-MobileNetV3 subnet's ``LayerSpec`` s with random
+weights, for latency-table calibration only (exported files go through ``torch_to_keras``); and
+the lazy TensorFlow import and serializable hard activations that both use.
 
 Layout is NHWC. Padding is explicit and symmetric (k // 2, as in PyTorch) wherever stride is 2,
 so that outputs match PyTorch; stride-1 layers use 'same', which is identical for odd kernels.
@@ -21,7 +21,6 @@ __all__ = [
     "tf_modules",
     "hard_activations",
     "keras_model",
-    "torch_layer_params",
     "random_layer_params",
 ]
 
@@ -73,63 +72,7 @@ def hard_activations() -> dict[str, Any]:
     return _HARD
 
 
-# ---- parameters: dicts of NHWC numpy arrays per LayerSpec ---------------------------------
-def _fold(
-    conv_w: np.ndarray, bn: Any | None, conv_b: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    out = conv_w.shape[0]
-    bias = conv_b if conv_b is not None else np.zeros(out, np.float32)
-    if bn is None:
-        return conv_w, bias
-    scale = bn.weight.detach().numpy() / np.sqrt(bn.running_var.detach().numpy() + bn.eps)
-    w = conv_w * scale.reshape(-1, *([1] * (conv_w.ndim - 1)))
-    b = (bias - bn.running_mean.detach().numpy()) * scale + bn.bias.detach().numpy()
-    return w.astype(np.float32), b.astype(np.float32)
-
-
-def _conv(module: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(kernel HWIO, bias) of an OFA ConvLayer / conv+bn sequence with BN folded in."""
-    conv = module.conv
-    w = conv.weight.detach().numpy()
-    b = conv.bias.detach().numpy() if conv.bias is not None else None
-    w, b = _fold(w, getattr(module, "bn", None), b)
-    return np.transpose(w, (2, 3, 1, 0)), b
-
-
-def _depthwise(module: Any) -> tuple[np.ndarray, np.ndarray]:
-    w, b = _fold(module.conv.weight.detach().numpy(), module.bn)
-    return np.transpose(w, (2, 3, 0, 1)), b  # (C,1,kh,kw) -> (kh,kw,C,1)
-
-
-def torch_layer_params(subnet: Any) -> list[dict[str, np.ndarray] | None]:
-    """Weights of a static OFA ``MobileNetV3`` subnet, one dict per layer of ``space.layers``."""
-    params: list[dict[str, np.ndarray] | None] = []
-    w, b = _conv(subnet.first_conv)
-    params.append({"w": w, "b": b})
-    for block in subnet.blocks:
-        mb = block.conv
-        p: dict[str, np.ndarray] = {}
-        if mb.inverted_bottleneck is not None:
-            p["expand_w"], p["expand_b"] = _conv(mb.inverted_bottleneck)
-        p["dw_w"], p["dw_b"] = _depthwise(mb.depth_conv)
-        se = getattr(mb.depth_conv, "se", None)
-        if se is not None:
-            for name in ("reduce", "expand"):
-                conv = getattr(se.fc, name)
-                p[f"se_{name}_w"] = np.transpose(conv.weight.detach().numpy(), (2, 3, 1, 0))
-                p[f"se_{name}_b"] = conv.bias.detach().numpy()
-        p["project_w"], p["project_b"] = _conv(mb.point_linear)
-        params.append(p)
-    w, b = _conv(subnet.final_expand_layer)
-    params.append({"w": w, "b": b})
-    params.append(None)  # average pooling
-    w, b = _conv(subnet.feature_mix_layer)
-    params.append({"w": w, "b": b})
-    lin = subnet.classifier.linear
-    params.append({"w": lin.weight.detach().numpy().T.copy(), "b": lin.bias.detach().numpy()})
-    return params
-
-
+# ---- random parameters: dicts of NHWC numpy arrays per LayerSpec (latency calibration) ----
 def random_layer_params(layer: LayerSpec, rng: np.random.Generator) -> dict[str, np.ndarray] | None:
     """Real (non-zero, He-scaled) random weights for one layer, for latency calibration."""
 

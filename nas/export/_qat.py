@@ -1,8 +1,9 @@
-"""Quantization-aware training with tensorflow-model-optimization on the Keras mirror.
+"""Quantization-aware training with tensorflow-model-optimization on a converted Keras model.
 
-The mirror (BatchNorm folded, weights from the PyTorch subnet) is annotated layer by layer:
-tfmot's default 8-bit scheme for convolutions, ReLU, Add, pooling and Dense, and an output
-quantizer for what its registry does not know (h-swish, h-sigmoid, the SE Multiply). It is then
+The model (``torch_to_keras``: BatchNorm folded, weights from the PyTorch subnet) is annotated
+layer by layer: tfmot's default 8-bit scheme for what its registry supports (convolutions, ReLU,
+Add, pooling, Dense, ...), and an output quantizer for the rest (h-swish, h-sigmoid, Multiply,
+Rescaling). It is then
 trained for a short while on training images (never validation or test) and converted to a
 full-integer TFLite file whose ranges come from training, not from a representative set.
 """
@@ -12,14 +13,12 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from nas._compat import native_logs
-from nas.export._keras import hard_activations, keras_model, tf_modules
-from search_spaces import LayerSpec
+from nas.export._keras import hard_activations, tf_modules
 
 __all__ = ["qat_tflite"]
 
@@ -60,8 +59,7 @@ def _output_quantize_config():
 
 
 def qat_tflite(
-    layers: Sequence[LayerSpec],
-    params: Sequence[dict[str, np.ndarray] | None],
+    model: Any,
     x_train: np.ndarray,
     y_train: np.ndarray,
     *,
@@ -70,15 +68,19 @@ def qat_tflite(
     batch_size: int = 128,
     seed: int = 0,
 ) -> bytes:
-    """Full-integer TFLite after ``epochs`` of QAT on ``x_train`` (NHWC, preprocessed)."""
+    """Full-integer TFLite after ``epochs`` of QAT of the Keras ``model`` (built with batch size
+    None) on ``x_train`` (NHWC, preprocessed)."""
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as default_registry,
+    )
+
     tf, K = tf_modules()
     tf.keras.utils.set_random_seed(seed)
     qk, OutputQuantizeConfig = _output_quantize_config()
-    custom = (*hard_activations().values(), K.layers.Multiply)
-    model = keras_model(layers, params, batch_size=None)
+    registry = default_registry.Default8BitQuantizeRegistry()
 
     def annotate(layer: Any) -> Any:
-        config = OutputQuantizeConfig() if isinstance(layer, custom) else None
+        config = None if registry.supports(layer) else OutputQuantizeConfig()
         return qk.quantize_annotate_layer(layer, config)
 
     annotated = K.models.clone_model(model, clone_function=annotate)
