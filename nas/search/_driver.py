@@ -4,6 +4,7 @@ same spec resumes the study."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -134,6 +135,8 @@ class SearchJob(Job):
                 "devices: a search needs at least one latency table (devices: [{lut: DIR}])"
             )
         self.progress = progress
+        #: trial number -> its MLflow child run
+        self.trial_runs: dict[int, str] = {}
         self.space = self._space()
         self.devices = [LatencyModel(spec.resolve_path(d.lut), self.space) for d in spec.devices]
         # the same table priced at two precisions is two devices: name, name-int8, ...
@@ -248,9 +251,9 @@ class SearchJob(Job):
         start = time.perf_counter()
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         run_ids = {
-            t.user_attrs["config"]: t.user_attrs["mlflow_run_id"]
+            t.user_attrs["config"]: self.trial_runs[t.number]
             for t in sorted(complete, key=lambda t: -t.number)  # the first trial of a config wins
-            if t.user_attrs.get("mlflow_run_id")
+            if t.number in self.trial_runs
         }
         registered = register_fronts(
             self.spec,
@@ -350,6 +353,7 @@ class SearchJob(Job):
     def _setup_tracking(self, tracker: JobRun) -> None:
         """A new parent run records the study's setup, the spec and the tables it prices by."""
         if tracker.resumed:
+            self.trial_runs = {int(n): r for n, r in tracker.children("nas.trial").items()}
             return
         s = self.spec
         tracker.log_params(
@@ -378,17 +382,26 @@ class SearchJob(Job):
             **{f"latency_ms.{name}": ms for name, ms in priced["latency_ms"].items()},
         }
         self.tracker.add_child(
-            trial._trial_id,
+            trial.number,
             f"trial-{trial.number}",
             params={"config": str(config), **config.fields()},
             metrics=metrics,
             tags={"nas.role": "trial", "nas.trial": trial.number, "config": str(config)},
         )
 
-    def _flush_trials(self, study: optuna.Study) -> None:
-        """Write the queued child runs; each trial records its run id (``mlflow_run_id``)."""
-        for trial_id, run_id in self.tracker.flush().items():
-            study._storage.set_trial_user_attr(trial_id, "mlflow_run_id", run_id)
+    def _flush_trials(self) -> None:
+        """Write the queued child runs (a finished trial's attributes can no longer change: the
+        driver keeps each trial's run id, and a resumed study reads them back from MLflow)."""
+        self.trial_runs.update(self.tracker.flush())
+
+    def _with_run_id(self, trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
+        """A copy of ``trial`` whose ``mlflow_run_id`` attribute names its child run."""
+        run_id = self.trial_runs.get(trial.number)
+        if run_id is None:
+            return trial
+        trial = copy.copy(trial)
+        trial.user_attrs = {**trial.user_attrs, "mlflow_run_id": run_id}
+        return trial
 
     def _log_study(self, study: optuna.Study, result: SearchResult) -> None:
         """Pareto tags on the trial runs, the study's metrics and report files."""
@@ -396,7 +409,10 @@ class SearchJob(Job):
 
         from nas.search._report import write_reports
 
-        fronts = self.fronts(study)
+        fronts = {
+            name: [self._with_run_id(t) for t in front]
+            for name, front in self.fronts(study).items()
+        }
         target = self.device_names[0]
         for name, front in fronts.items():
             for t in front:
@@ -449,7 +465,7 @@ class _TrialLoop:
         return self.stats
 
     def _flush(self) -> None:
-        self.job._flush_trials(self.study)
+        self.job._flush_trials()
 
     def _wanted(self) -> bool:
         return self.done + self.pool.pending < self.trials and (

@@ -181,6 +181,8 @@ class JobRun:
     def children(self, tag: str) -> dict[str, str]:
         """This run's child runs already written: their ``tag`` value -> run id."""
         runs = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{self.run_id}'"
+            [self.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{self.run_id}'",
+            max_results=50000,  # the store's page limit; a study has fewer evaluated trials
         )
         return {r.data.tags[tag]: r.info.run_id for r in runs if tag in r.data.tags}
