@@ -29,7 +29,7 @@ import torch
 
 import nas  # noqa: F401
 from nas.jobs import subnet_evaluator
-from nas.latency import LatencyModel
+from nas.latency import build_latency
 from nas.spec import load_spec
 from nas.tracking._exporting import ExportWorker, export_member
 from nas.tracking.registry import DEFAULT_FORMAT
@@ -62,7 +62,10 @@ def _configs(spec: Any, space: Any, n: int) -> list[str]:
 def _serial(spec: Any, tasks: list[tuple[int, str, list[str]]], out: Path) -> dict[str, Any]:
     torch.set_num_threads(os.cpu_count() or 1)
     space, evaluator = subnet_evaluator(spec)
-    models = {i: LatencyModel(spec.resolve_path(d.lut), space) for i, d in enumerate(spec.devices)}
+    models = {
+        i: build_latency(spec.resolve_path(d.lut), space, dtype=d.dtype)
+        for i, d in enumerate(spec.devices)
+    }
     rows, start = [], time.perf_counter()
     for device, config, formats in tasks:
         wall, cpu = time.perf_counter(), time.process_time()

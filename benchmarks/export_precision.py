@@ -21,7 +21,7 @@ import torch
 import nas  # noqa: F401
 from nas.export import export_subnet
 from nas.jobs import subnet_evaluator
-from nas.latency import LatencyModel
+from nas.latency import build_latency
 from nas.spec import load_spec
 
 DEFAULT_SUBNETS = ["smallest", "r28_k3335e3663_k35e43_k35e33_k33e63", "largest"]
@@ -42,7 +42,7 @@ def main() -> None:
     torch.set_num_threads(2)
     spec = load_spec(args.spec)
     space, evaluator = subnet_evaluator(spec)
-    latency = LatencyModel(spec.resolve_path(spec.devices[0].lut), space)
+    latency = build_latency(spec.resolve_path(spec.devices[0].lut), space)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for which in args.subnet or DEFAULT_SUBNETS:

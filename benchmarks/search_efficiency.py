@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 import nas  # noqa: F401
-from nas.latency import LatencyModel
+from nas.latency import build_latency
 from nas.search import SearchJob, hypervolume_2d, load_ofa_predictor, pareto_front
 from nas.spec import load_spec
 from search_spaces import MBV3Config, get_space
@@ -80,7 +80,7 @@ def run_random(space, latency, predictor, queries: int, seed: int) -> dict:
             .squeeze(1)
             .tolist()
         )
-    points = [(latency.predict(c), a) for c, a in zip(configs, accs, strict=True)]
+    points = [(latency.predict(c).ms, a) for c, a in zip(configs, accs, strict=True)]
     front = [points[i] for i in pareto_front(points)]
     return {"method": "random search", "queries": queries, "hypervolume": hv(front)}
 
@@ -110,7 +110,7 @@ def run_evolution(space, latency, predictor, seed: int) -> dict:
 
     class Efficiency:
         def get_efficiency(self, sample):
-            return latency.predict(to_config(sample))
+            return latency.predict(to_config(sample)).ms
 
     finder = EvolutionFinder(
         Efficiency(), Accuracy()
@@ -145,7 +145,7 @@ def main() -> None:
     torch.set_num_threads(1)
     spec = load_spec(args.spec)
     space = get_space("ofa_mbv3")
-    latency = LatencyModel(spec.resolve_path(spec.devices[0].lut), space)
+    latency = build_latency(spec.resolve_path(spec.devices[0].lut), space)
     from nas.search._evaluators import predictor_path
 
     predictor = load_ofa_predictor(predictor_path(spec))

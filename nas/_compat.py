@@ -1,4 +1,4 @@
-"""The one place where the torchvision/ofa import trap is handled (see DESIGN.md).
+"""The one place where the torchvision/ofa import trap is handled (see ARCHITECTURE.md).
 
 PyPI's torchvision 0.28.0 is a CUDA build: its C extension does not load beside the CPU
 wheel of torch, and ``import torchvision`` (which ``ofa`` needs) then fails with

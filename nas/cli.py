@@ -336,7 +336,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     from nas.export import export_subnet
     from nas.jobs import subnet_evaluator
-    from nas.latency import LatencyModel
+    from nas.latency import build_latency
     from nas.spec import load_spec
     from nas.supernet import finetune
 
@@ -348,7 +348,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     space, evaluator = subnet_evaluator(spec)
     config = space.resolve(config_str)
-    latency = LatencyModel(spec.resolve_path(spec.devices[0].lut), space) if spec.devices else None
+    latency = (
+        build_latency(spec.resolve_path(spec.devices[0].lut), space, dtype=spec.devices[0].dtype)
+        if spec.devices
+        else None
+    )
     subnet = finetune(
         evaluator.subnet(config), evaluator.dataset, config.resolution, args.finetune_epochs
     )
@@ -386,22 +390,26 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_lut_predict(args: argparse.Namespace) -> int:
 
-    from nas.latency import LatencyModel
+    from nas.latency import build_latency
     from search_spaces import get_space
 
     space = get_space(args.space)
     config = space.resolve(args.subnet)
     if args.resolution is not None:
         config = space.validate(dataclasses.replace(config, resolution=args.resolution))
-    model = LatencyModel(args.lut, space)
-    ms = model.predict(config, args.dtype)
+    model = build_latency(args.lut, space, dtype=args.dtype)
+    estimate = model.predict(config)
     if args.json:
-        print(json.dumps({"latency_ms": ms}))
-    else:
         print(
-            f"{config}: {ms:.3f} ms predicted (LUT) on {model.device.name}, {args.dtype}, "
-            "threads "
-            f"{model.device.threads if model.device.threads is not None else 'not published'}"
+            json.dumps(
+                {"latency_ms": estimate.ms, "std_ms": estimate.std, "source": estimate.source}
+            )
+        )
+    else:
+        threads = model.device.threads
+        print(
+            f"{config}: {estimate.ms:.3f} ms predicted ({model.kind}) on {model.device.name}, "
+            f"{args.dtype}, threads {threads if threads is not None else 'not published'}"
         )
     return 0
 
@@ -494,7 +502,7 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from nas.latency import LatencyModel
+    from nas.latency import LayerTableLatency
     from nas.latency._validate import measure_subnets, scatter_plot, validation_report
     from search_spaces import get_space
 
@@ -510,7 +518,7 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
         measure_subnets(None, fit_configs + configs, args.dtype, 1, cache_dir=cache, space=space)
         print(f"converted {len(fit_configs) + len(configs)} subnets into {cache}")
         return 0
-    model = LatencyModel(args.lut, space)
+    model = LayerTableLatency(args.lut, space, dtype=args.dtype)
     threads = args.threads or model.device.threads or 1
 
     def measure(model: Any, configs: list, desc: str) -> list[dict]:
@@ -539,7 +547,7 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
             model.device, overhead_ms={**model.device.overhead_ms, args.dtype: fitted}
         )
         write_device(Path(args.lut) / "device.yaml", device)
-        model = LatencyModel(args.lut, space)
+        model = LayerTableLatency(args.lut, space, dtype=args.dtype)
         logger.info(
             "fitted per-model overhead (%s): %.4f ms on %d other subnets",
             args.dtype,
@@ -557,7 +565,8 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     )
     scatter_plot(
         report,
-        f"{model.device.name} / {space.name}, {args.dtype}, {threads} thread(s)",
+        f"{model.device.name} / {space.name}, {args.dtype}, {threads} thread(s)\n"
+        f"measured on {report.machine}",
         out / f"{stem}.png",
     )
     if args.json:

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from nas.errors import NASError
+from nas.registry import EVALUATORS
 from nas.spec import RunSpec
 
 __all__ = ["init_ray", "spec_to_dict", "wait_ready"]
@@ -51,10 +52,8 @@ def spec_to_dict(spec: RunSpec) -> dict[str, Any]:
     data["supernet"]["checkpoint"] = str(spec.resolve_path(spec.supernet.checkpoint))
     if spec.dataset.root:
         data["dataset"]["root"] = str(spec.resolve_path(spec.dataset.root))
-    if spec.evaluator.kind == "predictor":
-        from nas.search._evaluators import predictor_path
-
-        data["evaluator"]["predictor"] = str(predictor_path(spec))
+    # the evaluator knows which of its fields are paths (a predictor file, ...)
+    data["evaluator"].update(EVALUATORS.get(spec.evaluator.kind).portable_paths(spec))
     return _lists(data)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["assets_root", "resolve", "runs_root"]
+__all__ = ["assets_root", "cache_root", "is_shipped", "resolve", "runs_root"]
 
 
 def assets_root() -> Path:
@@ -20,16 +20,31 @@ def runs_root() -> Path:
     return Path(os.environ.get("NAS_RUNS_DIR") or Path.cwd() / "runs").absolute()
 
 
-def resolve(path: str | Path, base: str | Path | None = None) -> Path:
+def cache_root() -> Path:
+    """What nas derives once per machine and reuses across jobs (converted layer files, host
+    tables re-timed on this machine): ``NAS_CACHE_DIR`` if set, else ``<runs>/cache``."""
+    return Path(os.environ.get("NAS_CACHE_DIR") or runs_root() / "cache").absolute()
+
+
+def resolve(path: str | Path, base: str | Path | None = None, *, shipped: bool = True) -> Path:
     """A path as a user wrote it: absolute as given; else relative to ``base`` (a spec's folder;
     default the working directory) when that exists; else the shipped file of the same relative
     path (``latency_luts/note10`` is the shipped Note10 table) when that exists; else
-    ``base/path``, so that an error names the place the user meant."""
+    ``base/path``, so that an error names the place the user meant.
+
+    ``shipped=False`` for a file a job writes (a trained checkpoint, measured table entries): it
+    goes to ``base/path``, never into the installed package's data."""
     p = Path(path).expanduser()
     if p.is_absolute():
         return p
     local = (Path(base) if base is not None else Path.cwd()).absolute() / p
-    if local.exists():
+    if local.exists() or not shipped:
         return local
-    shipped = assets_root() / p
-    return shipped if shipped.exists() else local
+    data = assets_root() / p
+    return data if data.exists() else local
+
+
+def is_shipped(path: str | Path) -> bool:
+    """Whether ``path`` is (inside) the package data: read-only for jobs (an installed package
+    may not be writable, and its data is shared by every user of the environment)."""
+    return Path(path).resolve().is_relative_to(assets_root())

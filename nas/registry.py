@@ -128,7 +128,11 @@ class Registry(Generic[T]):
                 importlib.import_module(ep.value.split(":")[0])
 
 
-# one registry per extension point; `providers` are the modules whose import fills it
+# one registry per extension point; `providers` are the modules whose import fills it.
+# What an entry is: SPACES, a factory of search_spaces.SearchSpace; SAMPLERS, a subclass of
+# nas.search.Sampler (built with no arguments); EVALUATORS, a subclass of nas.search.Evaluator
+# (built with the RunSpec, once per worker); DATASETS, a subclass of nas.data.DatasetLoader
+# (built with no arguments).
 SPACES: Registry[Callable[..., Any]] = Registry("space", providers=("search_spaces",))
 SAMPLERS: Registry[Callable[..., Any]] = Registry("sampler", providers=("nas.search",))
 EVALUATORS: Registry[Callable[..., Any]] = Registry("evaluator", providers=("nas.search",))

@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
+from nas import registry
 from nas.errors import SpecError
 from nas.paths import resolve, runs_root
 
@@ -33,7 +34,8 @@ __all__ = [
 class DatasetSpec:
     """Where the images come from.
 
-    name: ``fashion_mnist`` (IDX files) or ``image_folder`` (``root/<class>/<image>``).
+    name: a registered dataset loader (``nas.registry.DATASETS``): ``fashion_mnist`` (IDX files)
+    or ``image_folder`` (``root/<class>/<image>``).
     root: the folder; default for fashion_mnist is Debian's ``/usr/share/datasets/fashion-mnist``.
     val_size: images of the training set held out as the validation split (fashion_mnist).
     val_fraction: the same as a fraction (image_folder).
@@ -41,7 +43,7 @@ class DatasetSpec:
     split_seed: the seed of the train/validation split.
     """
 
-    name: Literal["fashion_mnist", "image_folder"] = "fashion_mnist"
+    name: str = "fashion_mnist"
     root: str | None = None
     val_size: int = 10_000
     val_fraction: float = 0.1
@@ -50,6 +52,7 @@ class DatasetSpec:
     split_seed: int = 0
 
     def __post_init__(self) -> None:
+        _check_name(registry.DATASETS, "dataset.name", self.name)
         if self.name == "image_folder" and self.root is None:
             raise SpecError("dataset.root is required when dataset.name is image_folder")
         _check(self.val_size > 0, "dataset.val_size", self.val_size, "must be > 0")
@@ -155,17 +158,19 @@ class SupernetSpec:
 class EvaluatorSpec:
     """How a config's accuracy is obtained.
 
-    kind: ``supernet`` (extract from ``supernet.checkpoint``, recalibrate BN, top-1 on the
-    validation split) or ``predictor`` (OFA's published accuracy predictor file).
+    kind: a registered evaluator (``nas.registry.EVALUATORS``): ``supernet`` (extract from
+    ``supernet.checkpoint``, recalibrate BN, top-1 on the validation split) or ``predictor``
+    (OFA's published accuracy predictor file).
     predictor: the predictor file; the environment variable ``NAS_OFA_PREDICTOR`` overrides it.
     val_images: validation images scored per trial (null: the whole validation split).
     """
 
-    kind: Literal["supernet", "predictor"] = "supernet"
+    kind: str = "supernet"
     predictor: str | None = None
     val_images: int | None = None
 
     def __post_init__(self) -> None:
+        _check_name(registry.EVALUATORS, "evaluator.kind", self.kind)
         if self.val_images is not None:
             _check(self.val_images >= 1, "evaluator.val_images", self.val_images, "must be >= 1")
 
@@ -183,7 +188,8 @@ class DeviceSpec:
 class SearchSpec:
     """The study.
 
-    sampler: ``tpe``, ``nsga2``, ``gp``, ``random`` or ``surrogate`` (random warm-up of
+    sampler: a registered sampler (``nas.registry.SAMPLERS``): ``tpe``, ``nsga2``, ``gp``,
+    ``random`` or ``surrogate`` (random warm-up of
     ``surrogate_warmup`` trials, then rounds of ``surrogate_batch`` proposals: a ridge model on
     ``encode()`` of the evaluated trials rates thousands of table-priced candidates, and the best
     per latency bin up to the reference latency is evaluated; see ``nas/search/_surrogate.py``).
@@ -198,7 +204,7 @@ class SearchSpec:
     (default: the largest subnet's predicted latency, and accuracy 0).
     """
 
-    sampler: Literal["tpe", "nsga2", "gp", "random", "surrogate"] = "tpe"
+    sampler: str = "tpe"
     surrogate_warmup: int = 50
     surrogate_batch: int = 25
     trials: int = 100
@@ -215,6 +221,7 @@ class SearchSpec:
     reference_accuracy: float = 0.0
 
     def __post_init__(self) -> None:
+        _check_name(registry.SAMPLERS, "search.sampler", self.sampler)
         _check(self.trials >= 1, "search.trials", self.trials, "must be >= 1")
         _check(self.workers >= 1, "search.workers", self.workers, "must be >= 1")
         _check(
@@ -251,7 +258,8 @@ class ExportSpec:
     enabled: false skips it (``nas export`` still exports any trial later).
     select: ``top_k`` (the fastest, the most accurate, the best under each budget, then members
     spread over the latency range, ``k`` in all) or ``front`` (every Pareto member).
-    formats: export formats (see ``nas export --help``); empty: the device's own precision in
+    formats: registered export formats (``nas.registry.EXPORT_FORMATS``; see
+    ``nas export --help``); empty: the device's own precision in
     TFLite (fp32 -> ``tflite-fp32``, int8 -> ``tflite-int8``, fp16 -> ``tflite-fp16``).
     budgets_ms: latency budgets that get a ``best-under-<X>ms`` alias (default: the search's
     ``max_latency_ms`` when set).
@@ -269,13 +277,11 @@ class ExportSpec:
     qat_epochs: int = 1
 
     def __post_init__(self) -> None:
-        from nas.export import FORMATS
-
         _check(self.finetune_epochs >= 0, "export.finetune_epochs", self.finetune_epochs, ">= 0")
         _check(self.qat_epochs >= 1, "export.qat_epochs", self.qat_epochs, "must be >= 1")
         _check(self.k >= 1, "export.k", self.k, "must be >= 1")
         for i, f in enumerate(self.formats):
-            _check(f in FORMATS, f"export.formats[{i}]", f, f"must be one of {sorted(FORMATS)}")
+            _check_name(registry.EXPORT_FORMATS, f"export.formats[{i}]", f)
         for i, b in enumerate(self.budgets_ms):
             _check(b > 0, f"export.budgets_ms[{i}]", b, "must be > 0")
 
@@ -348,7 +354,7 @@ class NetAdaptSpec:
 class RunSpec:
     """One job. ``name`` is also the MLflow experiment; outputs go to ``runs/<name>/``.
 
-    space: a registered search space (see ``nas spaces``).
+    space: a registered search space (``nas.registry.SPACES``; see ``nas spaces``).
     devices: latency targets; the first is the search's target (its latency is an objective).
     seed: every random choice of the job derives from it.
     tracking_uri: MLflow tracking URI; ``MLFLOW_TRACKING_URI`` wins, default ``runs/mlflow.db``.
@@ -370,9 +376,7 @@ class RunSpec:
     source: str | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        from search_spaces import list_spaces
-
-        _check(self.space in list_spaces(), "space", self.space, f"must be one of {list_spaces()}")
+        _check_name(registry.SPACES, "space", self.space)
         _check(
             bool(self.name) and "/" not in self.name,
             "name",
@@ -398,6 +402,12 @@ class RunSpec:
 def _check(ok: bool, field: str, value: Any, why: str) -> None:
     if not ok:
         raise SpecError(f"{field} = {value!r} {why}")
+
+
+def _check_name(names: registry.Registry[Any], field: str, value: str) -> None:
+    """``value`` is registered in ``names``; the registry imports its providers on first use,
+    so this module itself imports no engine module."""
+    _check(value in names, field, value, f"must be one of {names.names()}")
 
 
 def load_spec(path: str | Path) -> RunSpec:

@@ -41,3 +41,15 @@ def get_space(name: str, **options: Any) -> SearchSpace:
     if name not in _REGISTRY:
         raise SpecError(f"unknown search space {name!r}; known: {', '.join(list_spaces())}")
     return _REGISTRY[name](**options)
+
+
+def _register_in_nas_registry() -> None:
+    # the engine validates space names against nas.registry.SPACES (nas.spec imports no space)
+    from nas.registry import SPACES
+
+    for name, factory in _REGISTRY.items():
+        if name not in SPACES:  # a space registered there already keeps its entry
+            SPACES.register(name, factory)
+
+
+_register_in_nas_registry()

@@ -29,6 +29,8 @@ class LayerSpec:
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     attrs: tuple[tuple[str, int], ...] = ()
+    #: the layer's precision (``fp32``, ``fp16``, ``int8``); None: the device's default
+    dtype: str | None = None
 
     @property
     def key(self) -> str:

@@ -58,6 +58,20 @@ def small_fmnist(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_runs(tmp_path_factory):
+    """Module- and session-scoped fixtures (set up before the per-test isolation below) write
+    their job state and MLflow runs into a temporary folder too, never into the checkout."""
+    patch = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("session_runs")
+    patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    patch.setenv("NAS_RUNS_DIR", str(root / "runs"))
+    # converted layer files and host tables re-timed on this machine: derived once per session
+    patch.setenv("NAS_CACHE_DIR", str(root / "cache"))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_runs(tmp_path, monkeypatch):
     """Every test gets its own MLflow store and runs/ folder (studies, journals, exports)."""

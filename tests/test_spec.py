@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
+
 import pytest
 
 from nas.errors import SpecError
@@ -24,11 +28,24 @@ def test_shipped_supernet_spec_loads():
         ),
         (
             {"name": "x", "space": "resnet"},
-            r"space = 'resnet' must be one of \['ofa_mbv3', 'ofa_mbv3_small'\]",
+            r"space = 'resnet' must be one of \[.*'ofa_mbv3', 'ofa_mbv3_small'.*\]",
         ),
         (
             {"name": "x", "dataset": {"name": "cifar"}},
-            "dataset.name = 'cifar' must be one of 'fashion_mnist', 'image_folder'",
+            r"dataset.name = 'cifar' must be one of \['fashion_mnist', 'image_folder'\]",
+        ),
+        (
+            {"name": "x", "evaluator": {"kind": "oracle"}},
+            r"evaluator.kind = 'oracle' must be one of \[.*'predictor', 'supernet'.*\]",
+        ),
+        (
+            {"name": "x", "search": {"sampler": "cmaes"}},
+            r"search.sampler = 'cmaes' must be one of \['gp', 'nsga2', 'random', 'surrogate', "
+            r"'tpe'\]",
+        ),
+        (
+            {"name": "x", "export": {"formats": ["tflite-fp32", "coreml"]}},
+            r"export.formats\[1\] = 'coreml' must be one of \[.*'tflite-fp32'.*\]",
         ),
         (
             {"name": "x", "supernet": {"batch_size": "big"}},
@@ -67,3 +84,25 @@ def test_name_defaults_to_the_file_stem(tmp_path):
     f = tmp_path / "my_job.yaml"
     f.write_text("space: ofa_mbv3_small\n")
     assert load_spec(f).name == "my_job"
+
+
+def test_spec_module_imports_no_engine_module():
+    """nas.spec validates names against nas.registry; importing it pulls in no engine module
+    (the spaces, export, search, ...) nor their heavy libraries, only the core (torch comes with
+    ``nas`` itself, for the torchvision trap in nas._compat)."""
+    code = (
+        "import sys, nas.spec; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('nas', 'search_spaces', 'optuna', 'tensorflow', 'mlflow', 'ray')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    assert ast.literal_eval(out.strip()) == [
+        "nas",
+        "nas._compat",
+        "nas.errors",
+        "nas.paths",
+        "nas.registry",
+        "nas.spec",
+    ]

@@ -7,13 +7,21 @@ from nas.data._fashion_mnist import (
     load_fashion_mnist,
 )
 from nas.data._folder import load_image_folder
-from nas.data._from_spec import load_dataset
+from nas.data._from_spec import (
+    DatasetLoader,
+    FashionMNISTLoader,
+    ImageFolderLoader,
+    load_dataset,
+)
 from nas.data._idx import read_idx
 
 __all__ = [
     "DEFAULT_FASHION_MNIST_ROOT",
     "FASHION_MNIST_CLASSES",
+    "DatasetLoader",
+    "FashionMNISTLoader",
     "ImageDataset",
+    "ImageFolderLoader",
     "Preprocessing",
     "Split",
     "batches",

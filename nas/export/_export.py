@@ -266,7 +266,7 @@ def export_subnet(
         table_dtype = "int8" if precision.startswith("int8") else precision  # fp32, fp16, ...
         if latency_model is not None and runtime == "tflite" and table_dtype in ("fp32", "int8"):
             try:
-                predicted = latency_model.predict(config, table_dtype)
+                predicted = latency_model.at(table_dtype).predict(config).ms
             except KeyError:
                 predicted = None  # no table entries at this precision
         reason = (

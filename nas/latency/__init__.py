@@ -1,6 +1,10 @@
-"""Latency lookup tables per device: the file format, ``LatencyModel``, calibration, validation."""
+"""Latency per device: the protocol (``LatencyPredictor``, ``Estimate``, ``build_latency``), its
+kinds (per-layer tables, whole-architecture tables), the table file format, calibration and
+validation."""
 
-from nas.latency._model import LatencyModel
+from nas.latency._arch import ArchTableLatency
+from nas.latency._base import Estimate, LatencyPredictor, build_latency
+from nas.latency._model import LayerTableLatency
 from nas.latency._table import (
     DeviceInfo,
     Entry,
@@ -13,10 +17,14 @@ from nas.latency._table import (
 )
 
 __all__ = [
+    "ArchTableLatency",
     "DeviceInfo",
     "Entry",
-    "LatencyModel",
+    "Estimate",
+    "LatencyPredictor",
     "LatencyTable",
+    "LayerTableLatency",
+    "build_latency",
     "dtype_key",
     "load_device",
     "load_table",

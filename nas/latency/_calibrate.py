@@ -244,7 +244,7 @@ def fill_missing(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> int:
     """Measure, on this host, the ``layers`` missing from ``model``'s table at ``resolution``
-    (a :class:`LatencyModel` of a host table), write them into the table file and reload it.
+    (a :class:`LayerTableLatency` of a host table), write them into the table file and reload it.
     Returns how many keys were measured.
 
     Raises:
@@ -255,7 +255,7 @@ def fill_missing(
     from nas.latency._litert import time_tflite
 
     table = model.table(resolution)
-    missing = sorted({dtype_key(x.key, dtype) for x in layers} - set(table.entries))
+    missing = sorted({dtype_key(x.key, x.dtype or dtype) for x in layers} - set(table.entries))
     if not missing:
         return 0
     if not measures_here(model.device):

@@ -1,52 +1,54 @@
-"""``LatencyModel``: a subnet's latency on one device, summed from its layer table entries."""
+"""``layer_table``: a config's latency summed from per-layer table entries (OFA's tables and
+format), each layer at its own precision."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from nas.errors import LatencyTableError
-from nas.latency._table import DeviceInfo, LatencyTable, dtype_key, load_device, load_table
-from search_spaces import SearchSpace
+from nas.latency._base import Estimate, LatencyPredictor
+from nas.latency._table import DeviceInfo, LatencyTable, dtype_key, load_table
+from nas.registry import LATENCY_KINDS
 
-__all__ = ["LatencyModel"]
+__all__ = ["LayerTableLatency"]
 
 
-class LatencyModel:
-    """Built once per (device folder, space); :meth:`predict` is then a few dict look-ups.
+@LATENCY_KINDS.register("layer_table")
+class LayerTableLatency(LatencyPredictor):
+    """Tables at ``<lut_dir>/<space>/<resolution>.yaml``, one per input resolution; a layer at
+    precision ``p`` is the key ``dtype_key(layer.key, p)`` (``-dtype:int8`` suffix)."""
 
-    Tables live at ``<lut_dir>/<space>/<resolution>.yaml`` beside ``<lut_dir>/device.yaml``.
-    """
+    kind = "layer_table"
 
-    def __init__(self, lut_dir: str | Path, space: SearchSpace) -> None:
-        self.lut_dir = Path(lut_dir)
-        self.space = space
-        self.device: DeviceInfo = load_device(self.lut_dir / "device.yaml")
+    def __init__(
+        self,
+        lut_dir: str | Path,
+        space: Any,
+        *,
+        dtype: str = "fp32",
+        device: DeviceInfo | None = None,
+    ) -> None:
+        super().__init__(lut_dir, space, dtype=dtype, device=device)
         folder = self.lut_dir / space.name
         if not folder.is_dir():
             raise LatencyTableError(
                 f"{self.lut_dir} has no tables for space {space.name!r} (expected "
                 f"{folder}/<resolution>.yaml)"
             )
-        self.tables: dict[int, LatencyTable] = {}
-        for path in sorted(folder.glob("*.yaml")):
-            if path.stem.isdigit():
-                self.tables[int(path.stem)] = load_table(path)
+        self.tables: dict[int, LatencyTable] = {
+            int(path.stem): load_table(path)
+            for path in sorted(folder.glob("*.yaml"))
+            if path.stem.isdigit()
+        }
         if not self.tables:
             raise LatencyTableError(f"no <resolution>.yaml tables in {folder}")
 
-    def reload(self, resolution: int) -> None:
-        """Read the table of ``resolution`` again (after entries were added to its file)."""
-        self.tables[resolution] = load_table(self.table(resolution).path)
-
-    @property
-    def name(self) -> str:
-        return self.device.name
-
-    def name_at(self, dtype: str) -> str:
-        """The device's name at a precision: the same table priced at int8 is another device
-        (``host-x86-litert``, ``host-x86-litert-int8``)."""
-        return self.device.name if dtype == "fp32" else f"{self.device.name}-{dtype}"
+    def reload(self, resolution: int | None = None) -> None:
+        """Read the table of ``resolution`` (default: every table) again."""
+        for r in [resolution] if resolution is not None else list(self.tables):
+            self.tables[r] = load_table(self.table(r).path)
 
     def table(self, resolution: int) -> LatencyTable:
         try:
@@ -57,26 +59,31 @@ class LatencyModel:
                 f"(has {sorted(self.tables)})"
             ) from None
 
-    def layer_latencies(self, config: Any, dtype: str = "fp32") -> list[tuple[str, float]]:
+    def layer_keys(self, config: Any) -> list[str]:
+        """The table key of every layer of ``config``, each at its own precision."""
+        return [dtype_key(x.key, x.dtype or self.dtype) for x in self.space.layers(config)]
+
+    def layer_sum(self, config: Any) -> tuple[float, float]:
+        """(ms, std): the layers' entries summed, with the interpreter's per-invoke cost counted
+        once rather than once per layer (``device.invoke_overhead_ms``; 0 where not measured);
+        the spread assumes independent entries."""
         table = self.table(config.resolution)
-        return [
-            (key, table.mean(key))
-            for key in (dtype_key(layer.key, dtype) for layer in self.space.layers(config))
-        ]
+        entries = [table.entry(key) for key in self.layer_keys(config)]
+        invoke = self.device.invoke_overhead_ms.get(self.dtype, 0.0)
+        ms = sum(e.mean for e in entries) - invoke * (len(entries) - 1)
+        return ms, math.sqrt(sum(e.std**2 for e in entries))
 
-    def layer_sum(self, config: Any, dtype: str = "fp32") -> float:
-        """The layers' entries summed, with the interpreter's per-invoke cost counted once
-        rather than once per layer (``device.invoke_overhead_ms``; 0 where not measured)."""
-        latencies = [ms for _, ms in self.layer_latencies(config, dtype)]
-        invoke = self.device.invoke_overhead_ms.get(dtype, 0.0)
-        return sum(latencies) - invoke * (len(latencies) - 1)
-
-    def predict(self, config: Any, dtype: str = "fp32") -> float:
-        """Predicted latency in ms: :meth:`layer_sum` plus the device's fitted per-model
-        overhead for ``dtype`` (both 0 where not measured, as for OFA's Note10 tables, whose
-        prediction is then the plain sum of the published entries).
+    def predict(self, config: Any) -> Estimate:
+        """:meth:`layer_sum` plus the device's fitted per-model overhead at the default precision
+        (both 0 where not measured, as for OFA's Note10 tables, whose prediction is then the plain
+        sum of the published entries).
 
         Raises:
             MissingLatencyKeyError: a layer is not in the table (names the key and the file).
         """
-        return self.layer_sum(config, dtype) + self.device.overhead_ms.get(dtype, 0.0)
+        ms, std = self.layer_sum(config)
+        return Estimate(
+            ms=ms + self.device.overhead_ms.get(self.dtype, 0.0),
+            std=std,
+            source=f"layer_table {self.lut_dir} ({self.dtype})",
+        )

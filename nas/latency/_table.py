@@ -58,13 +58,17 @@ class LatencyTable:
         return len(self.entries)
 
     def mean(self, key: str) -> float:
-        """The mean latency of ``key`` in ms.
+        """The mean latency of ``key`` in ms (see :meth:`entry`)."""
+        return self.entry(key).mean
+
+    def entry(self, key: str) -> Entry:
+        """The entry of ``key``.
 
         Raises:
             MissingLatencyKeyError: the key is not in this table (never priced as 0).
         """
         try:
-            return self.entries[key].mean
+            return self.entries[key]
         except KeyError:
             raise MissingLatencyKeyError(
                 f"layer key {key!r} is not in latency table {self.path}"
@@ -125,6 +129,10 @@ def write_table(path: str | Path, entries: Mapping[str, Entry]) -> None:
 class DeviceInfo:
     """``device.yaml``: what the numbers are for and where they came from.
 
+    kind: the latency source the folder holds (a ``nas.registry.LATENCY_KINDS`` name):
+    ``layer_table`` (per-layer entries summed, ``<space>/<resolution>.yaml``) or ``arch_table``
+    (one entry per whole architecture, ``<space>/arch.yaml``).
+
     invoke_overhead_ms: the fixed cost of one interpreter invocation (a trivial one-op model),
     keyed by dtype, measured at calibration. Every layer entry contains it once, a whole model
     pays it once: prediction subtracts it per layer and adds it back once.
@@ -144,6 +152,7 @@ class DeviceInfo:
     invoke_overhead_ms: Mapping[str, float] = dataclasses.field(default_factory=dict)
     overhead_ms: Mapping[str, float] = dataclasses.field(default_factory=dict)
     notes: str = ""
+    kind: str = "layer_table"
 
 
 def load_device(path: str | Path) -> DeviceInfo:

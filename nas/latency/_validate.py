@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from nas.latency._litert import time_tflite
-from nas.latency._model import LatencyModel
+from nas.latency._model import LayerTableLatency
 
 __all__ = ["ValidationReport", "measure_subnets", "validation_report", "subnet_tflite"]
 
@@ -28,6 +28,8 @@ class ValidationReport:
     threads: int
     overhead_ms: float
     points: list[dict[str, Any]]
+    #: the machine the measured side was timed on (``HostFingerprint.describe()``)
+    machine: str = ""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -38,6 +40,7 @@ class ValidationReport:
             "dtype": self.dtype,
             "threads": self.threads,
             "overhead_ms": self.overhead_ms,
+            "machine": self.machine,
         }
 
 
@@ -60,7 +63,7 @@ def subnet_tflite(space, config, dtype: str) -> bytes:
 
 
 def measure_subnets(
-    model: LatencyModel | None,
+    model: LayerTableLatency | None,
     configs: list,
     dtype: str,
     threads: int,
@@ -83,7 +86,7 @@ def measure_subnets(
         )
         if model is not None:
             measured = time_tflite(tflite, threads=threads, runs=runs)
-            layer_sum = model.layer_sum(config, dtype)
+            layer_sum, _ = model.layer_sum(config)
             points.append(
                 {"config": str(config), "layer_sum_ms": layer_sum, "measured_ms": measured.mean}
             )
@@ -102,6 +105,8 @@ def validation_report(
     rel = np.abs(pred - meas) / meas
     for p, value in zip(points, pred, strict=True):
         p["predicted_ms"] = float(value)
+    from nas.latency._host import HostFingerprint
+
     tau = float(kendalltau(pred, meas).statistic) if len(points) > 1 else float("nan")
     return ValidationReport(
         n=len(points),
@@ -112,6 +117,7 @@ def validation_report(
         threads=threads,
         overhead_ms=overhead_ms,
         points=points,
+        machine=HostFingerprint.here().describe(),
     )
 
 

@@ -27,7 +27,7 @@ import torch
 
 from nas.errors import NASError, SpecError
 from nas.job import Job
-from nas.paths import runs_root
+from nas.paths import cache_root
 from nas.prune._space import PrunedConfig, PrunedSpace
 from nas.prune._surgery import prune_to, prune_unit
 from nas.spec import RunSpec
@@ -128,7 +128,7 @@ class NetAdaptJob(Job):
         self, spec: RunSpec, *, track: bool = True, progress: Callable[[str], None] = logger.info
     ) -> None:
         from nas.jobs import load_job
-        from nas.latency import LatencyModel
+        from nas.latency import build_latency
 
         super().__init__(spec, track=track)
         if spec.netadapt is None:
@@ -140,8 +140,10 @@ class NetAdaptJob(Job):
         self.space = PrunedSpace(space, self.na.channel_step)
         self.device_spec = spec.devices[0]
         self.dtype = self.device_spec.dtype
-        self.latency = LatencyModel(spec.resolve_path(self.device_spec.lut), self.space)
-        self.device_name = self.latency.name_at(self.dtype)
+        self.latency = build_latency(
+            spec.resolve_path(self.device_spec.lut), self.space, dtype=self.dtype
+        )
+        self.device_name = self.latency.name
         self.work = spec.run_dir() / "netadapt"
         self.start = self.space.unpruned(space.resolve(self.na.start))
         self.state: dict[str, Any] = {}
@@ -158,11 +160,11 @@ class NetAdaptJob(Job):
                 self.space.layers(config),
                 config.resolution,
                 dtype=self.dtype,
-                cache_dir=runs_root() / "lut_cache",
+                cache_dir=cache_root() / "layers",
             )
             if n:
                 logger.info("measured %d new table entries on this host", n)
-        return self.latency.predict(config, self.dtype)
+        return self.latency.predict(config).ms
 
     def measure(self, config: PrunedConfig) -> float:
         """Measured host LiteRT latency (ms) of ``config`` at the table's precision and threads."""

@@ -1,16 +1,24 @@
 """Study orchestration: the driver-owned Optuna study, Ray workers, Pareto fronts, hypervolume."""
 
-from nas.search._driver import SearchJob, SearchResult, make_sampler, open_study
-from nas.search._evaluators import build_evaluator, load_ofa_predictor
+from nas.search._driver import SearchJob, SearchResult, open_study
+from nas.search._evaluators import Evaluator, build_evaluator, load_ofa_predictor
 from nas.search._pareto import hypervolume_2d, pareto_front
+from nas.search._predictor import save_predictor, train_predictor
+from nas.search._samplers import Proposer, Sampler, make_proposer, make_sampler
 
 __all__ = [
+    "Evaluator",
+    "Proposer",
+    "Sampler",
     "SearchJob",
     "SearchResult",
     "build_evaluator",
     "hypervolume_2d",
     "load_ofa_predictor",
+    "make_proposer",
     "make_sampler",
     "open_study",
     "pareto_front",
+    "save_predictor",
+    "train_predictor",
 ]

@@ -16,8 +16,9 @@ import optuna
 
 from nas.cluster import spec_to_dict
 from nas.job import Job
-from nas.latency import LatencyModel
+from nas.latency import build_latency
 from nas.search._pareto import hypervolume_2d, pareto_front
+from nas.search._samplers import make_proposer, make_sampler
 from nas.search._workers import make_worker_class
 from nas.spec import RunSpec
 from nas.tracking import JobRun
@@ -57,16 +58,6 @@ class SearchResult:
         if self.registered:
             out["registered"] = self.registered
         return out
-
-
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    return optuna.samplers.RandomSampler(seed=seed)  # also the surrogate's warm-up and filler
 
 
 def open_study(spec: RunSpec) -> optuna.Study:
@@ -138,18 +129,16 @@ class SearchJob(Job):
         #: trial number -> its MLflow child run
         self.trial_runs: dict[int, str] = {}
         self.space = self._space()
-        self.devices = [LatencyModel(spec.resolve_path(d.lut), self.space) for d in spec.devices]
-        # the same table priced at two precisions is two devices: name, name-int8, ...
-        self.device_names = [
-            m.name_at(d.dtype) for m, d in zip(self.devices, spec.devices, strict=True)
+        self.devices = [
+            build_latency(spec.resolve_path(d.lut), self.space, dtype=d.dtype) for d in spec.devices
         ]
+        # the same table priced at two precisions is two devices: name, name-int8, ...
+        self.device_names = [m.name for m in self.devices]
         if len(set(self.device_names)) != len(self.device_names):
             raise ValueError(f"devices must be distinct, got {self.device_names}")
         ref = spec.search.reference_latency_ms
         self.reference = (
-            ref
-            if ref is not None
-            else self.devices[0].predict(self.space.largest(), spec.devices[0].dtype),
+            ref if ref is not None else self.devices[0].predict(self.space.largest()).ms,
             spec.search.reference_accuracy,
         )
 
@@ -165,10 +154,7 @@ class SearchJob(Job):
 
     # ---- pricing -------------------------------------------------------------------------
     def _price(self, config: Any) -> dict[str, Any]:
-        latency = {
-            name: m.predict(config, d.dtype)
-            for name, m, d in zip(self.device_names, self.devices, self.spec.devices, strict=True)
-        }
+        latency = {m.name: m.predict(config).ms for m in self.devices}
         return {
             "latency_ms": latency,
             "macs": float(self.space.macs(config)),
@@ -270,11 +256,14 @@ class SearchJob(Job):
 
     # ---- the surrogate sampler -------------------------------------------------------------
     def _proposer(self) -> Any:
-        from nas.search._surrogate import SurrogateProposer
-
-        model, dtype = self.devices[0], self.spec.devices[0].dtype
-        return SurrogateProposer(
-            self.space, lambda c: model.predict(c, dtype), self.reference[0], seed=self.spec.seed
+        """The sampler's proposer (``nas.search._samplers``), or None when it has none."""
+        model = self.devices[0]
+        return make_proposer(
+            self.spec.search.sampler,
+            self.space,
+            lambda c: model.predict(c).ms,
+            self.reference[0],
+            seed=self.spec.seed,
         )
 
     def _propose(self, study: optuna.Study, proposer: Any, done: int) -> list:
@@ -444,7 +433,7 @@ class _TrialLoop:
         self.cache = {t.user_attrs.get("config"): t for t in complete}
         self.done = len(complete)
         self.stats = {"eval_seconds": 0.0, "dispatched": 0, "cached": 0, "failed": 0}
-        self.proposer = job._proposer() if s.sampler == "surrogate" else None
+        self.proposer = job._proposer()
         self.proposals: list = []
 
     def run(self) -> dict[str, Any]:

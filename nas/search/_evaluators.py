@@ -5,12 +5,13 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
 
 from nas.errors import CheckpointError, SpecError
+from nas.registry import EVALUATORS
 from nas.spec import RunSpec
 from search_spaces import SearchSpace
 
@@ -25,17 +26,49 @@ __all__ = [
 
 
 class Evaluator(abc.ABC):
-    """Scores configs of one space. Built once per process; not shared between threads."""
+    """Scores configs of one search space: what a search worker holds in memory and calls per
+    trial. Registered in ``nas.registry.EVALUATORS`` under ``evaluator.kind``.
+
+    Contract:
+    - Built once per worker process, by ``EVALUATORS.create(kind, spec)`` from the run spec
+      (a :class:`nas.spec.RunSpec`); the constructor loads what every evaluation needs (a
+      supernet and a dataset, a predictor file) and raises if it cannot, which is the worker's
+      one start-up error. Paths it reads from the spec are listed by ``portable_paths``, so that
+      a worker on another machine or in another folder gets them absolute.
+    - ``space`` is the :class:`search_spaces.SearchSpace` whose configs it scores.
+    - ``evaluate(config)`` returns a dict of float metrics with at least ``accuracy``: validation
+      top-1 in [0, 1], measured or predicted; further keys are extra metrics. It does not depend
+      on the order of calls: the same config gives the same metrics within one evaluator.
+    - An evaluator is used by one thread at a time (a worker evaluates one config at a time).
+    - Class attributes tell the engine what the scores are, so it never asks for a kind by
+      name: ``has_weights`` (the configs come with trained weights from a supernet, so the
+      front can be exported) and ``predicted`` (accuracy is a model's estimate, not measured).
+    """
 
     space: SearchSpace
+    has_weights: ClassVar[bool] = False
+    predicted: ClassVar[bool] = False
 
     @abc.abstractmethod
+    def evaluate(self, config: Any) -> dict[str, float]:
+        """Metrics of ``config``; ``accuracy`` in [0, 1] among them."""
+
     def accuracy(self, config: Any) -> float:
-        """Validation top-1 in [0, 1] (measured or predicted)."""
+        """``evaluate(config)["accuracy"]``."""
+        return float(self.evaluate(config)["accuracy"])
+
+    @classmethod
+    def portable_paths(cls, spec: RunSpec) -> dict[str, str]:
+        """``evaluator.*`` fields of ``spec`` that are paths, resolved to absolute paths
+        (default: none)."""
+        return {}
 
 
+@EVALUATORS.register("supernet")
 class SupernetAccuracy(Evaluator):
     """Extract from the trained supernet, recalibrate BN, top-1 on the validation split."""
+
+    has_weights = True
 
     def __init__(self, spec: RunSpec) -> None:
         from nas.jobs import subnet_evaluator
@@ -43,8 +76,9 @@ class SupernetAccuracy(Evaluator):
         self.space, self._evaluator = subnet_evaluator(spec)
         self._val_images = spec.evaluator.val_images
 
-    def accuracy(self, config: Any) -> float:
-        return self._evaluator.evaluate(config, "val", max_images=self._val_images)["accuracy"]
+    def evaluate(self, config: Any) -> dict[str, float]:
+        out = self._evaluator.evaluate(config, "val", max_images=self._val_images)
+        return {k: float(v) for k, v in out.items() if isinstance(v, int | float)}
 
 
 def predictor_path(spec: RunSpec) -> Path:
@@ -86,7 +120,13 @@ def load_ofa_predictor(path: str | Path, n_inputs: int = 128) -> nn.Module:
     return model.eval()
 
 
+@EVALUATORS.register("predictor")
 class PredictorAccuracy(Evaluator):
+    """OFA's published accuracy predictor on ``encode()`` of the config (``evaluator.predictor``,
+    or ``NAS_OFA_PREDICTOR``)."""
+
+    predicted = True
+
     def __init__(self, spec: RunSpec) -> None:
         from search_spaces import get_space
 
@@ -94,8 +134,13 @@ class PredictorAccuracy(Evaluator):
         self._model = load_ofa_predictor(predictor_path(spec), self.space.encoding_size)
 
     @torch.no_grad()
-    def accuracy(self, config: Any) -> float:
-        return float(self._model(torch.from_numpy(self.space.encode(config))[None]).squeeze())
+    def evaluate(self, config: Any) -> dict[str, float]:
+        x = torch.from_numpy(self.space.encode(config))[None]
+        return {"accuracy": float(self._model(x).squeeze())}
+
+    @classmethod
+    def portable_paths(cls, spec: RunSpec) -> dict[str, str]:
+        return {"predictor": str(predictor_path(spec))}
 
     @torch.no_grad()
     def accuracies(self, configs: list) -> list[float]:
@@ -106,4 +151,9 @@ class PredictorAccuracy(Evaluator):
 
 
 def build_evaluator(spec: RunSpec) -> Evaluator:
-    return SupernetAccuracy(spec) if spec.evaluator.kind == "supernet" else PredictorAccuracy(spec)
+    """The evaluator registered as ``spec.evaluator.kind``, built from ``spec``.
+
+    Raises:
+        RegistryError: no evaluator is registered under that name.
+    """
+    return EVALUATORS.create(spec.evaluator.kind, spec)

@@ -78,10 +78,11 @@ class ExportWorker:
 
     def _latency(self, device_index: int) -> Any:
         if device_index not in self.latency:
-            from nas.latency import LatencyModel
+            from nas.latency import build_latency
 
-            lut = self.spec.resolve_path(self.spec.devices[device_index].lut)
-            self.latency[device_index] = LatencyModel(lut, self.space)
+            device = self.spec.devices[device_index]
+            lut = self.spec.resolve_path(device.lut)
+            self.latency[device_index] = build_latency(lut, self.space, dtype=device.dtype)
         return self.latency[device_index]
 
     def export(

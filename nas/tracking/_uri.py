@@ -1,4 +1,5 @@
-"""Which MLflow tracking store a job uses (DESIGN.md: env, else spec, else runs/mlflow.db)."""
+"""Which MLflow tracking store a job uses (ARCHITECTURE.md): ``MLFLOW_TRACKING_URI``, else the
+spec's ``tracking_uri``, else ``runs/mlflow.db`` of the working directory (``runs_root()``)."""
 
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ FAKE_ADB = textwrap.dedent('''\
 @pytest.mark.slow
 def test_calibrate_over_adb_with_a_stand_in_adb(tmp_path, monkeypatch):
     from nas.cli import main
-    from nas.latency import LatencyModel
+    from nas.latency import build_latency
     from search_spaces import get_space
 
     bindir = tmp_path / "bin"
@@ -132,7 +132,7 @@ def test_calibrate_over_adb_with_a_stand_in_adb(tmp_path, monkeypatch):
     )
     assert rc == 0
     assert (tmp_path / "phones" / "FAKE01" / "data/local/tmp/nas/benchmark_model").is_file()
-    model = LatencyModel(out, space)
+    model = build_latency(out, space)
     assert model.device.name == "fakephone" and model.device.threads == 1
-    assert model.predict(space.smallest()) > 0
+    assert model.predict(space.smallest()).ms > 0
     assert len(model.table(24)) == len({layer.key for layer in wanted})

@@ -4,7 +4,13 @@ import pytest
 import yaml
 
 from nas.errors import LatencyTableError, MissingLatencyKeyError
-from nas.latency import Entry, LatencyModel, load_device, load_table, write_table
+from nas.latency import (
+    Entry,
+    build_latency,
+    load_device,
+    load_table,
+    write_table,
+)
 from nas.paths import assets_root
 from search_spaces import get_space
 from tests.conftest import FIXTURES
@@ -16,7 +22,7 @@ NOTE10 = assets_root() / "latency_luts" / "note10"
 def test_note10_prediction_equals_the_hand_sum_of_the_raw_yaml(resolution):
     raw = yaml.safe_load((NOTE10 / "ofa_mbv3" / f"{resolution}.yaml").read_text())
     space = get_space("ofa_mbv3")
-    model = LatencyModel(NOTE10, space)
+    model = build_latency(NOTE10, space)
     r, half = resolution, (resolution + 1) // 2
     # largest: depth 4 everywhere, kernel 7, expand 6; widths 24,32,48,96,136,192 (w1.2)
     keys = [
@@ -48,14 +54,14 @@ def test_note10_prediction_equals_the_hand_sum_of_the_raw_yaml(resolution):
     ]
     hand = sum(raw[k]["mean"] for k in keys)
     largest = space.parse(f"r{resolution}" + "_k7777e6666" * 5)
-    assert model.predict(largest) == pytest.approx(hand, rel=1e-12)
+    assert model.predict(largest).ms == pytest.approx(hand, rel=1e-12)
 
     smallest = space.parse(f"r{resolution}" + "_k33e33" * 5)
     keys_small = [layer.key for layer in space.layers(smallest)]
-    assert model.predict(smallest) == pytest.approx(
+    assert model.predict(smallest).ms == pytest.approx(
         sum(raw[k]["mean"] for k in keys_small), rel=1e-12
     )
-    assert model.predict(smallest) < model.predict(largest)
+    assert model.predict(smallest).ms < model.predict(largest).ms
 
 
 # sha256 of OFA's published ofa/note10/<r>_lookup_table.yaml files
@@ -86,12 +92,12 @@ def test_missing_key_is_an_error_naming_key_and_table(tmp_path):
     victim = space.layers(space.largest())[5].key
     del raw[victim]
     (tmp_path / "ofa_mbv3" / "224.yaml").write_text(yaml.safe_dump(raw))
-    model = LatencyModel(tmp_path, space)
+    model = build_latency(tmp_path, space)
     with pytest.raises(MissingLatencyKeyError, match=rf"{victim}.*224.yaml"):
         model.predict(space.largest())
-    assert model.predict(space.parse("r224" + "_k33e33" * 5)) > 0  # other subnets still price
+    assert model.predict(space.parse("r224" + "_k33e33" * 5)).ms > 0  # other subnets still price
     with pytest.raises(MissingLatencyKeyError, match="dtype:int8"):
-        model.predict(space.smallest().__class__(224, (2,) * 5, (3,) * 10, (3,) * 10), dtype="int8")
+        model.at("int8").predict(space.smallest().__class__(224, (2,) * 5, (3,) * 10, (3,) * 10))
 
 
 @pytest.mark.parametrize(
@@ -144,6 +150,7 @@ def test_validate_measures_whole_subnets_and_reports_against_the_table(tmp_path,
     assert main([*argv, "--fit-overhead", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["n"] == 4 and {"within_10pct", "mape", "kendall_tau"} <= set(report)
+    assert "cores" in report["machine"]  # which machine the measured side belongs to
     assert 0.0 <= report["within_10pct"] <= 1.0 and report["mape"] >= 0.0
     assert load_device(lut / "device.yaml").overhead_ms["fp32"] == pytest.approx(
         report["overhead_ms"]

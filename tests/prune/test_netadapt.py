@@ -15,7 +15,7 @@ import yaml
 from nas.cli import main
 from nas.errors import ConfigError, MissingLatencyKeyError
 from nas.jobs import load_job
-from nas.latency import LatencyModel, load_device, load_table, write_device
+from nas.latency import LayerTableLatency, load_device, load_table, write_device
 from nas.latency._calibrate import fill_missing, host_device_info
 from nas.paths import assets_root
 from nas.prune import PrunedSpace, filter_norms, prune_to, widths_of
@@ -99,17 +99,17 @@ def test_missing_entries_are_measured_on_this_host_and_never_guessed(tmp_path):
     pruned = space.with_width(start, 0, space.smaller_widths(start, 0)[-1])
     new_key = space.layers(pruned)[space.units(pruned.base)[0].layer_index].key
 
-    foreign = LatencyModel(_table_copy(tmp_path / "a", this_host=False), space)
+    foreign = LayerTableLatency(_table_copy(tmp_path / "a", this_host=False), space)
     with pytest.raises(MissingLatencyKeyError, match="expand:8"):
         foreign.predict(pruned)
     with pytest.raises(MissingLatencyKeyError, match="cannot measure"):
         fill_missing(foreign, space.layers(pruned), pruned.resolution)
 
-    here = LatencyModel(_table_copy(tmp_path / "b", this_host=True), space)
+    here = LayerTableLatency(_table_copy(tmp_path / "b", this_host=True), space)
     assert fill_missing(here, space.layers(pruned), pruned.resolution, runs=20) == 1
     table = load_table(here.table(24).path)
     assert new_key in table and table.entries[new_key].count == 20
-    assert here.predict(pruned) < here.predict(start)
+    assert here.predict(pruned).ms < here.predict(start).ms
     assert fill_missing(here, space.layers(pruned), pruned.resolution) == 0  # cached in the file
 
 

@@ -1,4 +1,4 @@
-"""The search-space contract (DESIGN.md), run against every registered space."""
+"""The search-space contract (ARCHITECTURE.md), run against every registered space."""
 
 from __future__ import annotations
 

@@ -1,0 +1,44 @@
+"""``arch_table``: one measured entry per whole architecture (e.g. HELP's NAS-Bench-201 phone
+latencies), looked up by the config's string form; nothing is summed or guessed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nas.latency._base import Estimate, LatencyPredictor
+from nas.latency._table import DeviceInfo, LatencyTable, dtype_key, load_table
+from nas.registry import LATENCY_KINDS
+
+__all__ = ["ArchTableLatency"]
+
+
+@LATENCY_KINDS.register("arch_table")
+class ArchTableLatency(LatencyPredictor):
+    """The table ``<lut_dir>/<space>/arch.yaml`` maps ``str(config)`` (with a ``-dtype:``
+    suffix for fp16/int8, as layer keys) to ``{mean, std, count}`` in ms. A whole-architecture
+    entry has one precision: a config whose layers carry precisions of their own is not in it."""
+
+    kind = "arch_table"
+
+    def __init__(
+        self,
+        lut_dir: str | Path,
+        space: Any,
+        *,
+        dtype: str = "fp32",
+        device: DeviceInfo | None = None,
+    ) -> None:
+        super().__init__(lut_dir, space, dtype=dtype, device=device)
+        self.table: LatencyTable = load_table(self.lut_dir / space.name / "arch.yaml")
+
+    def reload(self) -> None:
+        self.table = load_table(self.table.path)
+
+    def predict(self, config: Any) -> Estimate:
+        entry = self.table.entry(dtype_key(str(config), self.dtype))
+        return Estimate(
+            ms=entry.mean + self.device.overhead_ms.get(self.dtype, 0.0),
+            std=entry.std,
+            source=f"arch_table {self.lut_dir} ({self.dtype})",
+        )

@@ -1,0 +1,254 @@
+"""A host table belongs to the machine that timed it. On use, a few of its layers (the reference
+set) are timed again on the machine nas runs on; when they disagree by more than 10% (or the CPU
+model differs), the table is re-timed here, once, and kept per machine under the cache folder
+(keyed by the machine's fingerprint), never written into the shipped table. A phone's table is
+never re-timed on the host."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import platform
+import statistics
+from pathlib import Path
+from typing import Any
+
+from nas.latency._table import DeviceInfo, LatencyTable, load_device, load_table, write_device
+from nas.paths import cache_root
+from search_spaces import LayerSpec
+
+__all__ = [
+    "HostCheck",
+    "HostFingerprint",
+    "check_host",
+    "host_table",
+    "is_host_table",
+    "layer_from_key",
+    "reference_keys",
+]
+
+logger = logging.getLogger(__name__)
+
+#: reference layers timed again on use, and the relative disagreement that means "another machine"
+N_REFERENCE = 4
+TOLERANCE = 0.10
+_CHECKED: dict[tuple[str, str], Path] = {}  # (table folder, space) -> folder to price with
+
+
+@dataclasses.dataclass(frozen=True)
+class HostFingerprint:
+    """What makes two hosts time the same model alike: CPU model and flags, cores, runtime."""
+
+    cpu: str
+    cores: int
+    flags_sha: str
+    runtime_version: str
+
+    @classmethod
+    def here(cls) -> HostFingerprint:
+        from nas.latency._litert import litert_version
+
+        cpu, flags = platform.processor() or platform.machine(), ""
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                name, _, value = line.partition(":")
+                if name.strip() == "model name" and cpu == (platform.processor() or cpu):
+                    cpu = value.strip()
+                elif name.strip() == "flags" and not flags:
+                    flags = " ".join(sorted(value.split()))
+        except OSError:
+            pass
+        return cls(
+            cpu=cpu,
+            cores=os.cpu_count() or 1,
+            flags_sha=hashlib.sha256(flags.encode()).hexdigest()[:16],
+            runtime_version=litert_version(),
+        )
+
+    def key(self) -> str:
+        """A short stable name of the machine kind (the folder its re-timed tables go to)."""
+        text = f"{self.cpu}|{self.cores}|{self.flags_sha}|{self.runtime_version}"
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        return f"{self.cpu}, {self.cores} cores, {self.runtime_version} [{self.key()}]"
+
+
+def host_name() -> str:
+    """The device name host tables of this machine kind carry (``host-x86-litert``)."""
+    machine = platform.machine().lower()
+    return (
+        "host-"
+        + {"x86_64": "x86", "amd64": "x86", "aarch64": "arm64"}.get(machine, machine)
+        + ("-litert")
+    )
+
+
+def is_host_table(device: DeviceInfo) -> bool:
+    """A table timed with LiteRT on a host of this kind (not a phone's, not another arch's)."""
+    return device.kind == "layer_table" and device.name == host_name()
+
+
+def layer_from_key(key: str) -> LayerSpec:
+    """The layer a table key names (the inverse of ``LayerSpec.key``; no ``-dtype:`` suffix)."""
+    op, *parts = key.split("-")
+    fields: dict[str, Any] = {}
+    attrs = []
+    for part in parts:
+        name, _, value = part.partition(":")
+        if name in ("input", "output"):
+            fields[name] = tuple(int(v) for v in value.split("x"))
+        else:
+            attrs.append((name, int(value)))
+    return LayerSpec(op, fields["input"], fields["output"], tuple(attrs))
+
+
+def reference_keys(table: LatencyTable, n: int = N_REFERENCE) -> list[str]:
+    """``n`` fp32 keys of ``table`` spread over its latency range (fixed for a table)."""
+    keys = sorted((k for k in table.entries if "-dtype:" not in k), key=lambda k: table.mean(k))
+    return [keys[round(q * (len(keys) - 1))] for q in ((i + 1) / (n + 1) for i in range(n))]
+
+
+@dataclasses.dataclass(frozen=True)
+class HostCheck:
+    """The reference layers timed here against the table: ``ratio`` is the median of
+    here/table over the reference layers."""
+
+    fingerprint: HostFingerprint
+    table_cpu: str
+    ratio: float
+    seconds: float
+
+    @property
+    def same_machine(self) -> bool:
+        return self.table_cpu == self.fingerprint.cpu and abs(self.ratio - 1) <= TOLERANCE
+
+
+def check_host(lut_dir: Path, device: DeviceInfo, table: LatencyTable) -> HostCheck:
+    """Time the table's reference layers on this machine (files converted once, cached under
+    ``<cache>/layers``) and compare them with the table's entries."""
+    import time
+
+    from nas.latency._calibrate import cached_tflite, layer_tflite
+    from nas.latency._litert import time_tflite
+
+    start = time.perf_counter()
+    ratios = []
+    for key in reference_keys(table):
+        layer = layer_from_key(key)
+        tflite = cached_tflite(
+            cache_root() / "layers",
+            f"layer|{key}|fp32",
+            lambda layer=layer: layer_tflite(layer, "fp32"),
+        )
+        # the best of three medians: a passing burst of load must not look like another machine
+        here = min(time_tflite(tflite, threads=device.threads or 1, runs=30).mean for _ in range(3))
+        ratios.append(here / table.mean(key))
+    return HostCheck(
+        fingerprint=HostFingerprint.here(),
+        table_cpu=device.soc,
+        ratio=statistics.median(ratios),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def host_table(lut_dir: str | Path, space: Any) -> Path:
+    """The folder to price ``space`` on this machine with: ``lut_dir`` itself when it is not a
+    host table or was timed on a machine like this one; else this machine's re-timing of it
+    (made on first use, then reused) under ``<cache>/host_tables/<fingerprint>/<device>``
+    (see ``nas.paths.cache_root``)."""
+    lut_dir = Path(lut_dir)
+    device = load_device(lut_dir / "device.yaml")
+    if not is_host_table(device):
+        return lut_dir
+    memo = (str(lut_dir.resolve()), space.name)
+    if memo not in _CHECKED:
+        _CHECKED[memo] = _checked_folder(lut_dir, device, space)
+    return _CHECKED[memo]
+
+
+def machine_busy() -> bool:
+    """Other processes keep the cores busy (1-minute load above the core count, this process
+    counted in): timings taken now would describe the load, not the machine."""
+    return os.getloadavg()[0] > (os.cpu_count() or 1)
+
+
+def _checked_folder(lut_dir: Path, device: DeviceInfo, space: Any) -> Path:
+    tables = sorted((lut_dir / space.name).glob("*.yaml"))
+    if not tables:
+        return lut_dir  # the predictor names what is missing
+    known = _known_retiming(lut_dir)
+    if known is not None:
+        return known
+    if machine_busy():
+        logger.warning(
+            "cannot check whether %s was timed on a machine like this one: the machine is busy "
+            "(load %.1f on %d cores); pricing with it as it is",
+            lut_dir,
+            os.getloadavg()[0],
+            os.cpu_count() or 1,
+        )
+        return lut_dir
+    check = check_host(lut_dir, device, load_table(tables[-1]))
+    if check.same_machine:
+        logger.debug("host table %s matches this machine (ratio %.3f)", lut_dir, check.ratio)
+        return lut_dir
+    local = cache_root() / "host_tables" / check.fingerprint.key() / lut_dir.name
+    logger.warning(
+        "%s was timed on another machine (%s; reference layers %.2fx here on %s): pricing with "
+        "this machine's re-timing in %s",
+        lut_dir,
+        device.soc,
+        check.ratio,
+        check.fingerprint.describe(),
+        local,
+    )
+    retime(lut_dir, device, space, local, check.fingerprint)
+    return local
+
+
+def _known_retiming(lut_dir: Path) -> Path | None:
+    """This machine's finished re-timing of ``lut_dir`` from an earlier job, if there is one."""
+    local = cache_root() / "host_tables" / HostFingerprint.here().key() / lut_dir.name
+    return local if (local / "device.yaml").is_file() else None
+
+
+def retime(
+    lut_dir: Path, device: DeviceInfo, space: Any, out: Path, fingerprint: HostFingerprint
+) -> Path:
+    """Time every entry of ``lut_dir``'s tables for ``space`` on this machine into ``out``
+    (resumable: keys already there are kept; layer files are cached under <cache>/layers)."""
+    from nas.latency._calibrate import measure_into
+    from nas.latency._litert import time_tflite
+
+    threads = device.threads or 1
+    for path in sorted((lut_dir / space.name).glob("*.yaml")):
+        by_dtype: dict[str, list[LayerSpec]] = {}
+        for key in load_table(path).entries:
+            base, _, dtype = key.partition("-dtype:")
+            by_dtype.setdefault(dtype or "fp32", []).append(layer_from_key(base))
+        for dtype, layers in by_dtype.items():
+            measure_into(
+                out / space.name / path.name,
+                layers,
+                dtype=dtype,
+                measure=lambda tflite, layer: time_tflite(tflite, threads=threads, runs=50),
+                cache_dir=cache_root() / "layers",
+                label=f"re-timing {path.name} {dtype}",
+            )
+    write_device(
+        out / "device.yaml",
+        dataclasses.replace(
+            device,
+            soc=fingerprint.cpu,
+            runtime_version=fingerprint.runtime_version,
+            overhead_ms={},  # fitted on the calibrating machine: not valid here
+            provenance=(
+                f"re-timed by nas on {fingerprint.describe()} from {lut_dir} ({device.soc}); "
+                f"{device.provenance}"
+            ),
+        ),
+    )
+    return out

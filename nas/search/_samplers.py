@@ -1,0 +1,133 @@
+"""Samplers users pick by name (``search.sampler``): each builds the study's Optuna sampler from
+a seed and may add a proposer whose configs the driver queues before it asks the sampler."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import optuna
+
+from nas.registry import SAMPLERS
+
+__all__ = [
+    "GPSampler",
+    "NSGA2Sampler",
+    "Proposer",
+    "RandomSampler",
+    "Sampler",
+    "SurrogateSampler",
+    "TPESampler",
+    "make_proposer",
+    "make_sampler",
+]
+
+
+class Proposer(Protocol):
+    """Proposes configs to evaluate next from the configs evaluated so far."""
+
+    def propose(self, evaluated: Sequence[tuple[Any, float]], n: int) -> list[Any]:
+        """Up to ``n`` configs not among ``evaluated`` ((config, accuracy) pairs)."""
+        ...
+
+
+class Sampler(abc.ABC):
+    """A search strategy registered in ``nas.registry.SAMPLERS``.
+
+    Contract:
+    - ``optuna_sampler(seed)`` returns a new ``optuna.samplers.BaseSampler`` every call. Only the
+      driver calls it, once per study, and the driver alone asks and tells that study, so the
+      sampler sees every running trial. With the same seed and the same sequence of asks and
+      tells it suggests the same parameters (a re-run of a spec is reproducible).
+    - ``proposer(space, latency, reference_ms, seed=...)`` returns a :class:`Proposer` or, by
+      default, None (the Optuna sampler alone picks the trials). The driver enqueues the
+      proposer's configs (``space.trial_params``) before it asks, so each proposal goes through
+      the same ``space.suggest`` as any trial. ``latency(config)`` is the target device's
+      predicted milliseconds; ``reference_ms`` the hypervolume reference latency.
+    - A sampler holds no state of its own: ``SAMPLERS.create(name)`` builds it with no
+      arguments; its state lives in what it returns.
+    """
+
+    @abc.abstractmethod
+    def optuna_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        """A new Optuna sampler seeded with ``seed``."""
+
+    def proposer(
+        self,
+        space: Any,
+        latency: Callable[[Any], float],
+        reference_ms: float,
+        *,
+        seed: int = 0,
+    ) -> Proposer | None:
+        """The proposer of this strategy; None: none."""
+        return None
+
+
+@SAMPLERS.register("tpe")
+class TPESampler(Sampler):
+    """Multivariate TPE with the constant liar, so that parallel trials spread out."""
+
+    def optuna_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+
+
+@SAMPLERS.register("nsga2")
+class NSGA2Sampler(Sampler):
+    """NSGA-II (Optuna's defaults: population 50)."""
+
+    def optuna_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.NSGAIISampler(seed=seed)
+
+
+@SAMPLERS.register("gp")
+class GPSampler(Sampler):
+    """Gaussian-process Bayesian optimization."""
+
+    def optuna_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.GPSampler(seed=seed)
+
+
+@SAMPLERS.register("random")
+class RandomSampler(Sampler):
+    """Independent uniform draws (the baseline)."""
+
+    def optuna_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.RandomSampler(seed=seed)
+
+
+@SAMPLERS.register("surrogate")
+class SurrogateSampler(RandomSampler):
+    """Random draws for the warm-up and as filler, then the proposals of a ridge surrogate on
+    ``encode()`` (see ``nas/search/_surrogate.py``)."""
+
+    def proposer(
+        self,
+        space: Any,
+        latency: Callable[[Any], float],
+        reference_ms: float,
+        *,
+        seed: int = 0,
+    ) -> Proposer:
+        from nas.search._surrogate import SurrogateProposer
+
+        return SurrogateProposer(space, latency, reference_ms, seed=seed)
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler of the strategy registered as ``name``.
+
+    Raises:
+        RegistryError: no sampler is registered as ``name`` (the message lists the known ones).
+    """
+    sampler: Sampler = SAMPLERS.create(name)
+    return sampler.optuna_sampler(seed)
+
+
+def make_proposer(
+    name: str, space: Any, latency: Callable[[Any], float], reference_ms: float, *, seed: int
+) -> Proposer | None:
+    """The proposer of the strategy registered as ``name``, or None when it has none."""
+    sampler: Sampler = SAMPLERS.create(name)
+    return sampler.proposer(space, latency, reference_ms, seed=seed)

@@ -1,0 +1,97 @@
+"""Host tables know the machine that timed them: a table timed elsewhere is re-timed here on first
+use and kept per machine under the cache folder; a phone's table is never re-timed."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from nas.latency import build_latency, load_device, load_table, write_table
+from nas.latency._host import (
+    _CHECKED,
+    HostCheck,
+    HostFingerprint,
+    layer_from_key,
+    reference_keys,
+)
+from nas.paths import assets_root
+from search_spaces import get_space
+
+HOST = assets_root() / "latency_luts" / "host-x86-litert"
+NOTE10 = assets_root() / "latency_luts" / "note10"
+
+
+def test_every_layer_key_of_the_space_parses_back_to_its_layer():
+    space = get_space("ofa_mbv3_small")
+    for resolution in (24, 28):
+        for layer in space.all_layers(resolution):
+            assert layer_from_key(layer.key) == layer
+
+
+def test_reference_keys_are_fixed_fp32_keys_spread_over_the_table():
+    table = load_table(HOST / "ofa_mbv3_small" / "28.yaml")
+    keys = reference_keys(table)
+    assert keys == reference_keys(table) and len(set(keys)) == 4
+    assert all("-dtype:" not in k for k in keys)
+    means = [table.mean(k) for k in keys]
+    assert means == sorted(means) and means[0] < means[-1]
+
+
+@pytest.mark.parametrize(
+    ("cpu", "ratio", "same"),
+    [
+        ("AMD EPYC", 1.05, True),
+        ("AMD EPYC", 0.93, True),
+        ("AMD EPYC", 1.3, False),
+        ("AMD EPYC", 0.5, False),
+        ("Intel Xeon", 1.0, False),
+    ],
+)
+def test_another_cpu_or_reference_timings_off_by_over_10pct_is_another_machine(cpu, ratio, same):
+    here = HostFingerprint(cpu="AMD EPYC", cores=2, flags_sha="x", runtime_version="r")
+    check = HostCheck(fingerprint=here, table_cpu=cpu, ratio=ratio, seconds=0.1)
+    assert check.same_machine is same
+
+
+def test_a_phone_table_is_never_retimed(monkeypatch, tmp_path):
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    predictor = build_latency(NOTE10, get_space("ofa_mbv3"))
+    assert predictor.lut_dir == NOTE10 and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.slow
+def test_a_host_table_timed_elsewhere_is_retimed_here_once_and_kept(monkeypatch, tmp_path):
+    """A copy of a few host entries made 5x too fast (as if timed on a much faster machine):
+    build_latency re-times them on this machine into the cache, prices with that, and a later
+    job reuses the re-timing without timing anything."""
+    import nas.latency._host as host
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(host, "machine_busy", lambda: False)  # decide even on a busy CI machine
+    space = get_space("ofa_mbv3_small")
+    lut = tmp_path / "host-x86-litert"
+    (lut / "ofa_mbv3_small").mkdir(parents=True)
+    shutil.copy(HOST / "device.yaml", lut / "device.yaml")
+    config = space.smallest()
+    keys = [x.key for x in space.layers(config)]
+    shipped = load_table(HOST / "ofa_mbv3_small" / "24.yaml")
+    fast = {k: type(e)(e.mean / 5, e.std, e.count) for k, e in shipped.entries.items() if k in keys}
+    write_table(lut / "ofa_mbv3_small" / "24.yaml", fast)
+
+    _CHECKED.clear()
+    predictor = build_latency(lut, space)
+    local = predictor.lut_dir
+    assert local != lut and local.is_relative_to(tmp_path / "cache" / "host_tables")
+    retimed = load_table(local / "ofa_mbv3_small" / "24.yaml")
+    assert set(retimed.entries) == set(fast)  # every entry, no more
+    assert predictor.predict(config).ms > 2 * sum(e.mean for e in fast.values())
+    device = load_device(local / "device.yaml")
+    assert "re-timed by nas" in device.provenance and device.overhead_ms == {}
+    assert yaml.safe_load((lut / "ofa_mbv3_small" / "24.yaml").read_text())  # source untouched
+    assert load_table(lut / "ofa_mbv3_small" / "24.yaml").entries == fast
+
+    _CHECKED.clear()  # a new job on this machine: the kept re-timing, nothing timed again
+    monkeypatch.setattr(host, "check_host", lambda *a: pytest.fail("re-checked"))
+    assert build_latency(lut, space).lut_dir == local
