@@ -14,12 +14,14 @@ from nas.spec import RunSpec
 __all__ = ["init_ray", "spec_to_dict", "wait_ready"]
 
 
-def init_ray(cpus: int) -> None:
-    """Join ``RAY_ADDRESS`` when set, else start an embedded Ray with at least ``cpus`` CPUs."""
+def init_ray(cpus: int) -> bool:
+    """Join ``RAY_ADDRESS`` when set, else start an embedded Ray with at least ``cpus`` CPUs.
+    True when this call started or joined Ray (the caller then shuts it down), False when Ray
+    was already initialised by someone else."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     address = os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False)
@@ -27,6 +29,7 @@ def init_ray(cpus: int) -> None:
         ray.init(
             num_cpus=max(cpus, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False
         )
+    return True
 
 
 def wait_ready(actors: list, what: str) -> None:

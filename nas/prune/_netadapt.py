@@ -26,10 +26,12 @@ from typing import Any
 import torch
 
 from nas.errors import NASError, SpecError
+from nas.job import Job
 from nas.paths import cache_root
 from nas.prune._space import PrunedConfig, PrunedSpace
 from nas.prune._surgery import prune_to, prune_unit
 from nas.spec import RunSpec
+from nas.tracking import JobRun
 
 __all__ = ["NetAdaptJob", "PruneWorker", "load_pruned", "save_pruned"]
 
@@ -115,8 +117,12 @@ class Proposal:
     latency_ms: float
 
 
-class NetAdaptJob:
-    """One ``nas netadapt`` job (see the module docstring)."""
+class NetAdaptJob(Job):
+    """One ``nas netadapt`` job (see the module docstring). State (``state_dict()``): the
+    ``state.json`` row of the last finished iteration, with its MLflow run id; the kept model
+    is its checkpoint."""
+
+    kind = "netadapt"
 
     def __init__(
         self, spec: RunSpec, *, track: bool = True, progress: Callable[[str], None] = logger.info
@@ -124,11 +130,12 @@ class NetAdaptJob:
         from nas.jobs import load_job
         from nas.latency import build_latency
 
+        super().__init__(spec, track=track)
         if spec.netadapt is None:
             raise SpecError(f"{spec.source or spec.name}: nas netadapt needs a `netadapt:` section")
         if not spec.devices:
             raise SpecError("devices: nas netadapt prunes for the first device; none is given")
-        self.spec, self.na, self.track, self.progress = spec, spec.netadapt, track, progress
+        self.na, self.progress = spec.netadapt, progress
         self.dataset, space = load_job(spec)
         self.space = PrunedSpace(space, self.na.channel_step)
         self.device_spec = spec.devices[0]
@@ -139,6 +146,8 @@ class NetAdaptJob:
         self.device_name = self.latency.name
         self.work = spec.run_dir() / "netadapt"
         self.start = self.space.unpruned(space.resolve(self.na.start))
+        self.state: dict[str, Any] = {}
+        self.model: torch.nn.Module | None = None
 
     # ---- latency -------------------------------------------------------------------------
     def price(self, config: PrunedConfig) -> float:
@@ -189,18 +198,32 @@ class NetAdaptJob:
         return na.budget_ms if na.budget_ms is not None else na.budget_ratio * start_ms
 
     # ---- state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return self.state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = state
+        self.tracking_run_id = state["run_id"]
+        if self.model is None:  # a fresh start holds its model already
+            _, self.model = load_pruned(self.work / state["checkpoint"], self.space)
+
     def _state_path(self) -> Path:
         return self.work / "state.json"
 
-    def _save_state(self, state: dict[str, Any]) -> None:
+    def _save_state(self) -> None:
         path = self._state_path()
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
+        tmp.write_text(json.dumps(self.state, indent=1))
         os.replace(tmp, path)
 
-    def _load_or_start(self) -> tuple[dict[str, Any], torch.nn.Module]:
-        from nas.jobs import subnet_evaluator
+    def load_checkpoint(self) -> dict[str, Any]:
+        """The last finished iteration's state, or a fresh start's (the start model scored and
+        saved as iteration 0).
 
+        Raises:
+            NASError: the stored state is another start or device's.
+            SpecError: the budget is not below the start's latency.
+        """
         self.work.mkdir(parents=True, exist_ok=True)
         path = self._state_path()
         if path.is_file():
@@ -211,20 +234,31 @@ class NetAdaptJob:
                     f"spec starts from {self.start} for {self.device_name}: delete {self.work} "
                     "or rename the job"
                 )
-            config, model = load_pruned(self.work / state["checkpoint"], self.space)
             self.progress(
-                f"resuming after iteration {state['iteration']}: {config} "
+                f"resuming after iteration {state['iteration']}: {state['config']} "
                 f"({state['latency_ms']:.3f} ms predicted)"
             )
-            return state, model
+        else:
+            state = self._start_state()
+        self.target = self.target_ms(state["start_latency_ms"])
+        if self.target >= state["start_latency_ms"]:
+            raise SpecError(
+                f"netadapt.budget_ms = {self.target:g} is not below the start's predicted latency "
+                f"({state['start_latency_ms']:.3f} ms on {self.device_name}): nothing to prune"
+            )
+        return state
+
+    def _start_state(self) -> dict[str, Any]:
+        from nas.jobs import subnet_evaluator
+
         _, evaluator = subnet_evaluator(self.spec, dataset=self.dataset)
-        model = evaluator.subnet(self.start.base)
+        self.model = evaluator.subnet(self.start.base)
         start_ms = self.price(self.start)
         val = _val_accuracy(
-            model, self.dataset, _val_split(self.spec, self.dataset), self.start.resolution
+            self.model, self.dataset, _val_split(self.spec, self.dataset), self.start.resolution
         )
-        save_pruned(self.work / "iter_000.pt", self.start, model)
-        state = {
+        save_pruned(self.work / "iter_000.pt", self.start, self.model)
+        self.state = {
             "start": str(self.start),
             "device": self.device_name,
             "dtype": self.dtype,
@@ -240,209 +274,198 @@ class NetAdaptJob:
             "history": [],
             "run_id": None,
         }
-        self._save_state(state)
-        return state, model
+        self._save_state()
+        return self.state
 
     # ---- the job -------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        state, model = self._load_or_start()
-        target = self.target_ms(state["start_latency_ms"])
-        if target >= state["start_latency_ms"]:
-            raise SpecError(
-                f"netadapt.budget_ms = {target:g} is not below the start's predicted latency "
-                f"({state['start_latency_ms']:.3f} ms on {self.device_name}): nothing to prune"
-            )
-        run = self._open_run(state, target)
-        try:
-            state, model = self._iterate(state, model, target, run)
-            return self._finish(state, model, run, target)
-        finally:
-            if run is not None:
-                import mlflow
+    def run_name(self) -> str:
+        return f"netadapt-{self.device_name}"
 
-                mlflow.end_run()
+    def run_tags(self) -> dict[str, str]:
+        return {"job": "netadapt", "device": self.device_name, "start": str(self.start)}
 
-    def _open_run(self, state: dict[str, Any], target: float) -> Any:
-        if not self.track:
-            return None
-        import mlflow
-
-        from nas.tracking import start_job_run
-
-        run = start_job_run(
-            self.spec.name,
-            f"netadapt-{self.device_name}",
-            spec_uri=self.spec.tracking_uri,
-            run_id=state["run_id"],
+    def _setup_tracking(self, tracker: JobRun) -> None:
+        if self.state["run_id"] is not None:
+            return
+        self.state["run_id"] = tracker.run_id
+        self._save_state()
+        tracker.log_params(
+            {
+                **{f"netadapt.{k}": v for k, v in dataclasses.asdict(self.na).items()},
+                "device": self.device_name,
+                "lut": self.device_spec.lut,
+                "target_latency_ms": round(self.target, 4),
+            }
         )
-        if state["run_id"] is None:
-            state["run_id"] = run.info.run_id
-            self._save_state(state)
-            mlflow.set_tags(
-                {"job": "netadapt", "device": self.device_name, "start": state["start"]}
-            )
-            mlflow.log_params(
-                {
-                    **{f"netadapt.{k}": v for k, v in dataclasses.asdict(self.na).items()},
-                    "device": self.device_name,
-                    "lut": self.device_spec.lut,
-                    "target_latency_ms": round(target, 4),
-                }
-            )
-            mlflow.log_metrics(
-                {
-                    "latency_predicted_ms": state["start_latency_ms"],
-                    "latency_measured_ms": state["start_measured_ms"],
-                    "val_accuracy": state["start_val_accuracy"],
-                },
-                step=0,
-            )
-        return run
+        tracker.log_metrics(
+            {
+                "latency_predicted_ms": self.state["start_latency_ms"],
+                "latency_measured_ms": self.state["start_measured_ms"],
+                "val_accuracy": self.state["start_val_accuracy"],
+            },
+            step=0,
+        )
 
-    def _workers(self) -> list:
-        import ray
+    def _run(self) -> dict[str, Any]:
+        self._iterate()
+        return self._finish()
 
-        from nas.cluster import init_ray, spec_to_dict, wait_ready
-
-        na = self.na
-        init_ray(na.workers * na.threads_per_worker)
-        cls = ray.remote(num_cpus=na.threads_per_worker)(PruneWorker)
-        spec_dict = spec_to_dict(self.spec)
-        actors = [cls.remote(spec_dict, na.threads_per_worker) for _ in range(na.workers)]
-        wait_ready(actors, "a NetAdapt worker")
-        return actors
-
-    def _iterate(
-        self, state: dict[str, Any], model: torch.nn.Module, target: float, run: Any
-    ) -> tuple[dict[str, Any], torch.nn.Module]:
-        import ray
-
-        na = self.na
-        start_ms = state["start_latency_ms"]
-        actors = None
-        while state["latency_ms"] > target + 1e-9 and state["iteration"] < na.max_iterations:
+    def _iterate(self) -> None:
+        """Iterations until the budget (or ``max_iterations``); the workers start with the first
+        one that needs them."""
+        na, state, pool = self.na, self.state, None
+        while state["latency_ms"] > self.target + 1e-9 and state["iteration"] < na.max_iterations:
             k = state["iteration"]
             current = self.space.parse(state["config"])
-            reduction = min(na.initial_ratio * na.decay**k * start_ms, state["latency_ms"] - target)
+            start_ms = state["start_latency_ms"]
+            reduction = min(
+                na.initial_ratio * na.decay**k * start_ms, state["latency_ms"] - self.target
+            )
             began = time.perf_counter()
             proposals = self.proposals(current, state["latency_ms"], reduction)
             if not proposals:
                 raise NASError(
                     f"iteration {k + 1}: no single layer of {current} can remove "
-                    f"{reduction:.3f} ms "
-                    f"(now {state['latency_ms']:.3f} ms, budget {target:.3f} ms); lower "
-                    "netadapt.initial_ratio or netadapt.decay, or raise the budget"
+                    f"{reduction:.3f} ms (now {state['latency_ms']:.3f} ms, budget "
+                    f"{self.target:.3f} ms); lower netadapt.initial_ratio or netadapt.decay, or "
+                    "raise the budget"
                 )
             self.progress(
                 f"iteration {k + 1}: {state['latency_ms']:.3f} -> <= "
                 f"{state['latency_ms'] - reduction:.3f} ms, {len(proposals)} proposals"
             )
-            if actors is None:
-                actors = self._workers()
-            model_ref = ray.put(model)
-            seed = self.spec.seed * 1000 + k
-            refs = {
-                actors[i % len(actors)].short_term.remote(
-                    model_ref, p.unit, p.width, p.config.resolution, seed
-                ): p
-                for i, p in enumerate(proposals)
-            }
-            results: list[tuple[Proposal, dict[str, Any]]] = []
-            pending = list(refs)
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                try:
-                    out = ray.get(done[0])
-                except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as e:
-                    raise NASError(
-                        f"iteration {k + 1}: a NetAdapt worker failed ({e}); run the same command "
-                        f"again to resume after iteration {k}"
-                    ) from e
-                p = refs[done[0]]
-                results.append((p, out))
-                self.progress(
-                    f"  {p.unit} -> {p.width}: {p.latency_ms:.3f} ms, val {out['accuracy']:.4f} "
-                    f"({len(results)}/{len(proposals)})"
-                )
-            best, out = max(results, key=lambda r: (r[1]["accuracy"], -r[0].latency_ms))
-            measured = {
-                str(p.config): self.measure(p.config) for p, _ in results
-            }  # every worker idle: the host is quiet
-            model = out["model"].eval()
-            name = f"iter_{k + 1:03d}.pt"
-            save_pruned(self.work / name, best.config, model)
-            row = {
-                "iteration": k + 1,
-                "reduction_ms": reduction,
-                "kept": best.unit,
-                "width": best.width,
-                "config": str(best.config),
-                "latency_ms": best.latency_ms,
-                "measured_ms": measured[str(best.config)],
-                "val_accuracy": out["accuracy"],
-                "seconds": time.perf_counter() - began,
-                "proposals": [
-                    {
-                        "unit": p.unit,
-                        "width": p.width,
-                        "latency_ms": p.latency_ms,
-                        "measured_ms": measured[str(p.config)],
-                        "val_accuracy": o["accuracy"],
-                    }
-                    for p, o in results
-                ],
-            }
-            if run is not None:
-                self._log_iteration(row, results, best)
-            state.update(
-                iteration=k + 1,
-                config=str(best.config),
-                latency_ms=best.latency_ms,
-                val_accuracy=out["accuracy"],
-                checkpoint=name,
-                short_term_steps_total=state["short_term_steps_total"] + na.short_term_steps,
-            )
-            state["history"].append(row)
-            for stale in ("finetuned", "exported", "final_val_accuracy"):  # a longer re-run
-                state.pop(stale, None)
-            self._save_state(state)
-            (self.work / f"iter_{k:03d}.pt").unlink(missing_ok=True)  # keep the last one only
-            self.progress(
-                f"iteration {k + 1}: kept {best.unit} -> {best.width}: "
-                f"{best.latency_ms:.3f} ms predicted, {row['measured_ms']:.3f} measured, "
-                f"val {out['accuracy']:.4f} ({row['seconds']:.0f} s)"
-            )
-        if actors is not None:
-            for a in actors:
-                ray.kill(a)
-        if state["latency_ms"] > target + 1e-9:
+            pool = pool or self._pool()
+            results = self._short_term(pool, proposals, k)
+            self._keep(k, reduction, results, began)
+        if pool is not None:
+            pool.close()
+        if state["latency_ms"] > self.target + 1e-9:
             logger.warning(
                 "stopped after netadapt.max_iterations = %d at %.3f ms (budget %.3f ms)",
                 na.max_iterations,
                 state["latency_ms"],
-                target,
+                self.target,
             )
-        return state, model
+
+    def _pool(self) -> Any:
+        import ray
+
+        from nas.cluster import spec_to_dict
+
+        na = self.na
+        self.start_ray(na.workers * na.threads_per_worker)
+        return self.actor_pool(
+            ray.remote(num_cpus=na.threads_per_worker)(PruneWorker),
+            (spec_to_dict(self.spec), na.threads_per_worker),
+            size=na.workers,
+            max_failures=max(10, 2 * na.workers),
+            what="a NetAdapt worker",
+        )
+
+    def _short_term(
+        self, pool: Any, proposals: list[Proposal], k: int
+    ) -> list[tuple[Proposal, dict[str, Any]]]:
+        """Every proposal pruned, briefly fine-tuned and scored on the pool; one that raised is
+        dropped with a warning (a worker that died is replaced and its proposal run again)."""
+        import ray
+
+        model_ref = ray.put(self.model)
+        seed = self.spec.seed * 1000 + k
+        for p in proposals:
+            pool.submit(p, "short_term", model_ref, p.unit, p.width, p.config.resolution, seed)
+        results, errors = [], []
+        for done in pool.as_completed():
+            p = done.item
+            if not done.ok:
+                errors.append(f"{p.unit} -> {p.width}: {done.error}")
+                logger.warning("iteration %d: proposal %s", k + 1, errors[-1])
+                continue
+            results.append((p, done.value))
+            self.progress(
+                f"  {p.unit} -> {p.width}: {p.latency_ms:.3f} ms, val "
+                f"{done.value['accuracy']:.4f} ({len(results)}/{len(proposals)})"
+            )
+        if not results:
+            raise NASError(
+                f"iteration {k + 1}: every proposal failed ({errors[-1]}); run the same command "
+                f"again to resume after iteration {k}"
+            )
+        return results
+
+    def _keep(
+        self,
+        k: int,
+        reduction: float,
+        results: list[tuple[Proposal, dict[str, Any]]],
+        began: float,
+    ) -> None:
+        """Keep the most accurate proposal: checkpoint, state row, MLflow."""
+        state = self.state
+        best, out = max(results, key=lambda r: (r[1]["accuracy"], -r[0].latency_ms))
+        # measured once every worker is idle: the host is quiet
+        measured = {str(p.config): self.measure(p.config) for p, _ in results}
+        self.model = out["model"].eval()
+        name = f"iter_{k + 1:03d}.pt"
+        save_pruned(self.work / name, best.config, self.model)
+        row = {
+            "iteration": k + 1,
+            "reduction_ms": reduction,
+            "kept": best.unit,
+            "width": best.width,
+            "config": str(best.config),
+            "latency_ms": best.latency_ms,
+            "measured_ms": measured[str(best.config)],
+            "val_accuracy": out["accuracy"],
+            "seconds": time.perf_counter() - began,
+            "proposals": [
+                {
+                    "unit": p.unit,
+                    "width": p.width,
+                    "latency_ms": p.latency_ms,
+                    "measured_ms": measured[str(p.config)],
+                    "val_accuracy": o["accuracy"],
+                }
+                for p, o in results
+            ],
+        }
+        if self.tracker is not None:
+            self._log_iteration(row, results, best)
+        state.update(
+            iteration=k + 1,
+            config=str(best.config),
+            latency_ms=best.latency_ms,
+            val_accuracy=out["accuracy"],
+            checkpoint=name,
+            short_term_steps_total=state["short_term_steps_total"] + self.na.short_term_steps,
+        )
+        state["history"].append(row)
+        for stale in ("finetuned", "exported", "final_val_accuracy"):  # a longer re-run
+            state.pop(stale, None)
+        self._save_state()
+        (self.work / f"iter_{k:03d}.pt").unlink(missing_ok=True)  # keep the last one only
+        self.progress(
+            f"iteration {k + 1}: kept {best.unit} -> {best.width}: "
+            f"{best.latency_ms:.3f} ms predicted, {row['measured_ms']:.3f} measured, "
+            f"val {out['accuracy']:.4f} ({row['seconds']:.0f} s)"
+        )
 
     def _log_iteration(self, row: dict[str, Any], results: list, best: Proposal) -> None:
-        import mlflow
-
         k = row["iteration"]
         for (p, out), logged in zip(results, row["proposals"], strict=True):
-            with mlflow.start_run(run_name=f"iter{k:02d}-{p.unit}", nested=True):
-                mlflow.log_params(
-                    {"iteration": k, "unit": p.unit, "width": p.width, "config": str(p.config)}
-                )
-                mlflow.log_metrics(
-                    {
-                        "latency_predicted_ms": p.latency_ms,
-                        "latency_measured_ms": logged["measured_ms"],
-                        "val_accuracy": out["accuracy"],
-                        "short_term_seconds": out["seconds"],
-                    }
-                )
-                mlflow.set_tag("kept", str(p is best).lower())
-        mlflow.log_metrics(
+            self.tracker.add_child(
+                (k, p.unit),
+                f"iter{k:02d}-{p.unit}",
+                params={"iteration": k, "unit": p.unit, "width": p.width, "config": str(p.config)},
+                metrics={
+                    "latency_predicted_ms": p.latency_ms,
+                    "latency_measured_ms": logged["measured_ms"],
+                    "val_accuracy": out["accuracy"],
+                    "short_term_seconds": out["seconds"],
+                },
+                tags={"kept": str(p is best).lower()},
+            )
+        self.tracker.flush()
+        self.tracker.log_metrics(
             {
                 "latency_predicted_ms": row["latency_ms"],
                 "latency_measured_ms": row["measured_ms"],
@@ -452,11 +475,10 @@ class NetAdaptJob:
             step=k,
         )
 
-    def _finish(
-        self, state: dict[str, Any], model: torch.nn.Module, run: Any, target: float
-    ) -> dict[str, Any]:
+    def _finish(self) -> dict[str, Any]:
         from nas.supernet import finetune
 
+        state, model = self.state, self.model
         config = self.space.parse(state["config"])
         if not state.get("finetuned"):
             self.progress(f"long-term fine-tuning: {self.na.long_term_epochs} epoch(s)")
@@ -479,13 +501,13 @@ class NetAdaptJob:
                 final_val_accuracy=val,
                 long_term_seconds=time.perf_counter() - began,
             )
-            self._save_state(state)
+            self._save_state()
         summary = {
             "start": state["start"],
             "config": str(config),
             "device": self.device_name,
             "iterations": state["iteration"],
-            "target_latency_ms": target,
+            "target_latency_ms": self.target,
             "start_latency_ms": state["start_latency_ms"],
             "start_measured_ms": state["start_measured_ms"],
             "start_val_accuracy": state["start_val_accuracy"],
@@ -495,27 +517,21 @@ class NetAdaptJob:
             "checkpoint": str(self.work / "final.pt"),
             "run_id": state["run_id"],
         }
-        if run is not None:
-            import mlflow
-
-            mlflow.log_metric("final_val_accuracy", state["final_val_accuracy"])
-            mlflow.end_run()  # registration reopens the run by id
+        if self.tracker is not None:
+            self.tracker.log_metrics({"final_val_accuracy": state["final_val_accuracy"]})
         if self.spec.export.enabled:
-            summary["exported"] = self._export(state, config, model, run)
-        if run is not None:
-            from mlflow.tracking import MlflowClient
-
-            MlflowClient().log_dict(run.info.run_id, state, "netadapt_state.json")
+            summary["exported"] = self._export(config)
+        if self.tracker is not None:
+            self.tracker.log_dict(state, "netadapt_state.json")
         return summary
 
-    def _export(
-        self, state: dict[str, Any], config: PrunedConfig, model: torch.nn.Module, run: Any
-    ) -> list[dict[str, Any]]:
+    def _export(self, config: PrunedConfig) -> list[dict[str, Any]]:
         """The final model exported and verified (parity, test accuracy of each file, measured
         latency next to the prediction), then registered as ``<job>-<device>`` when tracked."""
         from nas.export import export_subnet
         from nas.tracking.registry import DEFAULT_FORMAT
 
+        state = self.state
         if state.get("exported"):
             return state["exported"]
         formats = list(self.spec.export.formats) or [DEFAULT_FORMAT[self.dtype]]
@@ -523,7 +539,7 @@ class NetAdaptJob:
         files = export_subnet(
             self.space,
             config,
-            model,
+            self.model,
             self.dataset,
             self.work / "export",
             formats=formats,
@@ -531,36 +547,37 @@ class NetAdaptJob:
             threads=self.latency.device.threads or 1,
             qat_epochs=self.spec.export.qat_epochs,
         )
-        if run is not None:
-            from mlflow.tracking import MlflowClient
-
-            from nas.tracking.registry import (
-                ensure_registered_model,
-                register_files,
-                registered_name,
-                set_aliases,
-            )
-
-            client = MlflowClient()
-            name = registered_name(self.spec.name, self.device_name)
-            ensure_registered_model(
-                client,
-                name,
-                self.device_name,
-                self.spec.name,
-                f"NetAdapt-pruned models of {self.spec.name} for {self.device_name}",
-            )
-            row = {"config": str(config), "accuracy": state["final_val_accuracy"]}
-            register_files(
-                client,
-                name,
-                run.info.run_id,
-                row,
-                self.device_name,
-                files,
-                self.na.long_term_epochs,
-            )
-            set_aliases(client, name, formats[0], [])
+        if self.tracker is not None:
+            self._register(config, files, formats)
         state["exported"] = [f.summary() for f in files]
-        self._save_state(state)
+        self._save_state()
         return state["exported"]
+
+    def _register(self, config: PrunedConfig, files: list, formats: list[str]) -> None:
+        from nas.tracking.registry import (
+            ensure_registered_model,
+            register_files,
+            registered_name,
+            set_aliases,
+        )
+
+        client = self.tracker.client
+        name = registered_name(self.spec.name, self.device_name)
+        ensure_registered_model(
+            client,
+            name,
+            self.device_name,
+            self.spec.name,
+            f"NetAdapt-pruned models of {self.spec.name} for {self.device_name}",
+        )
+        row = {"config": str(config), "accuracy": self.state["final_val_accuracy"]}
+        register_files(
+            client,
+            name,
+            self.tracker.run_id,
+            row,
+            self.device_name,
+            files,
+            self.na.long_term_epochs,
+        )
+        set_aliases(client, name, formats[0], [])

@@ -4,6 +4,7 @@ same spec resumes the study."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -13,13 +14,14 @@ from typing import Any
 
 import optuna
 
-from nas.cluster import init_ray, spec_to_dict, wait_ready
-from nas.errors import NASError
+from nas.cluster import spec_to_dict
+from nas.job import Job
 from nas.latency import build_latency
 from nas.search._pareto import hypervolume_2d, pareto_front
 from nas.search._samplers import make_proposer, make_sampler
 from nas.search._workers import make_worker_class
 from nas.spec import RunSpec
+from nas.tracking import JobRun
 from search_spaces import SearchSpace
 
 __all__ = ["SearchJob", "SearchResult", "make_sampler", "open_study"]
@@ -102,7 +104,13 @@ def recover_interrupted(study: optuna.Study) -> int:
     return n
 
 
-class SearchJob:
+class SearchJob(Job):
+    """One ``nas search`` job: the study in its journal (resumed by re-running the spec), one
+    MLflow parent run per study (found again by its tags), one child run per evaluated trial."""
+
+    kind = "search"
+    resume_run_by_tags = True
+
     def __init__(
         self,
         spec: RunSpec,
@@ -110,15 +118,16 @@ class SearchJob:
         track: bool = True,
         progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        super().__init__(spec, track=track)
         if not spec.devices:
             from nas.errors import SpecError
 
             raise SpecError(
                 "devices: a search needs at least one latency table (devices: [{lut: DIR}])"
             )
-        self.spec = spec
-        self.track = track
         self.progress = progress
+        #: trial number -> its MLflow child run
+        self.trial_runs: dict[int, str] = {}
         self.space = self._space()
         self.devices = [
             build_latency(spec.resolve_path(d.lut), self.space, dtype=d.dtype) for d in spec.devices
@@ -163,156 +172,62 @@ class SearchJob:
         return [table[o] for o in self.spec.search.objectives]
 
     # ---- the job -------------------------------------------------------------------------
-    def run(
+    def run(  # type: ignore[override]
         self, trials: int | None = None, workers: int | None = None, export: bool = True
     ) -> SearchResult:
         """Run the study to ``trials`` complete trials; then (``export`` and the spec's
         ``export.enabled``, with MLflow tracking and a supernet evaluator) export, verify and
-        register each device's Pareto models."""
-        import ray
+        register each device's Pareto models. The template (:class:`nas.job.Job`) ends the MLflow
+        run FINISHED, FAILED or KILLED and stops the workers whatever happens.
 
+        Raises:
+            NASError: the workers could not start, or too many trials failed.
+        """
+        return super().run(trials=trials, workers=workers, export=export)
+
+    def state_dict(self) -> dict[str, Any]:
+        # the study lives in its journal and the parent run is found by its tags
+        return {"tracking_run_id": self.tracking_run_id}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracking_run_id = state.get("tracking_run_id")
+
+    def run_name(self) -> str:
+        return f"study-{self.spec.name}"
+
+    def run_tags(self) -> dict[str, str]:
+        return {"nas.role": "study", "nas.study": self.spec.name}
+
+    def _run(self, trials: int | None, workers: int | None, export: bool) -> SearchResult:
         spec = self.spec
         trials = trials or spec.search.trials
         workers = workers or spec.search.workers
+        threads = spec.search.threads_per_worker
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = open_study(spec)
         seed_extremes(study, self.space)
         recover_interrupted(study)
-        tracker = _Tracker(spec, self) if self.track else None
         start = time.perf_counter()
-        deadline = start + 60 * spec.search.timeout_minutes if spec.search.timeout_minutes else None
-
-        init_ray(workers * spec.search.threads_per_worker)
-        worker_cls = make_worker_class(spec.search.threads_per_worker)
-        spec_dict = spec_to_dict(spec)
-        actors = [
-            worker_cls.remote(spec_dict, spec.search.threads_per_worker) for _ in range(workers)
-        ]
-        wait_ready(actors, "a search worker")
-        idle = list(actors)
-        inflight: dict[Any, tuple[optuna.trial.Trial, Any, dict, Any, float]] = {}
-        cache = {
-            t.user_attrs.get("config"): t
-            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        }
-        stats = {"eval_seconds": 0.0, "dispatched": 0, "cached": 0, "failed": 0}
-        max_failures = max(10, trials)  # a bound, so that a broken evaluator cannot loop forever
-        last_error = ""
-
-        done_count = len(
-            study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        self.start_ray(workers * threads)
+        pool = self.actor_pool(
+            make_worker_class(threads),
+            (spec_to_dict(spec), threads),
+            size=workers,
+            max_failures=max(10, trials),  # a bound, so that a broken evaluator cannot loop forever
+            what="a search worker",
         )
-        proposer = self._proposer()
-        proposals: list = []
-        try:
-            while True:
-                if stats["failed"] >= max_failures:
-                    raise NASError(
-                        f"{stats['failed']} trials failed, giving up; last error: {last_error}"
-                    )
-                while (
-                    idle
-                    and stats["failed"] < max_failures
-                    and done_count + len(inflight) < trials
-                    and (deadline is None or time.perf_counter() < deadline)
-                ):
-                    if proposer is not None and not proposals:
-                        proposals.extend(self._propose(study, proposer, done_count))
-                    if proposals:
-                        study.enqueue_trial(self.space.trial_params(proposals.pop(0)))
-                    trial = study.ask()
-                    config = self.space.suggest(trial)
-                    priced = self._price(config)
-                    trial.set_user_attr("config", str(config))
-                    trial.set_user_attr("latency_ms", priced["latency_ms"])
-                    if spec.search.max_latency_ms is not None:
-                        trial.set_constraint(
-                            "latency",
-                            priced["latency_ms"][self.device_names[0]] - spec.search.max_latency_ms,
-                        )
-                    hit = cache.get(str(config))
-                    if hit is not None:  # the same subnet again (inactive-block params differ)
-                        accuracy = hit.user_attrs["accuracy"]
-                        trial.set_user_attr("accuracy", accuracy)
-                        trial.set_user_attr("duplicate_of", hit.number)
-                        study.tell(trial, self._values(accuracy, priced))
-                        stats["cached"] += 1
-                        done_count += 1
-                        continue
-                    actor = idle.pop()
-                    ref = actor.evaluate.remote(str(config))
-                    inflight[ref] = (trial, config, priced, actor, time.perf_counter())
-                    stats["dispatched"] += 1
-                if not inflight:
-                    break
-                ready, _ = ray.wait(list(inflight), num_returns=1)
-                ref = ready[0]
-                trial, config, priced, actor, sent = inflight.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayActorError as e:
-                    logger.warning(
-                        "worker died on trial %d (%s): replacing it and re-queuing the trial",
-                        trial.number,
-                        e,
-                    )
-                    last_error = f"worker died: {e}"
-                    trial.set_user_attr("error", last_error[:2000])
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
-                    stats["failed"] += 1
-                    replacement = worker_cls.remote(spec_dict, spec.search.threads_per_worker)
-                    actors.append(replacement)
-                    idle.append(replacement)
-                    continue
-                except ray.exceptions.RayTaskError as e:
-                    logger.warning(
-                        "trial %d failed: %s", trial.number, e.cause if hasattr(e, "cause") else e
-                    )
-                    last_error = str(getattr(e, "cause", e))
-                    trial.set_user_attr("error", last_error[:2000])
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    stats["failed"] += 1
-                    idle.append(actor)
-                    continue
-                idle.append(actor)
-                accuracy = result["accuracy"]
-                trial.set_user_attr("accuracy", accuracy)
-                trial.set_user_attr("eval_seconds", result["eval_seconds"])
-                stats["eval_seconds"] += result["eval_seconds"]
-                if tracker is not None:
-                    trial.set_user_attr(
-                        "mlflow_run_id", tracker.log_trial(trial.number, config, accuracy, priced)
-                    )
-                frozen = study.tell(trial, self._values(accuracy, priced))
-                cache[str(config)] = frozen
-                done_count += 1
-                if self.progress is not None:
-                    self.progress(
-                        {
-                            "done": done_count,
-                            "total": trials,
-                            "trial": trial.number,
-                            **self._front_stats(study),
-                        }
-                    )
-        finally:
-            for actor in actors + idle:
-                try:
-                    ray.kill(actor)
-                except Exception:  # noqa: BLE001 - best-effort cleanup of already-dead actors
-                    pass
-        wall = time.perf_counter() - start
-        result = self._result(study, tracker)
-        result.timing = {"wall_seconds": wall, **stats}
-        if tracker is not None:
-            tracker.finish(study, result)
+        stats = _TrialLoop(self, study, pool, trials).run()
+        pool.close()
+        result = self._result(study)
+        result.timing = {"wall_seconds": time.perf_counter() - start, **stats}
+        if self.tracker is not None:
+            self._log_study(study, result)
             if export and spec.export.enabled:
-                result.registered = self._register(study, result.fronts)
+                result.registered = self._register(study, result.fronts, workers)
         return result
 
     def _register(
-        self, study: optuna.Study, fronts: dict[str, list[dict[str, Any]]]
+        self, study: optuna.Study, fronts: dict[str, list[dict[str, Any]]], workers: int
     ) -> dict[str, dict[str, Any]]:
         if self.spec.evaluator.kind != "supernet":
             logger.info("export skipped: the %s evaluator has no weights", self.spec.evaluator.kind)
@@ -322,12 +237,19 @@ class SearchJob:
         start = time.perf_counter()
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         run_ids = {
-            t.user_attrs["config"]: t.user_attrs["mlflow_run_id"]
+            t.user_attrs["config"]: self.trial_runs[t.number]
             for t in sorted(complete, key=lambda t: -t.number)  # the first trial of a config wins
-            if t.user_attrs.get("mlflow_run_id")
+            if t.number in self.trial_runs
         }
         registered = register_fronts(
-            self.spec, self, fronts, run_ids, self.spec.run_dir() / "export", progress=logger.info
+            self.spec,
+            self,
+            fronts,
+            run_ids,
+            self.spec.run_dir() / "export",
+            progress=logger.info,
+            workers=workers,
+            client=self.tracker.client,
         )
         logger.info("export and registration took %.0f s", time.perf_counter() - start)
         return registered
@@ -393,7 +315,7 @@ class SearchJob:
             )
         return out
 
-    def _result(self, study: optuna.Study, tracker: _Tracker | None) -> SearchResult:
+    def _result(self, study: optuna.Study) -> SearchResult:
         fronts = self.fronts(study)
         stats = self._front_stats(study)
 
@@ -406,7 +328,7 @@ class SearchJob:
 
         return SearchResult(
             experiment=self.spec.name,
-            parent_run_id=tracker.parent_id if tracker else None,
+            parent_run_id=self.tracking_run_id if self.tracker else None,
             n_complete=len(
                 study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
             ),
@@ -416,111 +338,183 @@ class SearchJob:
             timing={},
         )
 
-
-class _Tracker:
-    """MLflow: one parent run per study (found again on resume), one child run per trial."""
-
-    def __init__(self, spec: RunSpec, job: SearchJob) -> None:
-        import mlflow
-        from mlflow.tracking import MlflowClient
-
-        from nas.tracking import artifact_location, tracking_uri
-
-        uri = tracking_uri(spec.tracking_uri)
-        mlflow.set_tracking_uri(uri)
-        self.client = MlflowClient()
-        self.spec, self.job = spec, job
-        experiment = self.client.get_experiment_by_name(spec.name)
-        self.experiment_id = (
-            experiment.experiment_id
-            if experiment
-            else self.client.create_experiment(spec.name, artifact_location=artifact_location(uri))
-        )
-        existing = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`nas.role` = 'study' and tags.`nas.study` = '{spec.name}'",
-            max_results=1,
-        )
-        if existing:
-            self.parent_id = existing[0].info.run_id
-            self.client.set_terminated(self.parent_id, status="RUNNING")
-        else:
-            run = self.client.create_run(
-                self.experiment_id,
-                run_name=f"study-{spec.name}",
-                tags={"nas.role": "study", "nas.study": spec.name},
-            )
-            self.parent_id = run.info.run_id
-            self._log_setup()
-
-    def _log_setup(self) -> None:
-        from mlflow.entities import Param
-
+    # ---- tracking ------------------------------------------------------------------------
+    def _setup_tracking(self, tracker: JobRun) -> None:
+        """A new parent run records the study's setup, the spec and the tables it prices by."""
+        if tracker.resumed:
+            self.trial_runs = {int(n): r for n, r in tracker.children("nas.trial").items()}
+            return
         s = self.spec
-        params = {
-            "space": s.space,
-            "sampler": s.search.sampler,
-            "objectives": ",".join(s.search.objectives),
-            "evaluator": s.evaluator.kind,
-            "devices": ",".join(self.job.device_names),
-            "seed": s.seed,
-            "max_latency_ms": s.search.max_latency_ms,
-            "workers": s.search.workers,
-        }
-        self.client.log_batch(self.parent_id, params=[Param(k, str(v)) for k, v in params.items()])
-        if s.source:
-            self.client.log_artifact(self.parent_id, s.source, artifact_path="spec")
-        for d in s.devices:
-            self.client.log_artifacts(
-                self.parent_id, str(s.resolve_path(d.lut)), artifact_path=f"luts/{Path(d.lut).name}"
-            )
-
-    def log_trial(self, number: int, config: Any, accuracy: float, priced: dict[str, Any]) -> str:
-        from mlflow.entities import Metric, Param
-
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"trial-{number}",
-            tags={
-                "mlflow.parentRunId": self.parent_id,
-                "nas.role": "trial",
-                "nas.trial": str(number),
-                "config": str(config),
-            },
+        tracker.log_params(
+            {
+                "space": s.space,
+                "sampler": s.search.sampler,
+                "objectives": ",".join(s.search.objectives),
+                "evaluator": s.evaluator.kind,
+                "devices": ",".join(self.device_names),
+                "seed": s.seed,
+                "max_latency_ms": s.search.max_latency_ms,
+                "workers": s.search.workers,
+            }
         )
-        now = int(time.time() * 1000)
-        params = [Param("config", str(config))] + [
-            Param(k, str(v)) for k, v in config.fields().items()
-        ]
-        metrics = [
-            Metric("accuracy", accuracy, now, 0),
-            Metric("macs", priced["macs"], now, 0),
-            Metric("params", priced["params"], now, 0),
-        ]
-        metrics += [
-            Metric(f"latency_ms.{name}", ms, now, 0) for name, ms in priced["latency_ms"].items()
-        ]
-        self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
-        self.client.set_terminated(run.info.run_id)
-        return run.info.run_id
+        if s.source:
+            tracker.log_artifact(s.source, artifact_path="spec")
+        for d in s.devices:
+            tracker.log_artifacts(s.resolve_path(d.lut), artifact_path=f"luts/{Path(d.lut).name}")
 
-    def finish(self, study: optuna.Study, result: SearchResult) -> None:
+    def _log_trial(self, trial: optuna.trial.Trial, config: Any, priced: dict[str, Any]) -> None:
+        """Queue the trial's child run (written in batches, off the dispatch path)."""
+        metrics = {
+            "accuracy": trial.user_attrs["accuracy"],
+            "macs": priced["macs"],
+            "params": priced["params"],
+            **{f"latency_ms.{name}": ms for name, ms in priced["latency_ms"].items()},
+        }
+        self.tracker.add_child(
+            trial.number,
+            f"trial-{trial.number}",
+            params={"config": str(config), **config.fields()},
+            metrics=metrics,
+            tags={"nas.role": "trial", "nas.trial": trial.number, "config": str(config)},
+        )
+
+    def _flush_trials(self) -> None:
+        """Write the queued child runs (a finished trial's attributes can no longer change: the
+        driver keeps each trial's run id, and a resumed study reads them back from MLflow)."""
+        self.trial_runs.update(self.tracker.flush())
+
+    def _with_run_id(self, trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
+        """A copy of ``trial`` whose ``mlflow_run_id`` attribute names its child run."""
+        run_id = self.trial_runs.get(trial.number)
+        if run_id is None:
+            return trial
+        trial = copy.copy(trial)
+        trial.user_attrs = {**trial.user_attrs, "mlflow_run_id": run_id}
+        return trial
+
+    def _log_study(self, study: optuna.Study, result: SearchResult) -> None:
+        """Pareto tags on the trial runs, the study's metrics and report files."""
         import tempfile
 
         from nas.search._report import write_reports
 
-        fronts = self.job.fronts(study)
-        target = self.job.device_names[0]
+        fronts = {
+            name: [self._with_run_id(t) for t in front]
+            for name, front in self.fronts(study).items()
+        }
+        target = self.device_names[0]
         for name, front in fronts.items():
             for t in front:
                 run_id = t.user_attrs.get("mlflow_run_id")
                 if run_id:
-                    self.client.set_tag(run_id, f"pareto.{name}", "true")
-                    if name == target:
-                        self.client.set_tag(run_id, "pareto", "true")
-        self.client.log_metric(self.parent_id, "hypervolume", result.hypervolume)
-        self.client.log_metric(self.parent_id, "n_complete", result.n_complete)
+                    tags = {
+                        f"pareto.{name}": "true",
+                        **({"pareto": "true"} if name == target else {}),
+                    }
+                    self.tracker.set_tags(tags, run_id=run_id)
+        self.tracker.log_metrics(
+            {"hypervolume": result.hypervolume, "n_complete": result.n_complete}
+        )
         with tempfile.TemporaryDirectory() as tmp:
-            for path in write_reports(self.job, study, fronts, Path(tmp)):
-                self.client.log_artifact(self.parent_id, str(path), artifact_path="report")
-        self.client.set_terminated(self.parent_id)
+            for path in write_reports(self, study, fronts, Path(tmp)):
+                self.tracker.log_artifact(path, artifact_path="report")
+
+
+class _TrialLoop:
+    """The driver's dispatch loop: ask a trial whenever a worker is free, answer repeats of an
+    evaluated subnet from the cache, tell every result back; MLflow child runs are written
+    after dispatching, in batches."""
+
+    def __init__(self, job: SearchJob, study: optuna.Study, pool: Any, trials: int) -> None:
+        s = job.spec.search
+        self.job, self.study, self.pool, self.trials = job, study, pool, trials
+        self.deadline = time.perf_counter() + 60 * s.timeout_minutes if s.timeout_minutes else None
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        self.cache = {t.user_attrs.get("config"): t for t in complete}
+        self.done = len(complete)
+        self.stats = {"eval_seconds": 0.0, "dispatched": 0, "cached": 0, "failed": 0}
+        self.proposer = job._proposer()
+        self.proposals: list = []
+
+    def run(self) -> dict[str, Any]:
+        tracker = self.job.tracker
+        while True:
+            self._dispatch()
+            if tracker is not None and tracker.flush_due():
+                self._flush()
+            if not self.pool.pending:
+                break
+            wait = tracker.flush_seconds if tracker is not None else None
+            done = self.pool.next_completed(timeout=wait)
+            if done is not None:
+                self._collect(done)
+        if tracker is not None:
+            self._flush()
+        self.stats["worker_failures"] = self.pool.failures
+        return self.stats
+
+    def _flush(self) -> None:
+        self.job._flush_trials()
+
+    def _wanted(self) -> bool:
+        return self.done + self.pool.pending < self.trials and (
+            self.deadline is None or time.perf_counter() < self.deadline
+        )
+
+    def _dispatch(self) -> None:
+        while self.pool.free and self._wanted():
+            trial, config, priced = self._ask()
+            hit = self.cache.get(str(config))
+            if hit is not None:  # the same subnet again (inactive-block params differ)
+                accuracy = hit.user_attrs["accuracy"]
+                trial.set_user_attr("accuracy", accuracy)
+                trial.set_user_attr("duplicate_of", hit.number)
+                self.study.tell(trial, self.job._values(accuracy, priced))
+                self.stats["cached"] += 1
+                self.done += 1
+                continue
+            self.pool.submit((trial, config, priced), "evaluate", str(config))
+            self.stats["dispatched"] += 1
+
+    def _ask(self) -> tuple[optuna.trial.Trial, Any, dict[str, Any]]:
+        job, study = self.job, self.study
+        if self.proposer is not None and not self.proposals:
+            self.proposals.extend(job._propose(study, self.proposer, self.done))
+        if self.proposals:
+            study.enqueue_trial(job.space.trial_params(self.proposals.pop(0)))
+        trial = study.ask()
+        config = job.space.suggest(trial)
+        priced = job._price(config)
+        trial.set_user_attr("config", str(config))
+        trial.set_user_attr("latency_ms", priced["latency_ms"])
+        limit = job.spec.search.max_latency_ms
+        if limit is not None:
+            trial.set_constraint("latency", priced["latency_ms"][job.device_names[0]] - limit)
+        return trial, config, priced
+
+    def _collect(self, done: Any) -> None:
+        trial, config, priced = done.item
+        if done.worker_deaths:  # a replacement worker ran it again
+            trial.set_user_attr("worker_died", "; ".join(done.worker_deaths)[:2000])
+        if not done.ok:
+            trial.set_user_attr("error", done.error[:2000])
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self.stats["failed"] += 1
+            return
+        accuracy = done.value["accuracy"]
+        trial.set_user_attr("accuracy", accuracy)
+        trial.set_user_attr("eval_seconds", done.value["eval_seconds"])
+        self.stats["eval_seconds"] += done.value["eval_seconds"]
+        if self.job.tracker is not None:
+            self.job._log_trial(trial, config, priced)
+        self.cache[str(config)] = self.study.tell(trial, self.job._values(accuracy, priced))
+        self.done += 1
+        if self.job.progress is not None:
+            self.job.progress(
+                {
+                    "done": self.done,
+                    "total": self.trials,
+                    "trial": trial.number,
+                    **self.job._front_stats(self.study),
+                }
+            )

@@ -18,9 +18,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nas.data import ImageDataset, batches, resize
+from nas.job import Job
 from nas.spec import PhaseSpec, RunSpec
 from nas.supernet._checkpoint import atomic_save, save_weights
 from nas.supernet._evaluate import SubnetEvaluator
+from nas.tracking import JobRun
 from search_spaces import ElasticMBV3Space, MBV3Config
 
 __all__ = ["SupernetTrainer", "TrainResult"]
@@ -38,13 +40,16 @@ class TrainResult:
     mlflow_run_id: str | None
 
 
-class SupernetTrainer:
+class SupernetTrainer(Job):
     """Trains one supernet for a run spec.
 
-    ``run()`` owns the loop, logging, checkpoints and MLflow; ``state_dict()`` /
+    ``run()`` (the :class:`nas.job.Job` template) owns status, the MLflow run and resume;
+    ``_run()`` the loop and checkpoints; ``state_dict()`` /
     ``load_state_dict()`` hold everything a restarted process needs to resume exactly at the
     next epoch (the data order and subnet draws of an epoch derive from the seed and the epoch).
     """
+
+    kind = "train-supernet"
 
     def __init__(
         self,
@@ -56,9 +61,9 @@ class SupernetTrainer:
         track: bool = True,
         progress: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
-        self.spec, self.cfg, self.space, self.dataset = spec, spec.supernet, space, dataset
+        super().__init__(spec, track=track)
+        self.cfg, self.space, self.dataset = spec.supernet, space, dataset
         self.work_dir = work_dir
-        self.track = track
         self.progress = progress
         self.model = space.supernet().to(memory_format=torch.channels_last)
         decay, no_decay = [], []
@@ -80,7 +85,10 @@ class SupernetTrainer:
         self.epoch = 0  # epochs finished, over all phases
         self.seconds = 0.0
         self.history: list[dict[str, Any]] = []
-        self.mlflow_run_id: str | None = None
+
+    @property
+    def mlflow_run_id(self) -> str | None:
+        return self.tracking_run_id
 
     # ---- resumable state -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -98,7 +106,7 @@ class SupernetTrainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.seconds = state["epoch"], state["seconds"]
-        self.history, self.mlflow_run_id = state["history"], state["mlflow_run_id"]
+        self.history, self.tracking_run_id = state["history"], state["mlflow_run_id"]
 
     # ---- schedule --------------------------------------------------------------------------
     def phase_of(self, epoch: int) -> tuple[int, PhaseSpec, int]:
@@ -220,100 +228,78 @@ class SupernetTrainer:
         return out
 
     # ---- the job ---------------------------------------------------------------------------
-    def run(self) -> TrainResult:
+    def run_name(self) -> str:
+        return "train-supernet"
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        state_path = self.work_dir / STATE_FILE
+        if not state_path.is_file():
+            return None
+        logger.info("resuming from %s", state_path)
+        return torch.load(state_path, map_location="cpu", weights_only=False)
+
+    def _setup_tracking(self, tracker: JobRun) -> None:
+        if tracker.resumed:
+            return
+        tracker.log_params(
+            _flatten(
+                {
+                    "space": self.space.name,
+                    "seed": self.spec.seed,
+                    "supernet": dataclasses.asdict(self.cfg),
+                }
+            )
+        )
+        if self.spec.source:
+            tracker.log_artifact(self.spec.source, artifact_path="spec")
+
+    def _run(self) -> TrainResult:
         torch.set_num_threads(self.cfg.threads)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        state_path = self.work_dir / STATE_FILE
-        if state_path.is_file():
-            self.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=False))
+        while self.epoch < self.total_epochs:
+            start = time.perf_counter()
+            metrics = self._train_epoch(self.epoch)
+            metrics.update(self._validate())
+            elapsed = time.perf_counter() - start
+            self.seconds += elapsed
+            _, phase, _ = self.phase_of(self.epoch)
+            metrics.update(epoch_seconds=elapsed, train_seconds=self.seconds)
+            self.history.append({"epoch": self.epoch + 1, "phase": phase.name, **metrics})
+            self.epoch += 1
             logger.info(
-                "resuming from %s after epoch %d/%d", state_path, self.epoch, self.total_epochs
+                "epoch %d/%d (%s): loss %.3f, val top-1 largest %.4f smallest %.4f, %.0fs",
+                self.epoch,
+                self.total_epochs,
+                phase.name,
+                metrics["train_loss"],
+                metrics["val_acc_largest"],
+                metrics["val_acc_smallest"],
+                elapsed,
             )
-        run = self._start_tracking()
-        try:
-            while self.epoch < self.total_epochs:
-                start = time.perf_counter()
-                metrics = self._train_epoch(self.epoch)
-                metrics.update(self._validate())
-                elapsed = time.perf_counter() - start
-                self.seconds += elapsed
-                _, phase, _ = self.phase_of(self.epoch)
-                metrics.update(epoch_seconds=elapsed, train_seconds=self.seconds)
-                self.history.append({"epoch": self.epoch + 1, "phase": phase.name, **metrics})
-                self.epoch += 1
-                logger.info(
-                    "epoch %d/%d (%s): loss %.3f, val top-1 largest %.4f smallest %.4f, %.0fs",
-                    self.epoch,
-                    self.total_epochs,
-                    phase.name,
-                    metrics["train_loss"],
-                    metrics["val_acc_largest"],
-                    metrics["val_acc_smallest"],
-                    elapsed,
-                )
-                atomic_save(self.state_dict(), state_path)
-                if run is not None:
-                    import mlflow
-
-                    mlflow.log_metrics(metrics, step=self.epoch)
-            checkpoint = self.spec.resolve_path(self.cfg.checkpoint)
-            d = self.space.definition
-            save_weights(
-                checkpoint,
-                self.model.state_dict(),
-                space=self.space.name,
-                space_options={"n_classes": d.n_classes, "in_channels": d.in_channels},
-                meta={
-                    "spec": self.spec.name,
-                    "train_seconds": self.seconds,
-                    "epochs": self.epoch,
-                    "final": self.history[-1] if self.history else {},
-                    "mlflow_run_id": self.mlflow_run_id,
-                },
-                fp16=self.cfg.store_fp16,
-            )
-            if run is not None:
-                import mlflow
-
-                mlflow.log_metric("train_seconds_total", self.seconds)
-                mlflow.log_artifact(str(checkpoint), artifact_path="checkpoint")
-            logger.info("wrote %s (%.0f s of training)", checkpoint, self.seconds)
-            return TrainResult(
-                checkpoint, self.seconds, self.epoch, self.history, self.mlflow_run_id
-            )
-        finally:
-            if run is not None:
-                import mlflow
-
-                mlflow.end_run()
-
-    def _start_tracking(self):
-        if not self.track:
-            return None
-        import mlflow
-
-        from nas.tracking import start_job_run
-
-        run = start_job_run(
-            self.spec.name,
-            "train-supernet",
-            spec_uri=self.spec.tracking_uri,
-            run_id=self.mlflow_run_id,
+            atomic_save(self.state_dict(), self.work_dir / STATE_FILE)
+            if self.tracker is not None:
+                self.tracker.log_metrics(metrics, step=self.epoch)
+        checkpoint = self.spec.resolve_path(self.cfg.checkpoint)
+        d = self.space.definition
+        save_weights(
+            checkpoint,
+            self.model.state_dict(),
+            space=self.space.name,
+            space_options={"n_classes": d.n_classes, "in_channels": d.in_channels},
+            meta={
+                "spec": self.spec.name,
+                "train_seconds": self.seconds,
+                "epochs": self.epoch,
+                "final": self.history[-1] if self.history else {},
+                "mlflow_run_id": self.mlflow_run_id,
+            },
+            fp16=self.cfg.store_fp16,
         )
-        if self.mlflow_run_id is None:
-            self.mlflow_run_id = run.info.run_id
-            mlflow.log_params(
-                _flatten(
-                    {
-                        "space": self.space.name,
-                        "seed": self.spec.seed,
-                        "supernet": dataclasses.asdict(self.cfg),
-                    }
-                )
-            )
-            if self.spec.source:
-                mlflow.log_artifact(self.spec.source, artifact_path="spec")
-        return run
+        if self.tracker is not None:
+            self.tracker.log_metrics({"train_seconds_total": self.seconds})
+            self.tracker.log_artifact(checkpoint, artifact_path="checkpoint")
+        logger.info("wrote %s (%.0f s of training)", checkpoint, self.seconds)
+        return TrainResult(checkpoint, self.seconds, self.epoch, self.history, self.mlflow_run_id)
 
 
 def _at(x: torch.Tensor, resolution: int) -> torch.Tensor:

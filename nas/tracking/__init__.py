@@ -1,7 +1,8 @@
-"""MLflow tracking: where runs go and how jobs log to it. The model registry and ``nas pick``
-live in ``nas.tracking.registry`` (it imports mlflow's pyfunc on import)."""
+"""MLflow tracking: where runs go and how jobs log to it (:class:`JobRun`: every MLflow call of a
+job goes through it). The model registry and ``nas pick`` live in ``nas.tracking.registry`` (it
+imports mlflow's pyfunc on import)."""
 
-from nas.tracking._mlflow import start_job_run
+from nas.tracking._tracker import JobRun
 from nas.tracking._uri import artifact_location, tracking_uri
 
-__all__ = ["artifact_location", "start_job_run", "tracking_uri"]
+__all__ = ["JobRun", "artifact_location", "tracking_uri"]

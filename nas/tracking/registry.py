@@ -148,31 +148,62 @@ def register_fronts(
     out_dir: Path,
     *,
     progress: Callable[[str], None] = logger.info,
+    workers: int = 1,
+    client: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """Export, verify and register the chosen Pareto members of every device's front.
 
     ``fronts``: device name -> rows ``{"config", "accuracy", "latency_ms": {device: ms}}``;
-    ``run_ids``: config -> the trial's MLflow run. Resumable: a (trial, format) already
+    ``run_ids``: config -> the trial's MLflow run. The members export in parallel, one task per
+    member on an :class:`nas.pool.ActorPool` of ``workers`` actors (1 thread each; Ray must be
+    up or is started); this process registers each finished one (``client``: an
+    ``MlflowClient``, default the current tracking URI's). Resumable: a (trial, format) already
     registered is not exported again. Files that fail parity are logged, tagged on the trial run
     (``export.<format>``) and not registered. Returns, per device, the registered model's name,
     its versions and aliases.
+
+    Raises:
+        NASError: a member's export failed (the others are registered first; run again to retry
+            the failed ones), or the workers could not start.
     """
     from mlflow.tracking import MlflowClient
 
-    from nas.export import export_subnet
-    from nas.jobs import subnet_evaluator
-    from nas.supernet import finetune
-
-    client = MlflowClient()
-    space, evaluator = subnet_evaluator(spec)
+    client = client or MlflowClient()
     budgets = list(spec.export.budgets_ms) or (
         [spec.search.max_latency_ms] if spec.search.max_latency_ms is not None else []
     )
+    tasks, formats = _plan_exports(client, spec, job, fronts, run_ids, out_dir, budgets)
+    failed = _export_on_pool(client, spec, tasks, workers, progress) if tasks else []
+    summary = {
+        device: set_aliases(client, registered_name(spec.name, device), fmts[0], budgets)
+        for device, fmts in formats.items()
+    }
+    if failed:
+        from nas.errors import NASError
+
+        raise NASError(
+            f"{len(failed)} of {len(tasks)} export(s) failed (the others are registered; run "
+            f"again to retry): " + "; ".join(failed)
+        )
+    return summary
+
+
+def _plan_exports(
+    client: Any,
+    spec: Any,
+    job: Any,
+    fronts: dict[str, list[dict[str, Any]]],
+    run_ids: dict[str, str],
+    out_dir: Path,
+    budgets: list[float],
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """The export tasks (one per chosen member not registered yet in every format) and each
+    device's formats; the registered models are created here."""
     k = None if spec.export.select == "front" else spec.export.k
-    summary: dict[str, dict[str, Any]] = {}
-    for device, device_spec, model in zip(job.device_names, spec.devices, job.devices, strict=True):
+    tasks, formats = [], {}
+    for index, (device, device_spec) in enumerate(zip(job.device_names, spec.devices, strict=True)):
         name = registered_name(spec.name, device)
-        formats = list(spec.export.formats) or [DEFAULT_FORMAT[device_spec.dtype]]
+        formats[device] = list(spec.export.formats) or [DEFAULT_FORMAT[device_spec.dtype]]
         ensure_registered_model(
             client,
             name,
@@ -188,34 +219,70 @@ def register_fronts(
         rows = [
             {**r, "latency_ms": r["latency_ms"][device], "all": r} for r in fronts.get(device, [])
         ]
-        chosen = select_members(rows, k, budgets)
-        for i, row in enumerate(chosen, 1):
+        for row in select_members(rows, k, budgets):
             run_id = run_ids[row["config"]]
-            todo = [f for f in formats if (run_id, f) not in done]
-            if not todo:
+            todo = [f for f in formats[device] if (run_id, f) not in done]
+            if todo:
+                tasks.append(
+                    dict(
+                        device=device,
+                        index=index,
+                        name=name,
+                        row=row,
+                        run_id=run_id,
+                        todo=todo,
+                        out=str(out_dir / name),
+                    )
+                )
+    return tasks, formats
+
+
+def _export_on_pool(
+    client: Any,
+    spec: Any,
+    tasks: list[dict[str, Any]],
+    workers: int,
+    progress: Callable[[str], None],
+) -> list[str]:
+    """Run the tasks on a pool, registering each as it finishes; the failed ones' messages."""
+    import ray
+
+    from nas.cluster import spec_to_dict
+    from nas.pool import ActorPool
+    from nas.tracking._exporting import ExportWorker
+
+    actor = ray.remote(num_cpus=1)(ExportWorker)
+    size = max(1, min(workers, len(tasks)))
+    failed = []
+    with ActorPool(
+        actor,
+        (spec_to_dict(spec), 1),
+        size=size,
+        max_failures=len(tasks) + size,
+        what="an export worker",
+    ) as pool:
+        for i, t in enumerate(tasks, 1):
+            progress(f"{t['name']}: exporting {i}/{len(tasks)} {t['row']['config']}")
+            pool.submit(t, "export", t["index"], t["row"]["config"], t["out"], t["todo"])
+        for done in pool.as_completed():
+            t = done.item
+            if not done.ok:
+                logger.warning(
+                    "%s: export of %s failed: %s", t["name"], t["row"]["config"], done.error
+                )
+                failed.append(f"{t['row']['config']} ({t['device']}): {done.error}")
                 continue
-            progress(f"{name}: exporting {i}/{len(chosen)} {row['config']} as {', '.join(todo)}")
-            config = space.parse(row["config"])
-            subnet = finetune(
-                evaluator.subnet(config),
-                evaluator.dataset,
-                config.resolution,
+            progress(f"{t['name']}: exported {t['row']['config']} in {done.seconds:.0f} s")
+            register_files(
+                client,
+                t["name"],
+                t["run_id"],
+                t["row"],
+                t["device"],
+                done.value,
                 spec.export.finetune_epochs,
-                seed=spec.seed,
             )
-            files = export_subnet(
-                space,
-                config,
-                subnet,
-                evaluator.dataset,
-                out_dir / name,
-                formats=todo,
-                latency_model=model,
-                qat_epochs=spec.export.qat_epochs,
-            )
-            register_files(client, name, run_id, row, device, files, spec.export.finetune_epochs)
-        summary[device] = set_aliases(client, name, formats[0], budgets)
-    return summary
+    return failed
 
 
 def ensure_registered_model(

@@ -161,9 +161,9 @@ def test_failing_trials_and_a_dying_worker_do_not_stop_the_study(tmp_path, monke
     assert len(complete) == 12  # the job went on to its budget
     errors = [t.user_attrs.get("error", "") for t in failed]
     assert any("InjectedFault" in e or "injected fault" in e for e in errors), errors
-    (dead,) = [t for t in failed if t.user_attrs.get("error", "").startswith("worker died")]
-    requeued = [t for t in study.trials if t.user_attrs.get("requeued_from") == dead.number]
-    assert requeued and requeued[0].params == dead.params  # its parameters were asked again
+    # the trial a worker died on ran again on a replacement worker and completed
+    (dead,) = [t for t in complete if t.user_attrs.get("worker_died", "").startswith("worker died")]
+    assert dead.user_attrs["accuracy"] > 0
 
 
 @pytest.mark.slow

@@ -1,0 +1,188 @@
+"""A job's MLflow run, through one small API over ``MlflowClient``: open or resume the parent run,
+log params, metrics, artifacts and tags, add child runs (buffered, written in batches so that
+tracking never holds up the job's dispatch loop), and end with a status."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nas.tracking._uri import artifact_location, tracking_uri
+
+__all__ = ["JobRun"]
+
+logger = logging.getLogger(__name__)
+
+#: the statuses a job run can end with (MLflow's terminal ``RunStatus`` names)
+END_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+class JobRun:
+    """One job's parent run in experiment ``experiment`` (one experiment per job spec).
+
+    Child runs added with :meth:`add_child` are kept in memory and written by :meth:`flush`
+    (also when :meth:`flush_due` says so: every ``flush_every`` children or ``flush_seconds``),
+    and always by :meth:`end`. Not thread safe: the job's driver thread calls it.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        experiment_id: str,
+        run_id: str,
+        *,
+        resumed: bool,
+        flush_every: int = 20,
+        flush_seconds: float = 5.0,
+    ) -> None:
+        self.client, self.experiment_id, self.run_id = client, experiment_id, run_id
+        self.resumed = resumed
+        self.flush_every, self.flush_seconds = flush_every, flush_seconds
+        self._buffer: list[tuple[Any, str, dict, dict, dict]] = []
+        self._last_flush = time.monotonic()
+
+    @classmethod
+    def open(
+        cls,
+        experiment: str,
+        run_name: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        spec_uri: str | None = None,
+        run_id: str | None = None,
+        resume_by_tags: bool = False,
+    ) -> JobRun:
+        """Resume ``run_id`` when given; else, with ``resume_by_tags``, the experiment's run that
+        carries all of ``tags``; else start a new run with ``tags``. The tracking URI is
+        ``MLFLOW_TRACKING_URI``, else ``spec_uri``, else ``runs/mlflow.db`` (also set as MLflow's
+        current URI, for the model registry)."""
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        uri = tracking_uri(spec_uri)
+        mlflow.set_tracking_uri(uri)
+        client = MlflowClient(uri)
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = (
+            found.experiment_id
+            if found
+            else client.create_experiment(experiment, artifact_location=artifact_location(uri))
+        )
+        tags = dict(tags or {})
+        if run_id is None and resume_by_tags and tags:
+            query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+            existing = client.search_runs([experiment_id], filter_string=query, max_results=1)
+            run_id = existing[0].info.run_id if existing else None
+        if run_id is not None:
+            logger.info("resuming MLflow run %s", run_id)
+            client.update_run(run_id, status="RUNNING")
+            return cls(client, experiment_id, run_id, resumed=True)
+        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+        return cls(client, experiment_id, run.info.run_id, resumed=False)
+
+    # ---- the parent run ------------------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def set_tags(self, tags: Mapping[str, Any], run_id: str | None = None) -> None:
+        from mlflow.entities import RunTag
+
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        self.client.log_batch(run_id or self.run_id, tags=batch)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
+
+    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path=artifact_path)
+
+    def log_dict(self, data: Any, artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, data, artifact_file)
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Write the buffered children, then end the parent run with ``status``."""
+        if status not in END_STATUSES:
+            raise ValueError(f"status must be one of {END_STATUSES}, got {status!r}")
+        try:
+            self.flush()
+        finally:
+            self.client.set_terminated(self.run_id, status=status)
+
+    # ---- child runs ----------------------------------------------------------------------
+    def add_child(
+        self,
+        key: Any,
+        run_name: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue a finished child run; :meth:`flush` writes it and maps ``key`` to its id."""
+        self._buffer.append(
+            (key, run_name, dict(params or {}), dict(metrics or {}), dict(tags or {}))
+        )
+
+    def flush_due(self) -> bool:
+        return bool(self._buffer) and (
+            len(self._buffer) >= self.flush_every
+            or time.monotonic() - self._last_flush >= self.flush_seconds
+        )
+
+    def flush(self) -> dict[Any, str]:
+        """Write every queued child run; their keys -> run ids."""
+        buffer, self._buffer = self._buffer, []
+        out = {key: self._write_child(name, *record) for key, name, *record in buffer}
+        self._last_flush = time.monotonic()
+        return out
+
+    def child(
+        self,
+        run_name: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Write one finished child run now; its id."""
+        return self._write_child(
+            run_name, dict(params or {}), dict(metrics or {}), dict(tags or {})
+        )
+
+    def _write_child(self, run_name: str, params: dict, metrics: dict, tags: dict) -> str:
+        from mlflow.entities import Metric, Param
+
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=run_name,
+            tags={"mlflow.parentRunId": self.run_id, **{k: str(v) for k, v in tags.items()}},
+        )
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in params.items()],
+        )
+        self.client.set_terminated(run.info.run_id)
+        return run.info.run_id
+
+    def children(self, tag: str) -> dict[str, str]:
+        """This run's child runs already written: their ``tag`` value -> run id."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{self.run_id}'",
+            max_results=50000,  # the store's page limit; a study has fewer evaluated trials
+        )
+        return {r.data.tags[tag]: r.info.run_id for r in runs if tag in r.data.tags}
