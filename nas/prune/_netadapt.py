@@ -27,9 +27,8 @@ import torch
 
 from nas.errors import NASError, SpecError
 from nas.paths import runs_root
-from nas.prune._space import PrunedConfig, PrunedSpace
-from nas.prune._surgery import prune_to, prune_unit
 from nas.spec import RunSpec
+from search_spaces import PrunedConfig, PrunedSpace, pruned
 
 __all__ = ["NetAdaptJob", "PruneWorker", "load_pruned", "save_pruned"]
 
@@ -46,7 +45,7 @@ def load_pruned(path: Path, space: PrunedSpace) -> tuple[PrunedConfig, torch.nn.
     """A checkpoint written by :func:`save_pruned`: the structure is rebuilt from the config."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
     config = space.parse(blob["config"])
-    model = prune_to(space.base.build(config.base), space, config)
+    model = space.prune_to(space.base.build(config.base), config)
     model.load_state_dict(blob["state_dict"])
     return config, model.eval()
 
@@ -63,7 +62,8 @@ class PruneWorker:
         self.error: str | None = None
         try:
             self.spec = spec_from_dict(spec_dict)
-            self.dataset, _ = load_job(self.spec)
+            self.dataset, base = load_job(self.spec)
+            self.space = pruned(base, self.spec.netadapt.channel_step)
         except NASError as e:
             self.error = str(e)
             return
@@ -80,7 +80,7 @@ class PruneWorker:
         start = time.perf_counter()
         na = self.spec.netadapt
         model = copy.deepcopy(model)
-        prune_unit(model, unit, width)
+        self.space.prune_unit(model, unit, width)
         train_steps(
             model,
             self.dataset,
@@ -130,7 +130,7 @@ class NetAdaptJob:
             raise SpecError("devices: nas netadapt prunes for the first device; none is given")
         self.spec, self.na, self.track, self.progress = spec, spec.netadapt, track, progress
         self.dataset, space = load_job(spec)
-        self.space = PrunedSpace(space, self.na.channel_step)
+        self.space = pruned(space, self.na.channel_step)
         self.device_spec = spec.devices[0]
         self.dtype = self.device_spec.dtype
         self.latency = LatencyModel(spec.resolve_path(self.device_spec.lut), self.space)
@@ -147,7 +147,7 @@ class NetAdaptJob:
             n = fill_missing(
                 self.latency,
                 self.space.layers(config),
-                config.resolution,
+                self.space.input_shape(config)[1],
                 dtype=self.dtype,
                 cache_dir=runs_root() / "lut_cache",
             )
@@ -219,7 +219,10 @@ class NetAdaptJob:
         model = evaluator.subnet(self.start.base)
         start_ms = self.price(self.start)
         val = _val_accuracy(
-            model, self.dataset, _val_split(self.spec, self.dataset), self.start.resolution
+            model,
+            self.dataset,
+            _val_split(self.spec, self.dataset),
+            self.space.input_shape(self.start)[1],
         )
         save_pruned(self.work / "iter_000.pt", self.start, model)
         state = {
@@ -341,7 +344,7 @@ class NetAdaptJob:
             seed = self.spec.seed * 1000 + k
             refs = {
                 actors[i % len(actors)].short_term.remote(
-                    model_ref, p.unit, p.width, p.config.resolution, seed
+                    model_ref, p.unit, p.width, self.space.input_shape(p.config)[1], seed
                 ): p
                 for i, p in enumerate(proposals)
             }
@@ -462,14 +465,17 @@ class NetAdaptJob:
             finetune(
                 model,
                 self.dataset,
-                config.resolution,
+                self.space.input_shape(config)[1],
                 self.na.long_term_epochs,
                 lr=self.na.long_term_lr,
                 seed=self.spec.seed,
             )
             save_pruned(self.work / "final.pt", config, model)
             val = _val_accuracy(
-                model, self.dataset, _val_split(self.spec, self.dataset), config.resolution
+                model,
+                self.dataset,
+                _val_split(self.spec, self.dataset),
+                self.space.input_shape(config)[1],
             )
             state.update(
                 finetuned=True,
