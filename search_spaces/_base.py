@@ -67,9 +67,13 @@ class SearchSpace(abc.ABC, Generic[ConfigT]):
       parameters for which ``suggest`` returns exactly ``c``.
     - ``build(c)`` returns a standalone ``torch.nn.Module`` that maps a batch of inputs of shape
       ``(N, *input_shape(c))`` to logits of shape ``(N, n_classes)``; ``params(c)`` and
-      ``macs(c)`` are computed without building and count what ``build`` returns.
+      ``macs(c)`` are computed without building (exactly what ``build`` returns where
+      ``exact_counts`` says so).
     - ``layers(c)`` lists what latency tables price, in execution order; ``all_layers(r)`` holds
-      every layer (by key and dtype) any config at input resolution ``r`` produces.
+      every layer (by key and dtype) any config at input resolution ``r`` produces, where
+      ``enumerable_layers`` says so.
+    - The registry factory of a space takes the keyword options ``n_classes`` and
+      ``in_channels`` (what a dataset fixes); ``options`` rebuilds the same space.
 
     A space is immutable after construction and safe to share between threads; the engine never
     asks which space it has, only which optional capabilities it declares
@@ -78,6 +82,14 @@ class SearchSpace(abc.ABC, Generic[ConfigT]):
 
     #: the registry name, e.g. ``"ofa_mbv3"``; latency tables are looked up under it
     name: str
+
+    #: True when ``macs(c)`` and ``params(c)`` equal what a FLOP counter (multiply-adds of
+    #: convolutions and linear layers) and ``sum(p.numel())`` measure on ``build(c)``
+    exact_counts: bool = False
+
+    #: True when ``all_layers(r)`` lists every layer of every config at resolution ``r``
+    #: (False where the layers are too many to enumerate and are priced on demand)
+    enumerable_layers: bool = True
 
     @abc.abstractmethod
     def suggest(self, trial: optuna.trial.BaseTrial) -> ConfigT:

@@ -134,6 +134,8 @@ class ElasticMBV3Space(SearchSpace[MBV3Config], WeightSharing[MBV3Config], Pruna
     Stage widths are not prunable: the residual additions tie them together.
     """
 
+    exact_counts = True
+
     def __init__(self, *, name: str, definition: MBV3Definition) -> None:
         d = definition
         if not all(r in d.resolution_slots for r in d.resolutions):

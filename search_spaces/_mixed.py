@@ -90,6 +90,14 @@ class MixedPrecisionSpace(SearchSpace[MixedConfig]):
 
     # ---- the SearchSpace contract --------------------------------------------------------
     @property
+    def exact_counts(self) -> bool:  # type: ignore[override]
+        return self.base.exact_counts
+
+    @property
+    def enumerable_layers(self) -> bool:  # type: ignore[override]
+        return self.base.enumerable_layers
+
+    @property
     def n_classes(self) -> int:
         return self.base.n_classes
 

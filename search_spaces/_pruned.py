@@ -142,6 +142,14 @@ class PrunedSpace(SearchSpace[PrunedConfig]):
 
     # ---- the SearchSpace contract --------------------------------------------------------
     @property
+    def exact_counts(self) -> bool:  # type: ignore[override]
+        return self.base.exact_counts
+
+    @property
+    def enumerable_layers(self) -> bool:  # type: ignore[override]
+        return False  # pruned widths are measured on demand
+
+    @property
     def n_classes(self) -> int:
         return self.base.n_classes
 
