@@ -12,7 +12,15 @@ if TYPE_CHECKING:
     import optuna
     import torch
 
-__all__ = ["ConfigT", "LayerSpec", "Prunable", "SearchSpace", "Unit", "WeightSharing"]
+__all__ = [
+    "ConfigT",
+    "LayerSpec",
+    "Prunable",
+    "SearchSpace",
+    "Shrinkable",
+    "Unit",
+    "WeightSharing",
+]
 
 ConfigT = TypeVar("ConfigT")
 
@@ -229,6 +237,28 @@ class WeightSharing(abc.ABC, Generic[ConfigT]):
     @abc.abstractmethod
     def extract(self, supernet: torch.nn.Module, config: ConfigT) -> torch.nn.Module:
         """A standalone subnet of ``config`` with the supernet's weights, in eval mode."""
+
+
+class Shrinkable(abc.ABC):
+    """Capability: named elastic dimensions whose choices can be narrowed (what progressive
+    shrinking trains phase by phase: first the largest kernels only, then more, ...).
+
+    Contract: ``dimensions()`` maps each dimension name to its choices, ascending;
+    ``restrict(**choices)`` returns a new space (same ``name``, same supernet) whose configs
+    take only the given choices in the named dimensions (each a non-empty subset of the
+    dimension's choices; unnamed dimensions keep theirs; an unknown name or choice raises
+    ``ConfigError`` naming it). Every config of the restricted space is in this space. The
+    restricted space samples from the choices in the order given; it is for sampling
+    (its ``encode`` need not match this space's).
+    """
+
+    @abc.abstractmethod
+    def dimensions(self) -> dict[str, tuple[int, ...]]:
+        """Each elastic dimension's choices, ascending."""
+
+    @abc.abstractmethod
+    def restrict(self, **choices: tuple[int, ...]) -> SearchSpace:
+        """The sub-space whose named dimensions take only ``choices``."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.errors import CheckpointError, ConfigError
-from search_spaces._base import LayerSpec, Prunable, SearchSpace, Unit, WeightSharing
+from search_spaces._base import (
+    LayerSpec,
+    Prunable,
+    SearchSpace,
+    Shrinkable,
+    Unit,
+    WeightSharing,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -124,7 +131,9 @@ _CONFIG_RE = re.compile(r"r(\d+)((?:_k\d+e\d+)+)")
 _STAGE_RE = re.compile(r"_k(\d+)e(\d+)")
 
 
-class ElasticMBV3Space(SearchSpace[MBV3Config], WeightSharing[MBV3Config], Prunable[MBV3Config]):
+class ElasticMBV3Space(
+    SearchSpace[MBV3Config], WeightSharing[MBV3Config], Prunable[MBV3Config], Shrinkable
+):
     """An OFA elastic MobileNetV3 space (kernel, expand ratio, depth, resolution).
 
     Weight sharing: one OFA dynamic supernet. Prunable units: the expanded (middle) channels of
@@ -132,6 +141,7 @@ class ElasticMBV3Space(SearchSpace[MBV3Config], WeightSharing[MBV3Config], Pruna
     input is excluded, the table key could not tell it from an unexpanded block), the final
     expand convolution (``final_expand``) and the feature-mix convolution (``feature_mix``).
     Stage widths are not prunable: the residual additions tie them together.
+    Shrinkable dimensions: ``kernel``, ``expand``, ``depth`` (``resolution`` stays elastic).
     """
 
     exact_counts = True
@@ -159,6 +169,32 @@ class ElasticMBV3Space(SearchSpace[MBV3Config], WeightSharing[MBV3Config], Pruna
 
     def input_shape(self, config: MBV3Config) -> tuple[int, int, int]:
         return (self.definition.in_channels, config.resolution, config.resolution)
+
+    # ---- progressive shrinking (Shrinkable) ----------------------------------------------
+    def dimensions(self) -> dict[str, tuple[int, ...]]:
+        d = self.definition
+        return {
+            "kernel": tuple(sorted(d.kernels)),
+            "expand": tuple(sorted(d.expands)),
+            "depth": tuple(sorted(d.depths)),
+        }
+
+    def restrict(self, **choices: tuple[int, ...]) -> ElasticMBV3Space:
+        dims = self.dimensions()
+        fields = {"kernel": "kernels", "expand": "expands", "depth": "depths"}
+        changes = {}
+        for name, values in choices.items():
+            if name not in dims:
+                raise ConfigError(f"{self.name}: unknown dimension {name!r}; known: {list(dims)}")
+            values = tuple(values)
+            if not values or not set(values) <= set(dims[name]):
+                raise ConfigError(
+                    f"{self.name}: {name}: choices {list(values)} must be a non-empty subset of "
+                    f"{list(dims[name])}"
+                )
+            changes[fields[name]] = values  # in the order given: sample() draws from it
+        definition = dataclasses.replace(self.definition, **changes)
+        return ElasticMBV3Space(name=self.name, definition=definition)
 
     # ---- configs -------------------------------------------------------------------------
     def largest(self) -> MBV3Config:
