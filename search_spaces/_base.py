@@ -249,7 +249,8 @@ class Shrinkable(abc.ABC):
     dimension's choices; unnamed dimensions keep theirs; an unknown name or choice raises
     ``ConfigError`` naming it). Every config of the restricted space is in this space. The
     restricted space samples from the choices in the order given; it is for sampling
-    (its ``encode`` need not match this space's).
+    (its ``encode`` need not match this space's). ``restrict`` leaves this space unchanged and
+    is thread-safe.
     """
 
     @abc.abstractmethod

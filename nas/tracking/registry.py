@@ -192,7 +192,7 @@ def register_fronts(
             subnet = finetune(
                 evaluator.subnet(config),
                 evaluator.dataset,
-                config.resolution,
+                space.input_shape(config)[1],
                 spec.export.finetune_epochs,
                 seed=spec.seed,
             )
