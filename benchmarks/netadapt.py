@@ -33,7 +33,7 @@ import nas  # noqa: E402,F401  (the torchvision/ofa import trap)
 def main() -> int:
     from nas.export import export_subnet
     from nas.jobs import subnet_evaluator
-    from nas.prune import NetAdaptJob, prune_to
+    from nas.prune import NetAdaptJob
     from nas.spec import load_spec
     from nas.supernet import finetune, train_steps
 
@@ -100,11 +100,11 @@ def main() -> int:
             flush=True,
         )
         t0 = time.perf_counter()
-        model = prune_to(copy.deepcopy(start_model), space, uniform)
+        model = space.prune_to(copy.deepcopy(start_model), uniform)
         train_steps(
             model,
             job.dataset,
-            uniform.resolution,
+            space.input_shape(uniform)[1],
             result["short_term_steps_total"],
             lr=na.short_term_lr,
             batch_size=na.short_term_batch,
@@ -113,7 +113,7 @@ def main() -> int:
         finetune(
             model,
             job.dataset,
-            uniform.resolution,
+            space.input_shape(uniform)[1],
             na.long_term_epochs,
             lr=na.long_term_lr,
             seed=spec.seed,

@@ -95,7 +95,7 @@ def run_evolution(space, latency, predictor, seed: int) -> dict:
 
     class Accuracy:
         arch_encoder = MobileNetArchEncoder(
-            image_size_list=list(space.definition.resolutions),
+            image_size_list=list(space.resolutions),
             ks_list=[3, 5, 7],
             expand_list=[3, 4, 6],
             depth_list=[2, 3, 4],

@@ -367,7 +367,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         else None
     )
     subnet = finetune(
-        evaluator.subnet(config), evaluator.dataset, config.resolution, args.finetune_epochs
+        evaluator.subnet(config),
+        evaluator.dataset,
+        space.input_shape(config)[1],
+        args.finetune_epochs,
     )
     files = export_subnet(
         space,
@@ -437,7 +440,7 @@ def _cmd_lut_calibrate(args: argparse.Namespace) -> int:
     from search_spaces import get_space
 
     space = get_space(args.space)
-    resolutions = [args.resolution] if args.resolution else list(space.definition.resolutions)
+    resolutions = [args.resolution] if args.resolution else list(space.resolutions)
     if args.device == "host":
         device = host_device_info(args.threads, "measured on this host by `nas lut calibrate`")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from nas.data import ImageDataset, load_dataset
-from nas.errors import CheckpointError
+from nas.errors import CheckpointError, SpecError
 from nas.spec import RunSpec
-from search_spaces import SearchSpace, get_space
+from search_spaces import SearchSpace, WeightSharing, get_space
 
 __all__ = ["load_job", "load_supernet", "space_for", "subnet_evaluator"]
 
@@ -17,10 +17,16 @@ def space_for(spec: RunSpec, dataset: ImageDataset) -> SearchSpace:
 
 
 def load_supernet(spec: RunSpec, space: SearchSpace, checkpoint: str | Path | None = None):
-    """The spec's trained supernet (``supernet.checkpoint``, or ``checkpoint`` if given)."""
-    from nas.supernet import load_weights
-    from search_spaces._mbv3 import load_supernet_weights
+    """The spec's trained supernet (``supernet.checkpoint``, or ``checkpoint`` if given).
 
+    Raises:
+        SpecError: the space does not declare the ``WeightSharing`` capability.
+        CheckpointError: the checkpoint is of another space or does not fit this one.
+    """
+    from nas.supernet import load_weights
+
+    if not isinstance(space, WeightSharing):
+        raise SpecError(f"space: {space.name!r} has no supernet (it is not weight-sharing)")
     path = spec.resolve_path(str(checkpoint or spec.supernet.checkpoint))
     blob = load_weights(path)
     if blob["space"] != space.name:
@@ -28,7 +34,7 @@ def load_supernet(spec: RunSpec, space: SearchSpace, checkpoint: str | Path | No
             f"{path} holds a {blob['space']!r} supernet, the spec asks for {space.name!r}"
         )
     model = space.supernet()
-    load_supernet_weights(model, blob["state_dict"], space.name)
+    space.load_supernet(model, blob["state_dict"])
     model.eval()
     return model, blob
 

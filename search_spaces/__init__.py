@@ -1,13 +1,20 @@
-"""Search spaces, looked up by name in one explicit registry."""
+"""Search spaces, registered by name in ``nas.registry.SPACES``; wrappers that compose.
+
+The contract is :class:`SearchSpace` plus the optional capabilities a space declares
+(:class:`WeightSharing`, :class:`Prunable`); nothing outside this package imports its private
+modules. ``pruned(base)`` and ``mixed_precision(base)`` wrap any space that fits and satisfy the
+same contract, so they compose: ``mixed_precision(pruned(get_space("ofa_mbv3_small")))``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from types import MappingProxyType
 from typing import Any
 
-from search_spaces._base import LayerSpec, SearchSpace
+from nas.registry import SPACES
+from search_spaces._base import LayerSpec, Prunable, SearchSpace, Unit, WeightSharing
 from search_spaces._mbv3 import ElasticMBV3Space, MBV3Config
+from search_spaces._mixed import MixedConfig, MixedPrecisionSpace, mixed_precision
+from search_spaces._pruned import PrunedConfig, PrunedSpace, pruned
 from search_spaces.ofa_mbv3 import ofa_mbv3
 from search_spaces.ofa_mbv3_small import ofa_mbv3_small
 
@@ -15,41 +22,34 @@ __all__ = [
     "ElasticMBV3Space",
     "LayerSpec",
     "MBV3Config",
+    "MixedConfig",
+    "MixedPrecisionSpace",
+    "Prunable",
+    "PrunedConfig",
+    "PrunedSpace",
     "SearchSpace",
+    "Unit",
+    "WeightSharing",
     "get_space",
     "list_spaces",
+    "mixed_precision",
+    "pruned",
 ]
 
-_REGISTRY: MappingProxyType[str, Callable[..., SearchSpace]] = MappingProxyType(
-    {"ofa_mbv3": ofa_mbv3, "ofa_mbv3_small": ofa_mbv3_small}
-)
+SPACES.register("ofa_mbv3", ofa_mbv3)
+SPACES.register("ofa_mbv3_small", ofa_mbv3_small)
 
 
 def list_spaces() -> list[str]:
-    """Names of every registered search space."""
-    return sorted(_REGISTRY)
+    """Names of every registered search space (``nas.registry.SPACES.names()``)."""
+    return SPACES.names()
 
 
 def get_space(name: str, **options: Any) -> SearchSpace:
     """The space registered as ``name``; ``options`` go to its factory (e.g. ``n_classes``).
 
     Raises:
-        KeyError: no such space (the message lists the known ones).
+        RegistryError: no such space (a ``SpecError`` and a ``KeyError``; the message lists the
+            known ones).
     """
-    from nas.errors import SpecError
-
-    if name not in _REGISTRY:
-        raise SpecError(f"unknown search space {name!r}; known: {', '.join(list_spaces())}")
-    return _REGISTRY[name](**options)
-
-
-def _register_in_nas_registry() -> None:
-    # the engine validates space names against nas.registry.SPACES (nas.spec imports no space)
-    from nas.registry import SPACES
-
-    for name, factory in _REGISTRY.items():
-        if name not in SPACES:  # a space registered there already keeps its entry
-            SPACES.register(name, factory)
-
-
-_register_in_nas_registry()
+    return SPACES.create(name, **options)

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.errors import CheckpointError, ConfigError
-from search_spaces._base import LayerSpec, SearchSpace
+from search_spaces._base import (
+    LayerSpec,
+    Prunable,
+    SearchSpace,
+    Shrinkable,
+    Unit,
+    WeightSharing,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -124,8 +131,20 @@ _CONFIG_RE = re.compile(r"r(\d+)((?:_k\d+e\d+)+)")
 _STAGE_RE = re.compile(r"_k(\d+)e(\d+)")
 
 
-class ElasticMBV3Space(SearchSpace[MBV3Config]):
-    """An OFA elastic MobileNetV3 space (kernel, expand ratio, depth, resolution)."""
+class ElasticMBV3Space(
+    SearchSpace[MBV3Config], WeightSharing[MBV3Config], Prunable[MBV3Config], Shrinkable
+):
+    """An OFA elastic MobileNetV3 space (kernel, expand ratio, depth, resolution).
+
+    Weight sharing: one OFA dynamic supernet. Prunable units: the expanded (middle) channels of
+    every block with an expansion convolution (``blocks.<i>.mid``; a width equal to the block's
+    input is excluded, the table key could not tell it from an unexpanded block), the final
+    expand convolution (``final_expand``) and the feature-mix convolution (``feature_mix``).
+    Stage widths are not prunable: the residual additions tie them together.
+    Shrinkable dimensions: ``kernel``, ``expand``, ``depth`` (``resolution`` stays elastic).
+    """
+
+    exact_counts = True
 
     def __init__(self, *, name: str, definition: MBV3Definition) -> None:
         d = definition
@@ -135,6 +154,47 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
             )
         self.name = name
         self.definition = d
+
+    @property
+    def n_classes(self) -> int:
+        return self.definition.n_classes
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        return tuple(sorted(self.definition.resolutions))
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"n_classes": self.definition.n_classes, "in_channels": self.definition.in_channels}
+
+    def input_shape(self, config: MBV3Config) -> tuple[int, int, int]:
+        return (self.definition.in_channels, config.resolution, config.resolution)
+
+    # ---- progressive shrinking (Shrinkable) ----------------------------------------------
+    def dimensions(self) -> dict[str, tuple[int, ...]]:
+        d = self.definition
+        return {
+            "kernel": tuple(sorted(d.kernels)),
+            "expand": tuple(sorted(d.expands)),
+            "depth": tuple(sorted(d.depths)),
+        }
+
+    def restrict(self, **choices: tuple[int, ...]) -> ElasticMBV3Space:
+        dims = self.dimensions()
+        fields = {"kernel": "kernels", "expand": "expands", "depth": "depths"}
+        changes = {}
+        for name, values in choices.items():
+            if name not in dims:
+                raise ConfigError(f"{self.name}: unknown dimension {name!r}; known: {list(dims)}")
+            values = tuple(values)
+            if not values or not set(values) <= set(dims[name]):
+                raise ConfigError(
+                    f"{self.name}: {name}: choices {list(values)} must be a non-empty subset of "
+                    f"{list(dims[name])}"
+                )
+            changes[fields[name]] = values  # in the order given: sample() draws from it
+        definition = dataclasses.replace(self.definition, **changes)
+        return ElasticMBV3Space(name=self.name, definition=definition)
 
     # ---- configs -------------------------------------------------------------------------
     def largest(self) -> MBV3Config:
@@ -160,14 +220,16 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
     def validate(self, config: MBV3Config) -> MBV3Config:
         d = self.definition
         if not isinstance(config, MBV3Config):
-            raise ConfigError(f"{self.name}: expected an MBV3Config, got {type(config).__name__}")
+            raise ConfigError(
+                f"{self.name}: config: expected an MBV3Config, got {type(config).__name__}"
+            )
         if config.resolution not in d.resolutions:
             raise ConfigError(
                 f"{self.name}: resolution {config.resolution} not in {list(d.resolutions)}"
             )
         if len(config.depths) != len(d.stages):
             raise ConfigError(
-                f"{self.name}: {len(config.depths)} stage depths given, the space has "
+                f"{self.name}: depths: {len(config.depths)} stage depths given, the space has "
                 f"{len(d.stages)} stages"
             )
         for s, depth in enumerate(config.depths):
@@ -178,8 +240,8 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
         n = sum(config.depths)
         if len(config.kernels) != n or len(config.expands) != n:
             raise ConfigError(
-                f"{self.name}: depths sum to {n} blocks but {len(config.kernels)} kernels and "
-                f"{len(config.expands)} expand ratios are given"
+                f"{self.name}: kernels/expands: depths sum to {n} blocks but "
+                f"{len(config.kernels)} kernels and {len(config.expands)} expand ratios are given"
             )
         for s, blocks in enumerate(config.stage_blocks()):
             for b, (k, e) in enumerate(blocks):
@@ -389,11 +451,99 @@ class ElasticMBV3Space(SearchSpace[MBV3Config]):
         subnet.eval()
         return subnet
 
+    def load_supernet(self, supernet: torch.nn.Module, state_dict: dict[str, Any]) -> None:
+        load_supernet_weights(supernet, state_dict, self.name)
+
     def build(self, config: MBV3Config, weights: Any = None) -> torch.nn.Module:
         supernet = self.supernet()
         if weights is not None:
             load_supernet_weights(supernet, weights, self.name)
         return self.extract(supernet, config)
+
+    # ---- pruning (Prunable) -----------------------------------------------------------------
+    def unit_slots(self) -> dict[str, int]:
+        d = self.definition
+        slots, width = {}, d.first_block_width
+        for s, stage in enumerate(d.stages):
+            for b in range(d.max_depth):
+                cin = width if b == 0 else stage.width
+                slots[f"stage{s + 1}.block{b + 1}"] = make_divisible(round(cin * max(d.expands)))
+            width = stage.width
+        slots["final_expand"] = d.final_expand_width
+        slots["feature_mix"] = d.feature_mix_width
+        return slots
+
+    def units(self, config: MBV3Config) -> list[Unit]:
+        layers, slots = self.layers(config), self.unit_slots()
+        units, i = [], 2  # layers: stem, first block, the stages' blocks, then the head
+        for s, blocks in enumerate(config.stage_blocks()):
+            for b in range(len(blocks)):
+                cin, mid = layers[i].input_shape[-1], layers[i].attr("expand")
+                if mid != cin:
+                    slot = f"stage{s + 1}.block{b + 1}"
+                    units.append(
+                        Unit(f"blocks.{i - 1}.mid", i, cin, mid, slot, slots[slot], (cin,))
+                    )
+                i += 1
+        for name, index in (("final_expand", i), ("feature_mix", i + 2)):
+            layer = layers[index]
+            width = layer.output_shape[-1]
+            units.append(Unit(name, index, layer.input_shape[-1], width, name, slots[name]))
+        return units
+
+    def pruned_layers(self, config: MBV3Config, widths: tuple[int, ...]) -> list[LayerSpec]:
+        layers = self.layers(config)
+        units = self.units(config)
+        if len(widths) != len(units):
+            raise ConfigError(
+                f"{self.name}: widths: {len(widths)} given, {config} has {len(units)} prunable "
+                "layers"
+            )
+        for unit, width in zip(units, widths, strict=True):
+            _set_width(layers, unit.layer_index, width)
+        return layers
+
+    def pruned_macs(self, config: MBV3Config, widths: tuple[int, ...]) -> int:
+        return count_macs(self.pruned_layers(config, widths))
+
+    def pruned_params(self, config: MBV3Config, widths: tuple[int, ...]) -> int:
+        return count_params(self.pruned_layers(config, widths))
+
+    def filter_norms(self, model: torch.nn.Module, unit: str) -> torch.Tensor:
+        from search_spaces._mbv3_surgery import filter_norms
+
+        return filter_norms(model, unit)
+
+    def prune_unit(self, model: torch.nn.Module, unit: str, width: int) -> None:
+        from search_spaces._mbv3_surgery import prune_unit
+
+        prune_unit(model, unit, width)
+
+    def widths_of(self, model: torch.nn.Module, config: MBV3Config) -> tuple[int, ...]:
+        from search_spaces._mbv3_surgery import unit_width
+
+        return tuple(unit_width(model, u.name) for u in self.units(config))
+
+
+def _set_width(layers: list[LayerSpec], i: int, width: int) -> None:
+    """Give layer ``i`` (a block's expansion, ``Conv_1`` or ``Conv_2``) ``width`` filters, and
+    the layers that read them the matching input."""
+    layer = layers[i]
+    if layer.op == "expanded_conv":
+        attrs = tuple((k, width if k == "expand" else v) for k, v in layer.attrs)
+        layers[i] = dataclasses.replace(layer, attrs=attrs)
+        return
+    # Conv_1 feeds the pooling and Conv_2; Conv_2 feeds the logits
+    layers[i] = dataclasses.replace(layer, output_shape=(*layer.output_shape[:-1], width))
+    nxt = layers[i + 1]
+    layers[i + 1] = dataclasses.replace(
+        nxt,
+        input_shape=(*nxt.input_shape[:-1], width),
+        output_shape=nxt.output_shape if nxt.op == "Logits" else (*nxt.output_shape[:-1], width),
+    )
+    if layer.op == "Conv_1":
+        after = layers[i + 2]
+        layers[i + 2] = dataclasses.replace(after, input_shape=(*after.input_shape[:-1], width))
 
 
 def load_supernet_weights(supernet: torch.nn.Module, state_dict: dict, space_name: str) -> None:

@@ -199,8 +199,7 @@ def export_subnet(
     """Export ``subnet`` (BN already recalibrated) in each of ``formats`` (names registered in
     ``nas.registry.EXPORT_FORMATS``) and verify each file.
 
-    ``input_shape``: the subnet's (C, H, W), from ``space.input_shape(config)``; when None it is
-    the dataset's channels at ``config.resolution`` (kept until every caller passes it).
+    ``input_shape``: the subnet's (C, H, W); default ``space.input_shape(config)``.
     ``threads``: the latency measurement's threads (the table's); ``score_threads``: threads for
     scoring the test images (default: every core; the logits do not depend on it).
     ``tflite-int8-qat``: ``qat_epochs`` of quantization-aware training on ``qat_images``
@@ -212,7 +211,7 @@ def export_subnet(
     """
     exporters = {name: exporter(name) for name in formats}
     if input_shape is None:
-        input_shape = (dataset.preprocessing.channels, config.resolution, config.resolution)
+        input_shape = space.input_shape(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     subnet = subnet.eval()
     inputs = _export_inputs(dataset, input_shape, qat_epochs, qat_images)

@@ -67,7 +67,7 @@ class LayerTableLatency(LatencyPredictor):
         """(ms, std): the layers' entries summed, with the interpreter's per-invoke cost counted
         once rather than once per layer (``device.invoke_overhead_ms``; 0 where not measured);
         the spread assumes independent entries."""
-        table = self.table(config.resolution)
+        table = self.table(self.space.input_shape(config)[1])
         entries = [table.entry(key) for key in self.layer_keys(config)]
         invoke = self.device.invoke_overhead_ms.get(self.dtype, 0.0)
         ms = sum(e.mean for e in entries) - invoke * (len(entries) - 1)

@@ -28,10 +28,9 @@ import torch
 from nas.errors import NASError, SpecError
 from nas.job import Job
 from nas.paths import cache_root
-from nas.prune._space import PrunedConfig, PrunedSpace
-from nas.prune._surgery import prune_to, prune_unit
 from nas.spec import RunSpec
 from nas.tracking import JobRun
+from search_spaces import PrunedConfig, PrunedSpace, pruned
 
 __all__ = ["NetAdaptJob", "PruneWorker", "load_pruned", "save_pruned"]
 
@@ -48,7 +47,7 @@ def load_pruned(path: Path, space: PrunedSpace) -> tuple[PrunedConfig, torch.nn.
     """A checkpoint written by :func:`save_pruned`: the structure is rebuilt from the config."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
     config = space.parse(blob["config"])
-    model = prune_to(space.base.build(config.base), space, config)
+    model = space.prune_to(space.base.build(config.base), config)
     model.load_state_dict(blob["state_dict"])
     return config, model.eval()
 
@@ -65,7 +64,8 @@ class PruneWorker:
         self.error: str | None = None
         try:
             self.spec = spec_from_dict(spec_dict)
-            self.dataset, _ = load_job(self.spec)
+            self.dataset, base = load_job(self.spec)
+            self.space = pruned(base, self.spec.netadapt.channel_step)
         except NASError as e:
             self.error = str(e)
             return
@@ -82,7 +82,7 @@ class PruneWorker:
         start = time.perf_counter()
         na = self.spec.netadapt
         model = copy.deepcopy(model)
-        prune_unit(model, unit, width)
+        self.space.prune_unit(model, unit, width)
         train_steps(
             model,
             self.dataset,
@@ -137,7 +137,7 @@ class NetAdaptJob(Job):
             raise SpecError("devices: nas netadapt prunes for the first device; none is given")
         self.na, self.progress = spec.netadapt, progress
         self.dataset, space = load_job(spec)
-        self.space = PrunedSpace(space, self.na.channel_step)
+        self.space = pruned(space, self.na.channel_step)
         self.device_spec = spec.devices[0]
         self.dtype = self.device_spec.dtype
         self.latency = build_latency(
@@ -158,7 +158,7 @@ class NetAdaptJob(Job):
             n = fill_missing(
                 self.latency,
                 self.space.layers(config),
-                config.resolution,
+                self.space.input_shape(config)[1],
                 dtype=self.dtype,
                 cache_dir=cache_root() / "layers",
             )
@@ -255,7 +255,10 @@ class NetAdaptJob(Job):
         self.model = evaluator.subnet(self.start.base)
         start_ms = self.price(self.start)
         val = _val_accuracy(
-            self.model, self.dataset, _val_split(self.spec, self.dataset), self.start.resolution
+            self.model,
+            self.dataset,
+            _val_split(self.spec, self.dataset),
+            self.space.input_shape(self.start)[1],
         )
         save_pruned(self.work / "iter_000.pt", self.start, self.model)
         self.state = {
@@ -372,7 +375,15 @@ class NetAdaptJob(Job):
         model_ref = ray.put(self.model)
         seed = self.spec.seed * 1000 + k
         for p in proposals:
-            pool.submit(p, "short_term", model_ref, p.unit, p.width, p.config.resolution, seed)
+            pool.submit(
+                p,
+                "short_term",
+                model_ref,
+                p.unit,
+                p.width,
+                self.space.input_shape(p.config)[1],
+                seed,
+            )
         results, errors = [], []
         for done in pool.as_completed():
             p = done.item
@@ -486,14 +497,17 @@ class NetAdaptJob(Job):
             finetune(
                 model,
                 self.dataset,
-                config.resolution,
+                self.space.input_shape(config)[1],
                 self.na.long_term_epochs,
                 lr=self.na.long_term_lr,
                 seed=self.spec.seed,
             )
             save_pruned(self.work / "final.pt", config, model)
             val = _val_accuracy(
-                model, self.dataset, _val_split(self.spec, self.dataset), config.resolution
+                model,
+                self.dataset,
+                _val_split(self.spec, self.dataset),
+                self.space.input_shape(config)[1],
             )
             state.update(
                 finetuned=True,

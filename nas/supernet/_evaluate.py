@@ -67,7 +67,7 @@ class SubnetEvaluator:
     def subnet(self, config: Any) -> nn.Module:
         """The standalone subnet with BatchNorm recalibrated (ready to export)."""
         model = self.space.extract(self.supernet, config)
-        recalibrate_bn(model, self._loader(self._calibration, config.resolution))
+        recalibrate_bn(model, self._loader(self._calibration, self.space.input_shape(config)[1]))
         return model.eval()
 
     def evaluate(
@@ -77,5 +77,5 @@ class SubnetEvaluator:
         if max_images is not None:
             data = data.subset(max_images, seed=self.seed)
         model = self.subnet(config)
-        accuracy, n = top1(model, self._loader(data, config.resolution))
+        accuracy, n = top1(model, self._loader(data, self.space.input_shape(config)[1]))
         return {"config": str(config), "accuracy": accuracy, "split": split, "n_images": n}

@@ -23,7 +23,7 @@ from nas.spec import PhaseSpec, RunSpec
 from nas.supernet._checkpoint import atomic_save, save_weights
 from nas.supernet._evaluate import SubnetEvaluator
 from nas.tracking import JobRun
-from search_spaces import ElasticMBV3Space, MBV3Config
+from search_spaces import SearchSpace
 
 __all__ = ["SupernetTrainer", "TrainResult"]
 
@@ -54,7 +54,7 @@ class SupernetTrainer(Job):
     def __init__(
         self,
         spec: RunSpec,
-        space: ElasticMBV3Space,
+        space: SearchSpace,
         dataset: ImageDataset,
         *,
         work_dir: Path,
@@ -120,32 +120,22 @@ class SupernetTrainer(Job):
     def _choices(
         self, phase: PhaseSpec
     ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-        d = self.space.definition
+        dims = self.space.dimensions()
         return (
-            phase.kernels or (max(d.kernels),),
-            phase.expands or (max(d.expands),),
-            phase.depths or (max(d.depths),),
+            phase.kernels or (max(dims["kernel"]),),
+            phase.expands or (max(dims["expand"]),),
+            phase.depths or (max(dims["depth"]),),
         )
 
-    def _sample(self, phase: PhaseSpec, rng: np.random.Generator) -> MBV3Config:
-        d = self.space.definition
+    def _phase_space(self, phase: PhaseSpec) -> SearchSpace:
         ks, es, ds = self._choices(phase)
-        depths = tuple(int(rng.choice(ds)) for _ in d.stages)
-        n = sum(depths)
-        return MBV3Config(
-            int(rng.choice(d.resolutions)),
-            depths,
-            tuple(int(k) for k in rng.choice(ks, n)),
-            tuple(int(e) for e in rng.choice(es, n)),
-        )
+        return self.space.restrict(kernel=ks, expand=es, depth=ds)
 
-    def _smallest(self, phase: PhaseSpec) -> MBV3Config:
-        d = self.space.definition
-        ks, es, ds = self._choices(phase)
-        n = min(ds) * len(d.stages)
-        return MBV3Config(
-            min(d.resolutions), (min(ds),) * len(d.stages), (min(ks),) * n, (min(es),) * n
-        )
+    def _sample(self, phase: PhaseSpec, rng: np.random.Generator) -> Any:
+        return self._phase_space(phase).sample(rng)
+
+    def _smallest(self, phase: PhaseSpec) -> Any:
+        return self._phase_space(phase).smallest()
 
     # ---- one epoch -------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> dict[str, float]:
@@ -182,7 +172,7 @@ class SupernetTrainer(Job):
             self.optimizer.zero_grad(set_to_none=True)
             # the largest subnet learns from the labels and teaches the others (in-place KD)
             self.space.activate(self.model, largest)
-            logits = self.model(_at(x, largest.resolution))
+            logits = self.model(_at(x, self.space.input_shape(largest)[1]))
             loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
             loss.backward()
             sums["loss"] += loss.item()
@@ -193,7 +183,7 @@ class SupernetTrainer(Job):
                 ]
                 for config in students:
                     self.space.activate(self.model, config)
-                    out = self.model(_at(x, config.resolution))
+                    out = self.model(_at(x, self.space.input_shape(config)[1]))
                     kd = -(teacher * F.log_softmax(out, dim=1)).sum(1).mean()
                     ce = F.cross_entropy(out, y, label_smoothing=self.cfg.label_smoothing)
                     (ce + self.cfg.kd_weight * kd).backward()
@@ -280,12 +270,11 @@ class SupernetTrainer(Job):
             if self.tracker is not None:
                 self.tracker.log_metrics(metrics, step=self.epoch)
         checkpoint = self.spec.resolve_path(self.cfg.checkpoint)
-        d = self.space.definition
         save_weights(
             checkpoint,
             self.model.state_dict(),
             space=self.space.name,
-            space_options={"n_classes": d.n_classes, "in_channels": d.in_channels},
+            space_options=self.space.options,
             meta={
                 "spec": self.spec.name,
                 "train_seconds": self.seconds,

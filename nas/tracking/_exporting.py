@@ -33,7 +33,7 @@ def export_member(
     subnet = finetune(
         evaluator.subnet(config),
         evaluator.dataset,
-        config.resolution,
+        space.input_shape(config)[1],
         spec.export.finetune_epochs,
         seed=spec.seed,
     )

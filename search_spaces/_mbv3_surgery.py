@@ -1,15 +1,16 @@
 """Filter pruning of a static OFA MobileNetV3 subnet, in place: a unit keeps the filters with the
-largest L2 norm (BatchNorm scale folded in), and every layer that reads them is sliced to match."""
+largest L2 norm (BatchNorm scale folded in), and every layer that reads them is sliced to match.
+What :class:`~search_spaces.ElasticMBV3Space`'s ``Prunable`` capability runs; unit names are
+``blocks.<i>.mid`` (the expanded channels of block ``i``), ``final_expand`` and ``feature_mix``."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from nas.prune._space import PrunedConfig, PrunedSpace
 from search_spaces._mbv3 import make_divisible
 
-__all__ = ["filter_norms", "prune_unit", "prune_to", "widths_of"]
+__all__ = ["filter_norms", "prune_unit", "unit_width"]
 
 
 def _bn_scale(bn: nn.BatchNorm2d | None, n: int) -> torch.Tensor:
@@ -115,14 +116,6 @@ def prune_unit(model: nn.Module, unit: str, width: int) -> None:
         model.classifier.in_features = width
 
 
-def widths_of(model: nn.Module, space: PrunedSpace, config: PrunedConfig) -> tuple[int, ...]:
-    """The widths ``model`` actually has, unit by unit (to check a model against its config)."""
-    units = space.units(config.base)
-    return tuple(_producer(model, u.name)[0].out_channels for u in units)
-
-
-def prune_to(model: nn.Module, space: PrunedSpace, config: PrunedConfig) -> nn.Module:
-    """Prune ``model`` (a subnet of ``config.base``, or a less pruned one) to ``config``."""
-    for unit, width in zip(space.units(config.base), config.widths, strict=True):
-        prune_unit(model, unit.name, width)
-    return model
+def unit_width(model: nn.Module, unit: str) -> int:
+    """The number of filters ``unit`` has in ``model`` now."""
+    return _producer(model, unit)[0].out_channels
