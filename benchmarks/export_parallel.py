@@ -31,7 +31,7 @@ import nas  # noqa: F401
 from nas.jobs import subnet_evaluator
 from nas.latency import build_latency
 from nas.spec import load_spec
-from nas.tracking._exporting import ExportWorker, export_member
+from nas.search._exporting import ExportWorker, export_member
 from nas.tracking.registry import DEFAULT_FORMAT
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import nas  # noqa: F401
 from nas.latency import load_table
 from nas.latency._calibrate import calibrate, host_device_info
-from nas.latency._litert import time_tflite
+from nas.export import time_tflite
 from search_spaces import get_space
 
 

@@ -285,8 +285,7 @@ def _cmd_train_predictor(args: argparse.Namespace) -> int:
 
     import optuna
 
-    from nas.search import SearchJob, open_study
-    from nas.search._predictor import save_predictor, train_predictor
+    from nas.search import SearchJob, open_study, save_predictor, train_predictor
     from nas.spec import load_spec
 
     spec = load_spec(args.spec)
@@ -435,8 +434,8 @@ def _cmd_lut_calibrate(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from nas.latency._calibrate import calibrate, host_device_info
-    from nas.latency._litert import time_tflite
+    from nas.export import time_tflite
+    from nas.latency import calibrate, host_device_info
     from search_spaces import get_space
 
     space = get_space(args.space)
@@ -447,7 +446,7 @@ def _cmd_lut_calibrate(args: argparse.Namespace) -> int:
         def measure(model: bytes, layer) -> object:
             return time_tflite(model, threads=args.threads, runs=args.runs)
     elif args.device.startswith("adb:"):
-        from nas.latency._android import AdbTarget
+        from nas.latency import AdbTarget
 
         if not args.benchmark_model:
             raise SystemExit("nas lut calibrate: --device adb:SERIAL needs --benchmark-model PATH")
@@ -518,8 +517,7 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from nas.latency import LayerTableLatency
-    from nas.latency._validate import measure_subnets, scatter_plot, validation_report
+    from nas.latency import LayerTableLatency, measure_subnets, scatter_plot, validation_report
     from search_spaces import get_space
 
     space = get_space(args.space)

@@ -12,7 +12,7 @@ from typing import Any
 
 from nas.registry import SPACES
 from search_spaces._base import LayerSpec, Prunable, SearchSpace, Unit, WeightSharing
-from search_spaces._mbv3 import ElasticMBV3Space, MBV3Config
+from search_spaces._mbv3 import ElasticMBV3Space, MBV3Config, make_divisible
 from search_spaces._mixed import MixedConfig, MixedPrecisionSpace, mixed_precision
 from search_spaces._pruned import PrunedConfig, PrunedSpace, pruned
 from search_spaces.ofa_mbv3 import ofa_mbv3
@@ -32,6 +32,7 @@ __all__ = [
     "WeightSharing",
     "get_space",
     "list_spaces",
+    "make_divisible",
     "mixed_precision",
     "pruned",
 ]

@@ -10,19 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import REPO
-
-# Left after the registries branch, in modules other branches of issue 10 rewrite.
-_OPEN_LAYERS = (
-    "nas.tracking.registry imports nas.jobs and nas.supernet (upward); nas.supernet imports "
-    "nas.tracking and nas.export <-> nas.latency import each other (cycles)"
-)
-_OPEN_PRIVATE = (
-    "nas.cli, nas.jobs, nas.export, nas.latency and nas.prune import private modules of "
-    "nas.latency, nas.search, nas.supernet, nas.export and search_spaces"
-)
 
 
 def _env() -> dict[str, str]:
@@ -33,7 +21,6 @@ def _env() -> dict[str, str]:
     }
 
 
-@pytest.mark.xfail(strict=False, reason=_OPEN_LAYERS)
 def test_import_linter_contracts_are_kept():
     lint_imports = Path(sys.executable).parent / "lint-imports"
     done = subprocess.run(
@@ -42,7 +29,6 @@ def test_import_linter_contracts_are_kept():
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
-@pytest.mark.xfail(strict=False, reason=_OPEN_PRIVATE)
 def test_no_package_imports_another_packages_private_module():
     """``a.b._c`` is imported only from inside ``a.b`` (``nas._yaml``: from inside ``nas``)."""
     code = (

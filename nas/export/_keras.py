@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from search_spaces import LayerSpec
-from search_spaces._mbv3 import make_divisible
+from search_spaces import LayerSpec, make_divisible
 
 __all__ = [
     "tf_modules",

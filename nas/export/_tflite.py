@@ -135,7 +135,7 @@ class TFLiteExporter(Exporter):
         return _TFLiteRunner(Path(path), threads)
 
     def time(self, path: Path, threads: int = 1) -> float | None:
-        from nas.latency._litert import time_tflite
+        from nas.export._litert import time_tflite
 
         return time_tflite(str(path), threads=threads, runs=200).mean
 

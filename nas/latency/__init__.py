@@ -2,8 +2,10 @@
 kinds (per-layer tables, whole-architecture tables), the table file format, calibration and
 validation."""
 
+from nas.latency._android import AdbTarget
 from nas.latency._arch import ArchTableLatency
 from nas.latency._base import Estimate, LatencyPredictor, build_latency
+from nas.latency._calibrate import calibrate, fill_missing, host_device_info
 from nas.latency._model import LayerTableLatency
 from nas.latency._table import (
     DeviceInfo,
@@ -15,8 +17,15 @@ from nas.latency._table import (
     write_device,
     write_table,
 )
+from nas.latency._validate import (
+    measure_subnets,
+    scatter_plot,
+    subnet_tflite,
+    validation_report,
+)
 
 __all__ = [
+    "AdbTarget",
     "ArchTableLatency",
     "DeviceInfo",
     "Entry",
@@ -25,6 +34,13 @@ __all__ = [
     "LatencyTable",
     "LayerTableLatency",
     "build_latency",
+    "calibrate",
+    "fill_missing",
+    "host_device_info",
+    "measure_subnets",
+    "scatter_plot",
+    "subnet_tflite",
+    "validation_report",
     "dtype_key",
     "load_device",
     "load_table",

@@ -71,8 +71,7 @@ def cached_tflite(cache_dir: Path | None, key: str, build: Callable[[], bytes]) 
 def layer_tflite(layer: LayerSpec, dtype: str) -> bytes:
     """One layer as a standalone ``.tflite`` with deterministic random weights. int8 layers take
     and return int8 tensors, as inside a fully quantized model (no quantize/dequantize pair)."""
-    from nas.export import keras_model, random_layer_params, to_tflite
-    from nas.export._keras import tf_modules
+    from nas.export import keras_model, random_layer_params, tf_modules, to_tflite
 
     _, K = tf_modules()
     K.backend.clear_session()
@@ -87,8 +86,7 @@ def layer_tflite(layer: LayerSpec, dtype: str) -> bytes:
 
 def invoke_probe_tflite(dtype: str) -> bytes:
     """A one-op model (ReLU on 1x1x8): its latency is the interpreter's per-invoke cost."""
-    from nas.export import to_tflite
-    from nas.export._keras import tf_modules
+    from nas.export import tf_modules, to_tflite
 
     _, K = tf_modules()
     K.backend.clear_session()
@@ -108,7 +106,7 @@ def host_device_info(threads: int, provenance: str) -> DeviceInfo:
                 break
     except OSError:
         pass
-    from nas.latency._litert import litert_version
+    from nas.export import litert_version
 
     return DeviceInfo(
         name="host-x86-litert",
@@ -219,7 +217,8 @@ def measure_into(
         model = cached_tflite(
             cache_dir, f"layer|{layer.key}|{dtype}", lambda layer=layer: layer_tflite(layer, dtype)
         )
-        entries[key] = measure(model, layer)
+        timing = measure(model, layer)  # a Timing (LiteRT here) or an Entry (adb)
+        entries[key] = Entry(timing.mean, timing.std, timing.count)
         write_table(table_path, entries)
         if progress is not None:
             progress(i + 1, len(todo), key)
@@ -252,7 +251,7 @@ def fill_missing(
             table is calibrated with ``nas lut calibrate --device adb:SERIAL``); never guessed.
     """
     from nas.errors import MissingLatencyKeyError
-    from nas.latency._litert import time_tflite
+    from nas.export import time_tflite
 
     table = model.table(resolution)
     missing = sorted({dtype_key(x.key, x.dtype or dtype) for x in layers} - set(table.entries))

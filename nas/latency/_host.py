@@ -48,7 +48,7 @@ class HostFingerprint:
 
     @classmethod
     def here(cls) -> HostFingerprint:
-        from nas.latency._litert import litert_version
+        from nas.export import litert_version
 
         cpu, flags = platform.processor() or platform.machine(), ""
         try:
@@ -131,8 +131,8 @@ def check_host(lut_dir: Path, device: DeviceInfo, table: LatencyTable) -> HostCh
     ``<cache>/layers``) and compare them with the table's entries."""
     import time
 
+    from nas.export import time_tflite
     from nas.latency._calibrate import cached_tflite, layer_tflite
-    from nas.latency._litert import time_tflite
 
     start = time.perf_counter()
     ratios = []
@@ -220,8 +220,8 @@ def retime(
 ) -> Path:
     """Time every entry of ``lut_dir``'s tables for ``space`` on this machine into ``out``
     (resumable: keys already there are kept; layer files are cached under <cache>/layers)."""
+    from nas.export import time_tflite
     from nas.latency._calibrate import measure_into
-    from nas.latency._litert import time_tflite
 
     threads = device.threads or 1
     for path in sorted((lut_dir / space.name).glob("*.yaml")):

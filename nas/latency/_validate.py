@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.latency._litert import time_tflite
+from nas.export import time_tflite
 from nas.latency._model import LayerTableLatency
 
 __all__ = ["ValidationReport", "measure_subnets", "validation_report", "subnet_tflite"]
@@ -46,8 +46,7 @@ class ValidationReport:
 
 def subnet_tflite(space, config, dtype: str) -> bytes:
     """A whole subnet with deterministic random weights as ``.tflite`` (int8: int8 in and out)."""
-    from nas.export import keras_model, random_layer_params, to_tflite
-    from nas.export._keras import tf_modules
+    from nas.export import keras_model, random_layer_params, tf_modules, to_tflite
     from nas.latency._calibrate import _seed, representative_for
 
     _, K = tf_modules()

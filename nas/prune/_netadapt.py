@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 
 def save_pruned(path: Path, config: PrunedConfig, model: torch.nn.Module) -> None:
-    from nas.supernet._checkpoint import atomic_save
+    from nas.supernet import atomic_save
 
     atomic_save({"config": str(config), "state_dict": model.state_dict()}, path)
 
@@ -153,7 +153,7 @@ class NetAdaptJob(Job):
     def price(self, config: PrunedConfig) -> float:
         """Predicted latency (ms); missing entries are measured first when allowed."""
         if self.na.measure_missing:
-            from nas.latency._calibrate import fill_missing
+            from nas.latency import fill_missing
 
             n = fill_missing(
                 self.latency,
@@ -168,8 +168,8 @@ class NetAdaptJob(Job):
 
     def measure(self, config: PrunedConfig) -> float:
         """Measured host LiteRT latency (ms) of ``config`` at the table's precision and threads."""
-        from nas.latency._litert import time_tflite
-        from nas.latency._validate import subnet_tflite
+        from nas.export import time_tflite
+        from nas.latency import subnet_tflite
 
         threads = self.latency.device.threads or 1
         return time_tflite(subnet_tflite(self.space, config, self.dtype), threads=threads).mean

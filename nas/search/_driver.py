@@ -232,7 +232,7 @@ class SearchJob(Job):
         if self.spec.evaluator.kind != "supernet":
             logger.info("export skipped: the %s evaluator has no weights", self.spec.evaluator.kind)
             return {}
-        from nas.tracking.registry import register_fronts
+        from nas.search._exporting import register_fronts
 
         start = time.perf_counter()
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))

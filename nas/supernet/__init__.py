@@ -1,6 +1,6 @@
 """Supernet training (progressive shrinking), BatchNorm recalibration and subnet evaluation."""
 
-from nas.supernet._checkpoint import load_weights, save_weights
+from nas.supernet._checkpoint import atomic_save, load_weights, save_weights
 from nas.supernet._evaluate import SubnetEvaluator, recalibrate_bn, top1
 from nas.supernet._finetune import finetune, train_steps
 from nas.supernet._train import SupernetTrainer, TrainResult
@@ -9,6 +9,7 @@ __all__ = [
     "SubnetEvaluator",
     "SupernetTrainer",
     "TrainResult",
+    "atomic_save",
     "finetune",
     "load_weights",
     "recalibrate_bn",

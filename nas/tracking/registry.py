@@ -15,7 +15,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,12 @@ __all__ = [
     "choose",
     "download",
     "ensure_registered_model",
+    "plan_exports",
     "register_files",
-    "register_fronts",
     "set_aliases",
     "registered_name",
     "select_members",
+    "tracking_client",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,55 +141,14 @@ def _set_aliases(
     return {alias: v.version for alias, v in aliases.items()}
 
 
-def register_fronts(
-    spec: Any,
-    job: Any,
-    fronts: dict[str, list[dict[str, Any]]],
-    run_ids: dict[str, str],
-    out_dir: Path,
-    *,
-    progress: Callable[[str], None] = logger.info,
-    workers: int = 1,
-    client: Any = None,
-) -> dict[str, dict[str, Any]]:
-    """Export, verify and register the chosen Pareto members of every device's front.
-
-    ``fronts``: device name -> rows ``{"config", "accuracy", "latency_ms": {device: ms}}``;
-    ``run_ids``: config -> the trial's MLflow run. The members export in parallel, one task per
-    member on an :class:`nas.pool.ActorPool` of ``workers`` actors (1 thread each; Ray must be
-    up or is started); this process registers each finished one (``client``: an
-    ``MlflowClient``, default the current tracking URI's). Resumable: a (trial, format) already
-    registered is not exported again. Files that fail parity are logged, tagged on the trial run
-    (``export.<format>``) and not registered. Returns, per device, the registered model's name,
-    its versions and aliases.
-
-    Raises:
-        NASError: a member's export failed (the others are registered first; run again to retry
-            the failed ones), or the workers could not start.
-    """
+def tracking_client() -> Any:
+    """An ``MlflowClient`` of the current tracking URI."""
     from mlflow.tracking import MlflowClient
 
-    client = client or MlflowClient()
-    budgets = list(spec.export.budgets_ms) or (
-        [spec.search.max_latency_ms] if spec.search.max_latency_ms is not None else []
-    )
-    tasks, formats = _plan_exports(client, spec, job, fronts, run_ids, out_dir, budgets)
-    failed = _export_on_pool(client, spec, tasks, workers, progress) if tasks else []
-    summary = {
-        device: set_aliases(client, registered_name(spec.name, device), fmts[0], budgets)
-        for device, fmts in formats.items()
-    }
-    if failed:
-        from nas.errors import NASError
-
-        raise NASError(
-            f"{len(failed)} of {len(tasks)} export(s) failed (the others are registered; run "
-            f"again to retry): " + "; ".join(failed)
-        )
-    return summary
+    return MlflowClient()
 
 
-def _plan_exports(
+def plan_exports(
     client: Any,
     spec: Any,
     job: Any,
@@ -235,54 +195,6 @@ def _plan_exports(
                     )
                 )
     return tasks, formats
-
-
-def _export_on_pool(
-    client: Any,
-    spec: Any,
-    tasks: list[dict[str, Any]],
-    workers: int,
-    progress: Callable[[str], None],
-) -> list[str]:
-    """Run the tasks on a pool, registering each as it finishes; the failed ones' messages."""
-    import ray
-
-    from nas.cluster import spec_to_dict
-    from nas.pool import ActorPool
-    from nas.tracking._exporting import ExportWorker
-
-    actor = ray.remote(num_cpus=1)(ExportWorker)
-    size = max(1, min(workers, len(tasks)))
-    failed = []
-    with ActorPool(
-        actor,
-        (spec_to_dict(spec), 1),
-        size=size,
-        max_failures=len(tasks) + size,
-        what="an export worker",
-    ) as pool:
-        for i, t in enumerate(tasks, 1):
-            progress(f"{t['name']}: exporting {i}/{len(tasks)} {t['row']['config']}")
-            pool.submit(t, "export", t["index"], t["row"]["config"], t["out"], t["todo"])
-        for done in pool.as_completed():
-            t = done.item
-            if not done.ok:
-                logger.warning(
-                    "%s: export of %s failed: %s", t["name"], t["row"]["config"], done.error
-                )
-                failed.append(f"{t['row']['config']} ({t['device']}): {done.error}")
-                continue
-            progress(f"{t['name']}: exported {t['row']['config']} in {done.seconds:.0f} s")
-            register_files(
-                client,
-                t["name"],
-                t["run_id"],
-                t["row"],
-                t["device"],
-                done.value,
-                spec.export.finetune_epochs,
-            )
-    return failed
 
 
 def ensure_registered_model(

@@ -76,7 +76,7 @@ FAKE_ADB = textwrap.dedent('''\
         binary = local(args[3]); assert binary.is_file(), "benchmark_model was not pushed"
         opts = dict(a[2:].split("=", 1) for a in args[4:])
         sys.path.insert(0, {repo!r})
-        from nas.latency._litert import time_tflite
+        from nas.export import time_tflite
         e = time_tflite(str(local(opts["graph"])), threads=int(opts["num_threads"]), runs=int(opts["num_runs"]))
         us = e.mean * 1000
         print(f"count={{e.count}} first={{us:.0f}} curr={{us:.0f}} min={{us:.0f}} max={{us:.0f}} avg={{us:.2f}} std={{e.std * 1000:.0f}} p5={{us:.0f}} median={{us:.2f}} p95={{us:.0f}}")

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import NamedTuple
 
 import numpy as np
 
-from nas.latency._table import Entry
+__all__ = ["Timing", "litert_version", "time_tflite"]
 
-__all__ = ["time_tflite", "litert_version"]
+
+class Timing(NamedTuple):
+    """A timed model: the median (``mean``, the name latency tables use) and the spread of
+    ``count`` invocations, in ms."""
+
+    mean: float
+    std: float
+    count: int
 
 
 def litert_version() -> str:
@@ -20,7 +28,7 @@ def litert_version() -> str:
 
 def time_tflite(
     model: bytes | str, *, threads: int = 1, warmup: int = 10, runs: int = 50, seed: int = 0
-) -> Entry:
+) -> Timing:
     """Median and std of ``runs`` timed invocations (ms) after ``warmup`` untimed ones, batch 1,
     on random input of the model's dtype. LiteRT's default CPU path (XNNPACK) is used."""
     from ai_edge_litert.interpreter import Interpreter
@@ -49,4 +57,4 @@ def time_tflite(
         start = time.perf_counter_ns()
         interpreter.invoke()
         samples.append((time.perf_counter_ns() - start) / 1e6)
-    return Entry(mean=statistics.median(samples), std=statistics.pstdev(samples), count=runs)
+    return Timing(mean=statistics.median(samples), std=statistics.pstdev(samples), count=runs)

@@ -1,0 +1,197 @@
+"""The end-of-search export of one Pareto member (fine-tune, export, verify), as a function and as
+a Ray actor that holds the supernet and the dataset, so that the members export in parallel on an
+:class:`nas.pool.ActorPool` while the driver registers the finished ones in MLflow."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ExportWorker", "export_member", "register_fronts"]
+
+logger = logging.getLogger(__name__)
+
+
+def export_member(
+    spec: Any,
+    space: Any,
+    evaluator: Any,
+    latency_model: Any,
+    config_text: str,
+    out_dir: Path,
+    formats: list[str],
+    *,
+    score_threads: int | None = None,
+) -> list[Any]:
+    """Fine-tune ``config_text``'s subnet (``export.finetune_epochs``), export it in ``formats``
+    into ``out_dir`` and verify each file; the :class:`nas.export.ExportedFile` list."""
+    from nas.export import export_subnet
+    from nas.supernet import finetune
+
+    config = space.parse(config_text)
+    subnet = finetune(
+        evaluator.subnet(config),
+        evaluator.dataset,
+        space.input_shape(config)[1],
+        spec.export.finetune_epochs,
+        seed=spec.seed,
+    )
+    return export_subnet(
+        space,
+        config,
+        subnet,
+        evaluator.dataset,
+        out_dir,
+        formats=formats,
+        latency_model=latency_model,
+        qat_epochs=spec.export.qat_epochs,
+        score_threads=score_threads,
+    )
+
+
+class ExportWorker:
+    """Ray actor: the spec's supernet evaluator (supernet + dataset) and latency tables, built
+    once; ``export(device_index, config, out_dir, formats)`` runs :func:`export_member`."""
+
+    def __init__(self, spec_dict: dict[str, Any], threads: int) -> None:
+        import torch
+
+        import nas  # noqa: F401  (torchvision/ofa import trap inside the worker process)
+        from nas.errors import NASError
+        from nas.spec import spec_from_dict
+
+        torch.set_num_threads(threads)
+        self.threads = threads
+        self.error: str | None = None
+        self.spec = spec_from_dict(spec_dict)
+        self.latency: dict[int, Any] = {}
+        try:
+            from nas.jobs import subnet_evaluator
+
+            self.space, self.evaluator = subnet_evaluator(self.spec)
+        except NASError as e:  # reported by ping(): one clear message
+            self.error = str(e)
+
+    def ping(self) -> str | None:
+        return self.error
+
+    def _latency(self, device_index: int) -> Any:
+        if device_index not in self.latency:
+            from nas.latency import build_latency
+
+            device = self.spec.devices[device_index]
+            lut = self.spec.resolve_path(device.lut)
+            self.latency[device_index] = build_latency(lut, self.space, dtype=device.dtype)
+        return self.latency[device_index]
+
+    def export(
+        self, device_index: int, config_text: str, out_dir: str, formats: list[str]
+    ) -> list[Any]:
+        return export_member(
+            self.spec,
+            self.space,
+            self.evaluator,
+            self._latency(device_index),
+            config_text,
+            Path(out_dir),
+            formats,
+            score_threads=self.threads,
+        )
+
+
+def register_fronts(
+    spec: Any,
+    job: Any,
+    fronts: dict[str, list[dict[str, Any]]],
+    run_ids: dict[str, str],
+    out_dir: Path,
+    *,
+    progress: Callable[[str], None] = logger.info,
+    workers: int = 1,
+    client: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """Export, verify and register the chosen Pareto members of every device's front.
+
+    ``fronts``: device name -> rows ``{"config", "accuracy", "latency_ms": {device: ms}}``;
+    ``run_ids``: config -> the trial's MLflow run. The members export in parallel, one task per
+    member on an :class:`nas.pool.ActorPool` of ``workers`` actors (1 thread each; Ray must be
+    up or is started); this process registers each finished one (``client``: an
+    ``MlflowClient``, default the current tracking URI's). Resumable: a (trial, format) already
+    registered is not exported again. Files that fail parity are logged, tagged on the trial run
+    (``export.<format>``) and not registered. Returns, per device, the registered model's name,
+    its versions and aliases.
+
+    Raises:
+        NASError: a member's export failed (the others are registered first; run again to retry
+            the failed ones), or the workers could not start.
+    """
+    from nas.tracking.registry import plan_exports, registered_name, set_aliases, tracking_client
+
+    client = client or tracking_client()
+    budgets = list(spec.export.budgets_ms) or (
+        [spec.search.max_latency_ms] if spec.search.max_latency_ms is not None else []
+    )
+    tasks, formats = plan_exports(client, spec, job, fronts, run_ids, out_dir, budgets)
+    failed = _export_on_pool(client, spec, tasks, workers, progress) if tasks else []
+    summary = {
+        device: set_aliases(client, registered_name(spec.name, device), fmts[0], budgets)
+        for device, fmts in formats.items()
+    }
+    if failed:
+        from nas.errors import NASError
+
+        raise NASError(
+            f"{len(failed)} of {len(tasks)} export(s) failed (the others are registered; run "
+            f"again to retry): " + "; ".join(failed)
+        )
+    return summary
+
+
+def _export_on_pool(
+    client: Any,
+    spec: Any,
+    tasks: list[dict[str, Any]],
+    workers: int,
+    progress: Callable[[str], None],
+) -> list[str]:
+    """Run the tasks on a pool, registering each as it finishes; the failed ones' messages."""
+    import ray
+
+    from nas.cluster import spec_to_dict
+    from nas.pool import ActorPool
+    from nas.tracking.registry import register_files
+
+    actor = ray.remote(num_cpus=1)(ExportWorker)
+    size = max(1, min(workers, len(tasks)))
+    failed = []
+    with ActorPool(
+        actor,
+        (spec_to_dict(spec), 1),
+        size=size,
+        max_failures=len(tasks) + size,
+        what="an export worker",
+    ) as pool:
+        for i, t in enumerate(tasks, 1):
+            progress(f"{t['name']}: exporting {i}/{len(tasks)} {t['row']['config']}")
+            pool.submit(t, "export", t["index"], t["row"]["config"], t["out"], t["todo"])
+        for done in pool.as_completed():
+            t = done.item
+            if not done.ok:
+                logger.warning(
+                    "%s: export of %s failed: %s", t["name"], t["row"]["config"], done.error
+                )
+                failed.append(f"{t['row']['config']} ({t['device']}): {done.error}")
+                continue
+            progress(f"{t['name']}: exported {t['row']['config']} in {done.seconds:.0f} s")
+            register_files(
+                client,
+                t["name"],
+                t["run_id"],
+                t["row"],
+                t["device"],
+                done.value,
+                spec.export.finetune_epochs,
+            )
+    return failed
