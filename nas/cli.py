@@ -517,7 +517,7 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from nas.latency import LayerTableLatency, measure_subnets, scatter_plot, validation_report
+    from nas.latency import LayerTableLatency, measure_subnets, validation_report
     from search_spaces import get_space
 
     space = get_space(args.space)
@@ -551,26 +551,39 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
         return points
 
     if args.fit_overhead:
-        import statistics
-
-        from nas.latency import write_device
-
-        fit_points = measure(model, fit_configs, f"fit overhead {args.dtype}")
-        fitted = statistics.median(p["measured_ms"] - p["layer_sum_ms"] for p in fit_points)
-        device = dataclasses.replace(
-            model.device, overhead_ms={**model.device.overhead_ms, args.dtype: fitted}
-        )
-        write_device(Path(args.lut) / "device.yaml", device)
-        model = LayerTableLatency(args.lut, space, dtype=args.dtype)
-        logger.info(
-            "fitted per-model overhead (%s): %.4f ms on %d other subnets",
-            args.dtype,
-            fitted,
-            len(fit_configs),
-        )
+        model = _fit_overhead(args, model, measure(model, fit_configs, f"fit {args.dtype}"))
     points = measure(model, configs, f"validate {args.dtype}")
     overhead = model.device.overhead_ms.get(args.dtype, 0.0)
     report = validation_report(points, overhead, args.dtype, threads)
+    return _validation_output(args, model, report, overhead)
+
+
+def _fit_overhead(args: argparse.Namespace, model: Any, fit_points: list[dict]) -> Any:
+    """Write the per-model overhead fitted on ``fit_points`` to the table's device.yaml; the
+    table's predictor with it."""
+    import statistics
+
+    from nas.latency import LayerTableLatency, write_device
+
+    fitted = statistics.median(p["measured_ms"] - p["layer_sum_ms"] for p in fit_points)
+    device = dataclasses.replace(
+        model.device, overhead_ms={**model.device.overhead_ms, args.dtype: fitted}
+    )
+    write_device(Path(args.lut) / "device.yaml", device)
+    logger.info(
+        "fitted per-model overhead (%s): %.4f ms on %d other subnets",
+        args.dtype,
+        fitted,
+        len(fit_points),
+    )
+    return LayerTableLatency(args.lut, model.space, dtype=args.dtype)
+
+
+def _validation_output(args: argparse.Namespace, model: Any, report: Any, overhead: float) -> int:
+    """The report's JSON and scatter plot, the summary line, and the exit status."""
+    from nas.latency import scatter_plot
+
+    space, threads = model.space, report.threads
     out = Path(args.report_dir) if args.report_dir else Path(args.lut) / "validation" / space.name
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.dtype}-t{threads}"
@@ -664,10 +677,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_spaces(sub)
+    _add_train_supernet(sub)
+    _add_eval(sub)
+    _add_search(sub)
+    _add_netadapt(sub)
+    _add_pick(sub)
+    _add_train_predictor(sub)
+    _add_export(sub)
+    _add_lut(sub)
+    return parser
 
+
+def _add_spaces(sub: Any) -> None:
     p = sub.add_parser("spaces", help="list the registered search spaces")
     p.set_defaults(func=_cmd_spaces)
 
+
+def _add_train_supernet(sub: Any) -> None:
     p = sub.add_parser(
         "train-supernet",
         help="train a supernet by progressive shrinking (resumable)",
@@ -680,6 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train_supernet)
 
+
+def _add_eval(sub: Any) -> None:
     p = sub.add_parser("eval", help="score one subnet of the trained supernet (BN recalibrated)")
     p.add_argument("spec", help="run spec YAML")
     p.add_argument(
@@ -700,6 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_eval)
 
+
+def _add_search(sub: Any) -> None:
     p = sub.add_parser(
         "search",
         help="run (or resume) a multi-objective search study on Ray workers",
@@ -724,6 +755,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_search)
 
+
+def _add_netadapt(sub: Any) -> None:
     p = sub.add_parser(
         "netadapt",
         help="prune a trained subnet to a latency budget (NetAdapt)",
@@ -742,6 +775,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_netadapt)
 
+
+def _add_pick(sub: Any) -> None:
     p = sub.add_parser(
         "pick",
         help="choose a registered model for a device and download its file",
@@ -764,6 +799,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_pick)
 
+
+def _add_train_predictor(sub: Any) -> None:
     p = sub.add_parser(
         "train-predictor", help="fit an accuracy predictor on a study's evaluated trials"
     )
@@ -774,6 +811,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_train_predictor)
 
+
+def _add_export(sub: Any) -> None:
     p = sub.add_parser(
         "export",
         help="export a subnet to TFLite / ONNX and verify every file",
@@ -813,8 +852,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one summary per file")
     p.set_defaults(func=_cmd_export)
 
+
+def _add_lut(sub: Any) -> None:
     lut = sub.add_parser("lut", help="latency lookup tables: calibrate, validate, predict")
     lsub = lut.add_subparsers(dest="lut_command", required=True, metavar="LUT_COMMAND")
+    for add in (_add_lut_predict, _add_lut_calibrate, _add_lut_validate):
+        add(lsub)
+
+
+def _add_lut_predict(lsub: Any) -> None:
     p = lsub.add_parser("predict", help="predicted latency of one subnet from a table folder")
     p.add_argument(
         "--lut", required=True, type=resolve, help="table folder, e.g. latency_luts/note10"
@@ -826,6 +872,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help='print {"latency_ms": float}')
     p.set_defaults(func=_cmd_lut_predict)
 
+
+def _add_lut_calibrate(lsub: Any) -> None:
     p = lsub.add_parser(
         "calibrate",
         help="measure every layer of a space into a table (resumable)",
@@ -862,6 +910,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_lut_calibrate)
 
+
+def _add_lut_validate(lsub: Any) -> None:
     p = lsub.add_parser("validate", help="whole random subnets: predicted vs measured on this host")
     p.add_argument("--lut", required=True, type=resolve, help="table folder")
     p.add_argument("--space", required=True)
@@ -891,7 +941,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print {within_10pct, mape, kendall_tau, n, ...}"
     )
     p.set_defaults(func=_cmd_lut_validate)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,14 +14,21 @@ __all__ = ["write_reports"]
 
 
 def write_reports(job: Any, study: optuna.Study, fronts: dict[str, list], out: Path) -> list[Path]:
+    """The report files of ``job``'s study in ``out``: the Pareto table, the front plots per
+    device and the hypervolume history."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import plotly.graph_objects as go
 
-    paths = []
-    csv_path = out / "pareto.csv"
+    trials = job._complete(study)
+    return [
+        _pareto_csv(fronts, out / "pareto.csv"),
+        *_front_plots(job, trials, fronts, out),
+        _hypervolume_plot(job, trials, out / "hypervolume_history.png"),
+    ]
+
+
+def _pareto_csv(fronts: dict[str, list], csv_path: Path) -> Path:
     with csv_path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["device", "trial", "config", "accuracy", "latency_ms", "mlflow_run_id"])
@@ -37,9 +44,13 @@ def write_reports(job: Any, study: optuna.Study, fronts: dict[str, list], out: P
                         t.user_attrs.get("mlflow_run_id", ""),
                     ]
                 )
-    paths.append(csv_path)
+    return csv_path
 
-    trials = job._complete(study)
+
+def _front_plots(job: Any, trials: list, fronts: dict[str, list], out: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
     fig, axes = plt.subplots(1, len(fronts), figsize=(5.5 * len(fronts), 4.2), squeeze=False)
     html = go.Figure()
     for ax, (name, front) in zip(axes[0], fronts.items(), strict=True):
@@ -76,9 +87,13 @@ def write_reports(job: Any, study: optuna.Study, fronts: dict[str, list], out: P
     html.update_layout(xaxis_title="latency (ms, predicted)", yaxis_title="top-1")
     html_path = out / "pareto_front.html"
     html.write_html(str(html_path), include_plotlyjs=True)
-    paths += [png, html_path]
+    return [png, html_path]
 
-    # hypervolume after each completed trial, in trial order
+
+def _hypervolume_plot(job: Any, trials: list, hv: Path) -> Path:
+    """Hypervolume after each completed trial, in trial order."""
+    import matplotlib.pyplot as plt
+
     target = job.device_names[0]
     points, history = [], []
     for t in sorted(trials, key=lambda t: t.number):
@@ -89,8 +104,6 @@ def write_reports(job: Any, study: optuna.Study, fronts: dict[str, list], out: P
     ax.set_xlabel("completed trials")
     ax.set_ylabel(f"hypervolume (ref {job.reference[0]:.2f} ms, {job.reference[1]:.2f})")
     fig.tight_layout()
-    hv = out / "hypervolume_history.png"
     fig.savefig(hv, dpi=110)
     plt.close(fig)
-    paths.append(hv)
-    return paths
+    return hv
