@@ -358,6 +358,9 @@ class RunSpec:
     devices: latency targets; the first is the search's target (its latency is an objective).
     seed: every random choice of the job derives from it.
     tracking_uri: MLflow tracking URI; ``MLFLOW_TRACKING_URI`` wins, default ``runs/mlflow.db``.
+    plugins: modules every process of the job imports first (the driver and every Ray worker),
+    so that the spaces, samplers, evaluators, datasets, formats or latency kinds they register
+    are known by name (e.g. ``my_project.spaces``; importable on every node).
     """
 
     name: str
@@ -371,6 +374,7 @@ class RunSpec:
     netadapt: NetAdaptSpec | None = None
     seed: int = 0
     tracking_uri: str | None = None
+    plugins: tuple[str, ...] = ()
     #: the file the spec was read from (set by load_spec); relative paths resolve against its
     #: folder
     source: str | None = dataclasses.field(default=None, compare=False)
@@ -431,7 +435,23 @@ def load_spec(path: str | Path) -> RunSpec:
 
 
 def spec_from_dict(data: dict[str, Any]) -> RunSpec:
+    """A validated spec from plain data (its ``plugins`` are imported first, so that the names
+    they register validate)."""
+    if isinstance(data, dict):
+        _import_plugins(data.get("plugins") or ())
     return _build(RunSpec, data, "")
+
+
+def _import_plugins(modules: Any) -> None:
+    import importlib
+
+    if not isinstance(modules, list | tuple) or not all(isinstance(m, str) for m in modules):
+        raise SpecError(f"plugins must be a list of module names, got {modules!r}")
+    for i, module in enumerate(modules):
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise SpecError(f"plugins[{i}] = {module!r} cannot be imported: {e}") from None
 
 
 def _build(cls: type, data: Any, where: str) -> Any:

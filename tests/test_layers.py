@@ -49,3 +49,17 @@ def test_no_package_imports_another_packages_private_module():
             if importer != owner and not importer.startswith(owner + "."):
                 bad.append(f"{importer} -> {imported}")
     assert not bad, "\n".join(bad)
+
+
+def test_no_function_of_the_engine_or_the_spaces_is_longer_than_80_lines():
+    import ast
+
+    long = []
+    for root in ("nas", "search_spaces"):
+        for path in (REPO / root).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    n = node.end_lineno - node.lineno + 1
+                    if n > 80:
+                        long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({n})")
+    assert not long, long

@@ -373,7 +373,7 @@ class SearchJob(Job):
         self.tracker.add_child(
             trial.number,
             f"trial-{trial.number}",
-            params={"config": str(config), **config.fields()},
+            params={"config": str(config), **self.space.fields(config)},
             metrics=metrics,
             tags={"nas.role": "trial", "nas.trial": trial.number, "config": str(config)},
         )
