@@ -16,6 +16,7 @@ import numpy as np
 
 from nas.errors import ConfigError
 from search_spaces._base import LayerSpec, SearchSpace, WeightSharing
+from search_spaces._wrapper import SpaceWrapper
 
 if TYPE_CHECKING:
     import optuna
@@ -61,7 +62,7 @@ _MIXED_RE = re.compile(r"(.+)_q((?:[a-z]\d+)+)")
 _RUN_RE = re.compile(r"([a-z])(\d+)")
 
 
-class MixedPrecisionSpace(SearchSpace[MixedConfig]):
+class MixedPrecisionSpace(SpaceWrapper[MixedConfig]):
     """Per-layer precision over ``base``; ``dtypes`` ordered from widest to narrowest
     (``largest`` runs every layer at the first, ``smallest`` at the last).
 
@@ -70,6 +71,9 @@ class MixedPrecisionSpace(SearchSpace[MixedConfig]):
     has. A config string without ``_q`` parses as every layer at the first dtype.
     Immutable and thread-safe like its base.
     """
+
+    config_type = MixedConfig
+    what = "a mixed-precision config"
 
     def __init__(
         self, base: SearchSpace, dtypes: tuple[str, ...] = ("fp32", "fp16", "int8")
@@ -80,8 +84,7 @@ class MixedPrecisionSpace(SearchSpace[MixedConfig]):
             raise ValueError(
                 f"dtypes: must be distinct names from {sorted(DTYPE_CODES)}, but got {dtypes}"
             )
-        self.base = base
-        self.name = base.name
+        super().__init__(base)
         self.dtypes = dtypes
         self._slots = len(base.layers(base.largest()))
 
@@ -90,36 +93,11 @@ class MixedPrecisionSpace(SearchSpace[MixedConfig]):
 
     # ---- the SearchSpace contract --------------------------------------------------------
     @property
-    def exact_counts(self) -> bool:  # type: ignore[override]
-        return self.base.exact_counts
-
-    @property
     def enumerable_layers(self) -> bool:  # type: ignore[override]
         return self.base.enumerable_layers
 
-    @property
-    def n_classes(self) -> int:
-        return self.base.n_classes
-
-    @property
-    def resolutions(self) -> tuple[int, ...]:
-        return self.base.resolutions
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return self.base.options
-
-    def input_shape(self, config: MixedConfig) -> tuple[int, int, int]:
-        return self.base.input_shape(config.base)
-
     def validate(self, config: MixedConfig) -> MixedConfig:
-        if not isinstance(config, MixedConfig):
-            raise ConfigError(
-                f"{self.name}: config: expected a MixedConfig, got {type(config).__name__}"
-            )
-        if config.base is None:
-            raise ConfigError(f"{self.name}: base: a mixed-precision config needs a base config")
-        self.base.validate(config.base)
+        self._check_base(config)
         n = len(self.base.layers(config.base))
         if not isinstance(config.dtypes, tuple) or len(config.dtypes) != n:
             got = len(config.dtypes) if isinstance(config.dtypes, tuple) else config.dtypes

@@ -16,6 +16,7 @@ import numpy as np
 
 from nas.errors import ConfigError
 from search_spaces._base import LayerSpec, Prunable, SearchSpace, Unit, WeightSharing
+from search_spaces._wrapper import SpaceWrapper
 
 if TYPE_CHECKING:
     import optuna
@@ -48,7 +49,7 @@ class PrunedConfig:
 _PRUNED_RE = re.compile(r"(.+)_p(\d+(?:-\d+)*)")
 
 
-class PrunedSpace(SearchSpace[PrunedConfig]):
+class PrunedSpace(SpaceWrapper[PrunedConfig]):
     """Channel-pruned configs of ``base`` (see the module docstring); widths are multiples of
     ``channel_step`` (or a unit's full width) and never one of a unit's excluded widths.
 
@@ -59,13 +60,15 @@ class PrunedSpace(SearchSpace[PrunedConfig]):
     Immutable and thread-safe like its base.
     """
 
+    config_type = PrunedConfig
+    what = "a pruned config"
+
     def __init__(self, base: SearchSpace, channel_step: int = 8) -> None:
         if not isinstance(base, Prunable):
             raise TypeError(f"base: {type(base).__name__} does not declare the Prunable capability")
         if channel_step < 1:
             raise ValueError(f"`channel_step >= 1` must hold, but got {channel_step=}")
-        self.base = base
-        self.name = base.name
+        super().__init__(base)
         self.channel_step = channel_step
         self._slots = base.unit_slots()
 
@@ -142,36 +145,11 @@ class PrunedSpace(SearchSpace[PrunedConfig]):
 
     # ---- the SearchSpace contract --------------------------------------------------------
     @property
-    def exact_counts(self) -> bool:  # type: ignore[override]
-        return self.base.exact_counts
-
-    @property
     def enumerable_layers(self) -> bool:  # type: ignore[override]
         return False  # pruned widths are measured on demand
 
-    @property
-    def n_classes(self) -> int:
-        return self.base.n_classes
-
-    @property
-    def resolutions(self) -> tuple[int, ...]:
-        return self.base.resolutions
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return self.base.options
-
-    def input_shape(self, config: PrunedConfig) -> tuple[int, int, int]:
-        return self.base.input_shape(config.base)
-
     def validate(self, config: PrunedConfig) -> PrunedConfig:
-        if not isinstance(config, PrunedConfig):
-            raise ConfigError(
-                f"{self.name}: config: expected a PrunedConfig, got {type(config).__name__}"
-            )
-        if config.base is None:
-            raise ConfigError(f"{self.name}: base: a pruned config needs a base config")
-        self.base.validate(config.base)
+        self._check_base(config)
         units = self.units(config.base)
         if not isinstance(config.widths, tuple) or len(config.widths) != len(units):
             n = len(config.widths) if isinstance(config.widths, tuple) else config.widths

@@ -3,11 +3,10 @@ latencies), looked up by the config's string form; nothing is summed or guessed.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from nas.latency._base import Estimate, LatencyPredictor
-from nas.latency._table import DeviceInfo, LatencyTable, dtype_key, load_table
+from nas.latency._table import LatencyTable, dtype_key, load_table
 from nas.registry import LATENCY_KINDS
 
 __all__ = ["ArchTableLatency"]
@@ -21,16 +20,8 @@ class ArchTableLatency(LatencyPredictor):
 
     kind = "arch_table"
 
-    def __init__(
-        self,
-        lut_dir: str | Path,
-        space: Any,
-        *,
-        dtype: str = "fp32",
-        device: DeviceInfo | None = None,
-    ) -> None:
-        super().__init__(lut_dir, space, dtype=dtype, device=device)
-        self.table: LatencyTable = load_table(self.lut_dir / space.name / "arch.yaml")
+    def _load(self) -> None:
+        self.table: LatencyTable = load_table(self.lut_dir / self.space.name / "arch.yaml")
 
     def reload(self) -> None:
         self.table = load_table(self.table.path)

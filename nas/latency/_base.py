@@ -61,6 +61,11 @@ class LatencyPredictor(abc.ABC):
         self.space = space
         self.dtype = dtype
         self.device: DeviceInfo = device or load_device(self.lut_dir / "device.yaml")
+        self._load()
+
+    @abc.abstractmethod
+    def _load(self) -> None:
+        """Read and check the source's files (``self.lut_dir``, ``self.space``)."""
 
     @property
     def name(self) -> str:

@@ -4,12 +4,11 @@ format), each layer at its own precision."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from nas.errors import LatencyTableError
 from nas.latency._base import Estimate, LatencyPredictor
-from nas.latency._table import DeviceInfo, LatencyTable, dtype_key, load_table
+from nas.latency._table import LatencyTable, dtype_key, load_table
 from nas.registry import LATENCY_KINDS
 
 __all__ = ["LayerTableLatency"]
@@ -22,15 +21,8 @@ class LayerTableLatency(LatencyPredictor):
 
     kind = "layer_table"
 
-    def __init__(
-        self,
-        lut_dir: str | Path,
-        space: Any,
-        *,
-        dtype: str = "fp32",
-        device: DeviceInfo | None = None,
-    ) -> None:
-        super().__init__(lut_dir, space, dtype=dtype, device=device)
+    def _load(self) -> None:
+        space = self.space
         folder = self.lut_dir / space.name
         if not folder.is_dir():
             raise LatencyTableError(

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from nas.errors import LatencyTableError, MissingLatencyKeyError
-from nas.latency import Estimate, LatencyPredictor, build_latency
+from nas.latency import Estimate, LatencyPredictor, LayerTableLatency, build_latency
 from nas.paths import assets_root
 from nas.registry import LATENCY_KINDS, RegistryError
 from search_spaces import get_space
@@ -81,28 +81,22 @@ def test_a_missing_folder_is_an_error_naming_it(tmp_path):
         build_latency(tmp_path / "nowhere", get_space("ofa_mbv3"))
 
 
-def test_per_layer_precision_comes_from_the_config(tmp_path):
-    """A layer that carries its own precision is priced at it; the others at the default."""
-    import dataclasses
+def test_per_layer_precision_comes_from_the_config():
+    """A layer that carries its own precision (a mixed-precision config) is priced at it."""
+    from search_spaces import MixedConfig, mixed_precision
 
     space = get_space("ofa_mbv3_small")
+    mixed = mixed_precision(space)
     lut = assets_root() / "latency_luts" / "host-x86-litert"
-    fp32, int8 = build_latency(lut, space), build_latency(lut, space, dtype="int8")
+    fp32 = LayerTableLatency(lut, space)
+    on_mixed = LayerTableLatency(lut, mixed)
     config = space.smallest()
-
-    class OneInt8Layer:  # the smallest wrapper that gives one layer a precision of its own
-        name = space.name
-
-        def layers(self, c):
-            layers = space.layers(c)
-            return [dataclasses.replace(layers[0], dtype="int8"), *layers[1:]]
-
-    mixed = type(fp32)(lut, OneInt8Layer(), dtype="fp32")
     layers = space.layers(config)
-    table = fp32.table(config.resolution)
+    one_int8 = MixedConfig(config, ("int8",) + ("fp32",) * (len(layers) - 1))
+    table = fp32.table(space.input_shape(config)[1])
     first_fp32 = table.mean(layers[0].key)
     first_int8 = table.mean(layers[0].key + "-dtype:int8")
-    assert mixed.predict(config).ms == pytest.approx(
+    assert on_mixed.predict(one_int8).ms == pytest.approx(
         fp32.predict(config).ms - first_fp32 + first_int8
     )
-    assert int8.predict(config).ms != fp32.predict(config).ms
+    assert on_mixed.predict(MixedConfig(config, ("fp32",) * len(layers))) == fp32.predict(config)

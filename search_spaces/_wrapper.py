@@ -1,0 +1,57 @@
+"""What every wrapper space shares: a ``base`` space whose configs it extends (its own configs
+hold the base config as ``config.base``), and everything that does not depend on the extension
+delegated to the base."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nas.errors import ConfigError
+from search_spaces._base import ConfigT, SearchSpace
+
+__all__ = ["SpaceWrapper"]
+
+
+class SpaceWrapper(SearchSpace[ConfigT]):
+    """A space over ``base`` with the base's name (its latency tables and checkpoints apply),
+    classes, input resolutions, rebuild options and input shapes. Subclasses add the dimension
+    and the rest of the contract; :meth:`_check_base` starts their ``validate``."""
+
+    #: the config class of the wrapper (``PrunedConfig``, ``MixedConfig``)
+    config_type: type
+    #: what its configs add to the base, for messages ("a pruned config")
+    what: str
+
+    def __init__(self, base: SearchSpace) -> None:
+        self.base = base
+        self.name = base.name
+
+    @property
+    def exact_counts(self) -> bool:  # type: ignore[override]
+        return self.base.exact_counts
+
+    @property
+    def n_classes(self) -> int:
+        return self.base.n_classes
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        return self.base.resolutions
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.base.options
+
+    def input_shape(self, config: Any) -> tuple[int, int, int]:
+        return self.base.input_shape(config.base)
+
+    def _check_base(self, config: Any) -> None:
+        """``config`` is of this wrapper's type and its base config is in the base space."""
+        if not isinstance(config, self.config_type):
+            raise ConfigError(
+                f"{self.name}: config: expected a {self.config_type.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        if config.base is None:
+            raise ConfigError(f"{self.name}: base: {self.what} needs a base config")
+        self.base.validate(config.base)
