@@ -68,6 +68,9 @@ def _session_runs(tmp_path_factory):
     patch.setenv("NAS_RUNS_DIR", str(root / "runs"))
     # converted layer files and host tables re-timed on this machine: derived once per session
     patch.setenv("NAS_CACHE_DIR", str(root / "cache"))
+    # host tables as shipped: re-timing a whole table on another machine converts every layer
+    # (minutes); tests/latency/test_host.py turns it on for its own small tables
+    patch.setenv("NAS_HOST_RETIME", "off")
     yield
     patch.undo()
 

@@ -103,10 +103,12 @@ def build_latency(
         LatencyTableError: the folder, its device.yaml or its tables are missing or malformed.
         RegistryError: device.yaml names an unknown kind.
     """
-    from nas.latency._host import host_table, is_host_table
+    from nas.latency._host import host_table, is_host_table, retime_enabled
 
     device = load_device(Path(lut_dir) / "device.yaml")
-    if is_host_table(device):  # timed on another machine? price with this one's re-timing
+    if (
+        is_host_table(device) and retime_enabled()
+    ):  # timed on another machine? price with this one's re-timing
         lut_dir = host_table(lut_dir, space)
         device = load_device(Path(lut_dir) / "device.yaml")
     return LATENCY_KINDS.get(device.kind)(lut_dir, space, dtype=dtype, device=device)

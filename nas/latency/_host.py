@@ -91,6 +91,18 @@ def is_host_table(device: DeviceInfo) -> bool:
     return device.kind == "layer_table" and device.name == host_name()
 
 
+def retime_enabled() -> bool:
+    """``NAS_HOST_RETIME``: ``auto`` (default) checks host tables on use and re-times them on
+    another machine; ``off`` prices with them as they are (the test suite's default: a first
+    re-timing converts every layer of the table, minutes of work)."""
+    value = os.environ.get("NAS_HOST_RETIME", "auto")
+    if value not in ("auto", "off"):
+        from nas.errors import SpecError
+
+        raise SpecError(f"NAS_HOST_RETIME = {value!r} must be auto or off")
+    return value == "auto"
+
+
 def layer_from_key(key: str) -> LayerSpec:
     """The layer a table key names (the inverse of ``LayerSpec.key``; no ``-dtype:`` suffix)."""
     op, *parts = key.split("-")

@@ -25,7 +25,7 @@ NOTE10 = assets_root() / "latency_luts" / "note10"
 
 def test_every_layer_key_of_the_space_parses_back_to_its_layer():
     space = get_space("ofa_mbv3_small")
-    for resolution in (24, 28):
+    for resolution in space.resolutions:
         for layer in space.all_layers(resolution):
             assert layer_from_key(layer.key) == layer
 
@@ -53,6 +53,23 @@ def test_another_cpu_or_reference_timings_off_by_over_10pct_is_another_machine(c
     here = HostFingerprint(cpu="AMD EPYC", cores=2, flags_sha="x", runtime_version="r")
     check = HostCheck(fingerprint=here, table_cpu=cpu, ratio=ratio, seconds=0.1)
     assert check.same_machine is same
+
+
+@pytest.fixture(autouse=True)
+def _retime_on(monkeypatch):
+    monkeypatch.setenv("NAS_HOST_RETIME", "auto")
+
+
+def test_retiming_can_be_turned_off_and_a_bad_value_is_named(monkeypatch, tmp_path):
+    from nas.errors import SpecError
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NAS_HOST_RETIME", "off")
+    assert build_latency(HOST, get_space("ofa_mbv3_small")).lut_dir == HOST
+    assert not (tmp_path / "cache").exists()
+    monkeypatch.setenv("NAS_HOST_RETIME", "sometimes")
+    with pytest.raises(SpecError, match="NAS_HOST_RETIME"):
+        build_latency(HOST, get_space("ofa_mbv3_small"))
 
 
 def test_a_phone_table_is_never_retimed(monkeypatch, tmp_path):
