@@ -30,8 +30,8 @@ import torch
 import nas  # noqa: F401
 from nas.jobs import subnet_evaluator
 from nas.latency import build_latency
-from nas.spec import load_spec
 from nas.search._exporting import ExportWorker, export_member
+from nas.spec import load_spec
 from nas.tracking.registry import DEFAULT_FORMAT
 
 

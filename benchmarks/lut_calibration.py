@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import nas  # noqa: F401
+from nas.export import time_tflite
 from nas.latency import load_table
 from nas.latency._calibrate import calibrate, host_device_info
-from nas.export import time_tflite
 from search_spaces import get_space
 
 

@@ -106,9 +106,8 @@ def build_latency(
     from nas.latency._host import host_table, is_host_table, retime_enabled
 
     device = load_device(Path(lut_dir) / "device.yaml")
-    if (
-        is_host_table(device) and retime_enabled()
-    ):  # timed on another machine? price with this one's re-timing
+    # a host table timed on another machine is priced with this machine's re-timing
+    if is_host_table(device) and retime_enabled():
         lut_dir = host_table(lut_dir, space)
         device = load_device(Path(lut_dir) / "device.yaml")
     return LATENCY_KINDS.get(device.kind)(lut_dir, space, dtype=dtype, device=device)
