@@ -16,7 +16,7 @@ import numpy as np
 
 from nas.errors import ConfigError
 from search_spaces._base import LayerSpec, SearchSpace, WeightSharing
-from search_spaces._wrapper import SpaceWrapper
+from search_spaces._wrapper import SharedSupernet, SpaceWrapper
 
 if TYPE_CHECKING:
     import optuna
@@ -199,17 +199,10 @@ class MixedPrecisionSpace(SpaceWrapper[MixedConfig]):
         return self.base.build(config.base, weights)
 
 
-class _WeightSharingMixedPrecisionSpace(MixedPrecisionSpace, WeightSharing[MixedConfig]):
+class _WeightSharingMixedPrecisionSpace(
+    SharedSupernet, MixedPrecisionSpace, WeightSharing[MixedConfig]
+):
     """Mixed precision over a weight-sharing base: the supernet is the base's."""
-
-    def supernet(self) -> torch.nn.Module:
-        return self.base.supernet()
-
-    def load_supernet(self, supernet: torch.nn.Module, state_dict: dict[str, Any]) -> None:
-        self.base.load_supernet(supernet, state_dict)
-
-    def activate(self, supernet: torch.nn.Module, config: MixedConfig) -> None:
-        self.base.activate(supernet, config.base)
 
     def extract(self, supernet: torch.nn.Module, config: MixedConfig) -> torch.nn.Module:
         return self.base.extract(supernet, config.base)

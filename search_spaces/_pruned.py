@@ -16,7 +16,7 @@ import numpy as np
 
 from nas.errors import ConfigError
 from search_spaces._base import LayerSpec, Prunable, SearchSpace, Unit, WeightSharing
-from search_spaces._wrapper import SpaceWrapper
+from search_spaces._wrapper import SharedSupernet, SpaceWrapper
 
 if TYPE_CHECKING:
     import optuna
@@ -246,18 +246,9 @@ class PrunedSpace(SpaceWrapper[PrunedConfig]):
         return self.prune_to(self.base.build(config.base, weights), config).eval()
 
 
-class _WeightSharingPrunedSpace(PrunedSpace, WeightSharing[PrunedConfig]):
+class _WeightSharingPrunedSpace(SharedSupernet, PrunedSpace, WeightSharing[PrunedConfig]):
     """A pruned space over a weight-sharing base: pruned widths are not part of the supernet,
     so ``activate`` runs the unpruned base subnet and ``extract`` prunes what it extracts."""
-
-    def supernet(self) -> torch.nn.Module:
-        return self.base.supernet()
-
-    def load_supernet(self, supernet: torch.nn.Module, state_dict: dict[str, Any]) -> None:
-        self.base.load_supernet(supernet, state_dict)
-
-    def activate(self, supernet: torch.nn.Module, config: PrunedConfig) -> None:
-        self.base.activate(supernet, config.base)
 
     def extract(self, supernet: torch.nn.Module, config: PrunedConfig) -> torch.nn.Module:
         return self.prune_to(self.base.extract(supernet, config.base), config).eval()

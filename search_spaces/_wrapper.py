@@ -4,12 +4,15 @@ delegated to the base."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError
 from search_spaces._base import ConfigT, SearchSpace
 
-__all__ = ["SpaceWrapper"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["SharedSupernet", "SpaceWrapper"]
 
 
 class SpaceWrapper(SearchSpace[ConfigT]):
@@ -55,3 +58,19 @@ class SpaceWrapper(SearchSpace[ConfigT]):
         if config.base is None:
             raise ConfigError(f"{self.name}: base: {self.what} needs a base config")
         self.base.validate(config.base)
+
+
+class SharedSupernet:
+    """For a wrapper over a weight-sharing base: the supernet is the base's, and a config runs
+    its base config's subnet (subclasses say how ``extract`` applies what they add)."""
+
+    base: Any
+
+    def supernet(self) -> torch.nn.Module:
+        return self.base.supernet()
+
+    def load_supernet(self, supernet: torch.nn.Module, state_dict: dict[str, Any]) -> None:
+        self.base.load_supernet(supernet, state_dict)
+
+    def activate(self, supernet: torch.nn.Module, config: Any) -> None:
+        self.base.activate(supernet, config.base)

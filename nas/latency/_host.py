@@ -50,16 +50,15 @@ class HostFingerprint:
     def here(cls) -> HostFingerprint:
         from nas.export import litert_version
 
-        cpu, flags = platform.processor() or platform.machine(), ""
-        try:
+        info: dict[str, str] = {}
+        try:  # the first core's lines
             for line in Path("/proc/cpuinfo").read_text().splitlines():
                 name, _, value = line.partition(":")
-                if name.strip() == "model name" and cpu == (platform.processor() or cpu):
-                    cpu = value.strip()
-                elif name.strip() == "flags" and not flags:
-                    flags = " ".join(sorted(value.split()))
+                info.setdefault(name.strip(), value.strip())
         except OSError:
             pass
+        cpu = info.get("model name") or platform.processor() or platform.machine()
+        flags = " ".join(sorted(info.get("flags", "").split()))
         return cls(
             cpu=cpu,
             cores=os.cpu_count() or 1,
