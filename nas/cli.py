@@ -190,13 +190,9 @@ def _cmd_netadapt(args: argparse.Namespace) -> int:
 
 
 def _cmd_pick(args: argparse.Namespace) -> int:
-    import mlflow
-
     from nas.errors import NASError
-    from nas.tracking import tracking_uri
     from nas.tracking.registry import candidates, choose, download, registered_name
 
-    mlflow.set_tracking_uri(tracking_uri())
     try:
         found = candidates(args.experiment, args.device, args.format)
     except LookupError as e:
@@ -309,40 +305,6 @@ def _cmd_train_predictor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spec_and_config_of_run(run_id: str) -> tuple[Any, str]:
-    """The spec a trial run's study ran with (its parent run's ``spec/`` artifact) and the trial's
-    config string."""
-    import tempfile
-
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from nas.errors import SpecError
-    from nas.spec import load_spec
-    from nas.tracking import tracking_uri
-
-    mlflow.set_tracking_uri(tracking_uri())
-    try:
-        run = mlflow.get_run(run_id)
-    except MlflowException:
-        raise SpecError(
-            f"{run_id!r} is neither a run spec file nor an MLflow run in {tracking_uri()}"
-        ) from None
-    config = run.data.params.get("config")
-    parent = run.data.tags.get("mlflow.parentRunId")
-    if not config or not parent:
-        raise SpecError(f"MLflow run {run_id} is not a search trial (no config / parent run)")
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{parent}/spec", dst_path=tmp))
-        except (MlflowException, OSError):
-            raise SpecError(
-                f"the study run {parent} of trial {run_id} has no spec artifact"
-            ) from None
-        spec = load_spec(next(folder.glob("*.y*ml")))
-    return spec, config
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
     import torch
 
@@ -356,7 +318,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if source.suffix in (".yaml", ".yml") or source.is_file():
         spec, config_str = load_spec(source), args.subnet
     else:
-        spec, config_str = _spec_and_config_of_run(args.source)
+        from nas.tracking.registry import trial_of_run
+
+        spec, config_str = trial_of_run(args.source)
     torch.set_num_threads(args.threads)
     space, evaluator = subnet_evaluator(spec)
     config = space.resolve(config_str)
@@ -517,7 +481,7 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from nas.latency import LayerTableLatency, measure_subnets, validation_report
+    from nas.latency import measure_subnets, validation_report
     from search_spaces import get_space
 
     space = get_space(args.space)
@@ -532,7 +496,7 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
         measure_subnets(None, fit_configs + configs, args.dtype, 1, cache_dir=cache, space=space)
         print(f"converted {len(fit_configs) + len(configs)} subnets into {cache}")
         return 0
-    model = LayerTableLatency(args.lut, space, dtype=args.dtype)
+    model = _table_to_validate(args, space)
     threads = args.threads or model.device.threads or 1
 
     def measure(model: Any, configs: list, desc: str) -> list[dict]:
@@ -558,33 +522,62 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     return _validation_output(args, model, report, overhead)
 
 
+def _table_to_validate(args: argparse.Namespace, space: Any) -> Any:
+    """The per-layer table a job would price with (on another machine, a host table's re-timing
+    here), or with ``--as-is`` the folder as it is."""
+    from nas.errors import SpecError
+    from nas.latency import LayerTableLatency, build_latency
+
+    if args.as_is:
+        return LayerTableLatency(args.lut, space, dtype=args.dtype)
+    model = build_latency(args.lut, space, dtype=args.dtype)
+    if not isinstance(model, LayerTableLatency):
+        raise SpecError(
+            f"--lut {args.lut}: a {model.device.kind} table; nas lut validate checks per-layer "
+            "tables (layer_table)"
+        )
+    if model.lut_dir != args.lut:
+        logger.info("validating this machine's re-timing of %s: %s", args.lut, model.lut_dir)
+    return model
+
+
 def _fit_overhead(args: argparse.Namespace, model: Any, fit_points: list[dict]) -> Any:
     """Write the per-model overhead fitted on ``fit_points`` to the table's device.yaml; the
     table's predictor with it."""
     import statistics
 
+    from nas.errors import SpecError
     from nas.latency import LayerTableLatency, write_device
+    from nas.paths import is_shipped
 
+    if is_shipped(model.lut_dir):
+        raise SpecError(
+            f"--fit-overhead writes the table's device.yaml, but {model.lut_dir} is the package's "
+            "shipped table: copy the folder and validate the copy"
+        )
     fitted = statistics.median(p["measured_ms"] - p["layer_sum_ms"] for p in fit_points)
     device = dataclasses.replace(
         model.device, overhead_ms={**model.device.overhead_ms, args.dtype: fitted}
     )
-    write_device(Path(args.lut) / "device.yaml", device)
+    write_device(model.lut_dir / "device.yaml", device)
     logger.info(
         "fitted per-model overhead (%s): %.4f ms on %d other subnets",
         args.dtype,
         fitted,
         len(fit_points),
     )
-    return LayerTableLatency(args.lut, model.space, dtype=args.dtype)
+    return LayerTableLatency(model.lut_dir, model.space, dtype=args.dtype)
 
 
 def _validation_output(args: argparse.Namespace, model: Any, report: Any, overhead: float) -> int:
     """The report's JSON and scatter plot, the summary line, and the exit status."""
     from nas.latency import scatter_plot
+    from nas.paths import is_shipped, runs_root
 
     space, threads = model.space, report.threads
-    out = Path(args.report_dir) if args.report_dir else Path(args.lut) / "validation" / space.name
+    # never into the package's shipped table: its report there is the calibrating machine's
+    folder = runs_root() / "validation" / model.lut_dir.name if is_shipped(model.lut_dir) else None
+    out = Path(args.report_dir or (folder or model.lut_dir / "validation") / space.name)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.dtype}-t{threads}"
     (out / f"{stem}.json").write_text(
@@ -919,7 +912,17 @@ def _add_lut_validate(lsub: Any) -> None:
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "int8"])
     p.add_argument("--threads", type=int, help="default: the table's threads")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--report-dir", help="default: <lut>/validation/<space>/")
+    p.add_argument(
+        "--report-dir",
+        help="default: <lut>/validation/<space>/ (runs/validation/<lut name>/<space>/ for a "
+        "shipped table)",
+    )
+    p.add_argument(
+        "--as-is",
+        action="store_true",
+        help="validate the folder as it is (default: the table a job prices with here; on "
+        "another machine, a host table's re-timing on this one)",
+    )
     p.add_argument(
         "--min-within", type=float, help="exit 1 if the share within ±10%% is below this"
     )

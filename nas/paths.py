@@ -4,9 +4,11 @@ the runs folder of the working directory, and how a path written in a spec is re
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["assets_root", "cache_root", "is_shipped", "resolve", "runs_root"]
+__all__ = ["assets_root", "atomic_write", "cache_root", "is_shipped", "resolve", "runs_root"]
 
 
 def assets_root() -> Path:
@@ -48,3 +50,23 @@ def is_shipped(path: str | Path) -> bool:
     """Whether ``path`` is (inside) the package data: read-only for jobs (an installed package
     may not be writable, and its data is shared by every user of the environment)."""
     return Path(path).resolve().is_relative_to(assets_root())
+
+
+def atomic_write(path: str | Path, data: bytes | str | Callable[[Path], None]) -> Path:
+    """Write ``path`` whole or not at all: into a temporary file of its own (unique per process
+    and call, so that processes writing the same file never collide), then renamed over
+    ``path``. ``data``: bytes, text, or a function that writes the temporary file it is given."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        elif isinstance(data, str):
+            tmp.write_text(data)
+        else:
+            data(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

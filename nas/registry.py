@@ -35,8 +35,10 @@ __all__ = [
     "LATENCY_KINDS",
     "SAMPLERS",
     "SPACES",
+    "SPACE_WRAPPERS",
     "Registry",
     "RegistryError",
+    "split_space",
 ]
 
 T = TypeVar("T")
@@ -134,8 +136,32 @@ class Registry(Generic[T]):
 # (built with the RunSpec, once per worker); DATASETS, a subclass of nas.data.DatasetLoader
 # (built with no arguments).
 SPACES: Registry[Callable[..., Any]] = Registry("space", providers=("search_spaces",))
+# SPACE_WRAPPERS: a function of a space returning a space (``pruned``, ``mixed_precision``)
+SPACE_WRAPPERS: Registry[Callable[[Any], Any]] = Registry(
+    "space wrapper", providers=("search_spaces",)
+)
 SAMPLERS: Registry[Callable[..., Any]] = Registry("sampler", providers=("nas.search",))
 EVALUATORS: Registry[Callable[..., Any]] = Registry("evaluator", providers=("nas.search",))
 DATASETS: Registry[Callable[..., Any]] = Registry("dataset", providers=("nas.data",))
 EXPORT_FORMATS: Registry[Any] = Registry("export format", providers=("nas.export",))
 LATENCY_KINDS: Registry[Any] = Registry("latency kind", providers=("nas.latency",))
+
+
+def split_space(text: str) -> tuple[list[str], str]:
+    """A space name as a spec writes it, ``base`` or wrappers around it
+    (``mixed_precision(pruned(ofa_mbv3_small))``): the wrapper names, outermost first, and the
+    base name. Only the shape is checked here (not the names).
+
+    Raises:
+        SpecError: unbalanced or empty parentheses.
+    """
+    wrappers, rest = [], text.strip()
+    while "(" in rest:
+        name, _, inner = rest.partition("(")
+        if not inner.endswith(")") or not name.strip() or not inner[:-1].strip():
+            raise SpecError(f"space: {text!r} must read name or wrapper(name), e.g. pruned(x)")
+        wrappers.append(name.strip())
+        rest = inner[:-1].strip()
+    if ")" in rest or not rest:
+        raise SpecError(f"space: {text!r} must read name or wrapper(name), e.g. pruned(x)")
+    return wrappers, rest

@@ -354,7 +354,9 @@ class NetAdaptSpec:
 class RunSpec:
     """One job. ``name`` is also the MLflow experiment; outputs go to ``runs/<name>/``.
 
-    space: a registered search space (``nas.registry.SPACES``; see ``nas spaces``).
+    space: a registered search space (``nas.registry.SPACES``; see ``nas spaces``), or registered
+        wrappers around one (``nas.registry.SPACE_WRAPPERS``), e.g.
+        ``mixed_precision(pruned(ofa_mbv3_small))``.
     devices: latency targets; the first is the search's target (its latency is an objective).
     seed: every random choice of the job derives from it.
     tracking_uri: MLflow tracking URI; ``MLFLOW_TRACKING_URI`` wins, default ``runs/mlflow.db``.
@@ -380,7 +382,10 @@ class RunSpec:
     source: str | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        _check_name(registry.SPACES, "space", self.space)
+        wrappers, base = registry.split_space(self.space)
+        _check_name(registry.SPACES, "space", base)
+        for wrapper in wrappers:
+            _check_name(registry.SPACE_WRAPPERS, "space (wrapper)", wrapper)
         _check(
             bool(self.name) and "/" not in self.name,
             "name",
@@ -397,6 +402,11 @@ class RunSpec:
         (the working directory for a spec built in code), else the shipped file of that
         relative path (see ``nas.paths.resolve``)."""
         return resolve(path, self.folder())
+
+    def output_path(self, path: str) -> Path:
+        """Where a job writes a path of the spec (a trained checkpoint): absolute as given, else
+        relative to the spec file's folder; never into the package's shipped data."""
+        return resolve(path, self.folder(), shipped=False)
 
     def folder(self) -> Path | None:
         """The folder of the spec file (None for a spec built in code: the working directory)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.registry import SPACES
+from nas.registry import SPACE_WRAPPERS, SPACES, split_space
 from search_spaces._base import LayerSpec, Prunable, SearchSpace, Unit, WeightSharing
 from search_spaces._mbv3 import ElasticMBV3Space, MBV3Config, make_divisible
 from search_spaces._mixed import MixedConfig, MixedPrecisionSpace, mixed_precision
@@ -39,6 +39,8 @@ __all__ = [
 
 SPACES.register("ofa_mbv3", ofa_mbv3)
 SPACES.register("ofa_mbv3_small", ofa_mbv3_small)
+SPACE_WRAPPERS.register("pruned", pruned)
+SPACE_WRAPPERS.register("mixed_precision", mixed_precision)
 
 
 def list_spaces() -> list[str]:
@@ -47,10 +49,17 @@ def list_spaces() -> list[str]:
 
 
 def get_space(name: str, **options: Any) -> SearchSpace:
-    """The space registered as ``name``; ``options`` go to its factory (e.g. ``n_classes``).
+    """The space registered as ``name``, or registered wrappers around one
+    (``mixed_precision(pruned(ofa_mbv3_small))``); ``options`` go to the base space's factory
+    (e.g. ``n_classes``), the wrappers take their defaults.
 
     Raises:
-        RegistryError: no such space (a ``SpecError`` and a ``KeyError``; the message lists the
-            known ones).
+        RegistryError: no such space or wrapper (a ``SpecError`` and a ``KeyError``; the
+            message lists the known ones).
+        SpecError: the name is malformed (unbalanced parentheses).
     """
-    return SPACES.create(name, **options)
+    wrappers, base = split_space(name)
+    space = SPACES.create(base, **options)
+    for wrapper in reversed(wrappers):
+        space = SPACE_WRAPPERS.get(wrapper)(space)
+    return space

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
+from nas.errors import ConfigError
+
 if TYPE_CHECKING:
     import optuna
     import torch
@@ -146,6 +148,20 @@ class SearchSpace(abc.ABC, Generic[ConfigT]):
     def all_layers(self, resolution: int) -> list[LayerSpec]:
         """Every distinct layer any config of this space can produce at ``resolution``
         (what a latency calibration must measure), without duplicates."""
+
+    def layer_module(self, layer: LayerSpec) -> torch.nn.Module:
+        """``layer`` (as ``layers(c)`` lists it) alone, as a freshly initialized module in eval
+        mode taking NCHW input of shape ``(C, H, W)`` = ``layer.input_shape`` reordered: what a
+        per-layer latency table times (calibration, host re-timing). A space priced otherwise
+        (a whole-architecture table) need not implement it.
+
+        Raises:
+            ConfigError: the space cannot build its layers alone, or ``layer`` is not its.
+        """
+        raise ConfigError(
+            f"{self.name}: this space cannot build its layers alone, so per-layer tables "
+            "cannot be calibrated for it (price it with an arch_table)"
+        )
 
     @abc.abstractmethod
     def build(self, config: ConfigT, weights: Any = None) -> torch.nn.Module:

@@ -454,6 +454,12 @@ class ElasticMBV3Space(
     def load_supernet(self, supernet: torch.nn.Module, state_dict: dict[str, Any]) -> None:
         load_supernet_weights(supernet, state_dict, self.name)
 
+    def layer_module(self, layer: LayerSpec) -> torch.nn.Module:
+        """The OFA module a subnet runs for ``layer`` (see ``_mbv3_supernet.layer_module``)."""
+        from search_spaces._mbv3_supernet import layer_module
+
+        return layer_module(layer)
+
     def build(self, config: MBV3Config, weights: Any = None) -> torch.nn.Module:
         supernet = self.supernet()
         if weights is not None:

@@ -11,11 +11,49 @@ from ofa.imagenet_classification.elastic_nn.modules.dynamic_layers import Dynami
 from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
 from ofa.imagenet_classification.networks import MobileNetV3
 from ofa.utils.layers import ConvLayer, IdentityLayer, LinearLayer, MBConvLayer, ResidualBlock
+from ofa.utils.pytorch_modules import MyGlobalAvgPool2d
+from torch import nn
 
 import nas  # noqa: F401  (torchvision import trap, before ofa)
+from nas.errors import ConfigError
+from search_spaces._base import LayerSpec
 from search_spaces._mbv3 import MBV3Definition
 
-__all__ = ["ElasticMobileNetV3"]
+__all__ = ["ElasticMobileNetV3", "layer_module"]
+
+
+def layer_module(layer: LayerSpec) -> nn.Module:
+    """One ``LayerSpec`` of an elastic-MBV3 subnet as the standalone OFA module the extracted
+    subnet runs for it, freshly initialized, in eval mode (``Logits`` flattens first, as
+    ``MobileNetV3.forward`` does before the classifier)."""
+    cin, cout = layer.input_shape[-1], layer.output_shape[-1]
+    if layer.op == "Conv":
+        stride = -(-layer.input_shape[0] // layer.output_shape[0])
+        module = ConvLayer(cin, cout, kernel_size=3, stride=stride, act_func="h_swish")
+    elif layer.op == "Conv_1":
+        module = ConvLayer(cin, cout, kernel_size=1, act_func="h_swish")
+    elif layer.op == "AvgPool2D":
+        module = MyGlobalAvgPool2d(keep_dim=True)
+    elif layer.op == "Conv_2":
+        module = ConvLayer(cin, cout, kernel_size=1, bias=False, use_bn=False, act_func="h_swish")
+    elif layer.op == "Logits":
+        module = nn.Sequential(nn.Flatten(), LinearLayer(cin, cout))
+    elif layer.op == "expanded_conv":
+        mid = layer.attr("expand")
+        conv = MBConvLayer(
+            cin,
+            cout,
+            kernel_size=layer.attr("kernel"),
+            stride=layer.attr("stride"),
+            expand_ratio=1 if mid == cin else mid / cin,
+            mid_channels=mid,
+            act_func="h_swish" if layer.attr("hs") else "relu",
+            use_se=bool(layer.attr("se")),
+        )
+        module = ResidualBlock(conv, IdentityLayer(cin, cin) if layer.attr("idskip") else None)
+    else:
+        raise ConfigError(f"elastic MobileNetV3: no layer {layer.op!r} (key {layer.key})")
+    return module.eval()
 
 
 class ElasticMobileNetV3(OFAMobileNetV3):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError
-from search_spaces._base import ConfigT, SearchSpace
+from search_spaces._base import ConfigT, LayerSpec, SearchSpace
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +47,9 @@ class SpaceWrapper(SearchSpace[ConfigT]):
 
     def input_shape(self, config: Any) -> tuple[int, int, int]:
         return self.base.input_shape(config.base)
+
+    def layer_module(self, layer: LayerSpec) -> torch.nn.Module:
+        return self.base.layer_module(layer)
 
     def _check_base(self, config: Any) -> None:
         """``config`` is of this wrapper's type and its base config is in the base space."""

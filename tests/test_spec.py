@@ -60,6 +60,11 @@ def test_shipped_supernet_spec_loads():
             r"missing required field 'supernet.phases\[0\].epochs'",
         ),
         ({"name": "x", "dataset": {"name": "image_folder"}}, "dataset.root is required"),
+        (
+            {"name": "x", "space": "quantized(ofa_mbv3_small)"},
+            r"space \(wrapper\) = 'quantized' must be one of \['mixed_precision', 'pruned'\]",
+        ),
+        ({"name": "x", "space": "pruned(ofa_mbv3_small"}, r"space: 'pruned\(ofa_mbv3_small'"),
     ],
 )
 def test_bad_fields_are_named(data, message):
@@ -78,6 +83,22 @@ def test_missing_and_malformed_files(tmp_path):
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(SpecError, match="mapping"):
         load_spec(listy)
+
+
+def test_a_spec_names_a_wrapped_space():
+    spec = spec_from_dict({"name": "x", "space": "mixed_precision(pruned(ofa_mbv3_small))"})
+    assert spec.space == "mixed_precision(pruned(ofa_mbv3_small))"
+
+
+def test_a_job_reads_shipped_files_but_writes_beside_the_spec(tmp_path):
+    from nas.paths import assets_root
+
+    spec_file = tmp_path / "job.yaml"
+    spec_file.write_text("space: ofa_mbv3_small\n")
+    spec = load_spec(spec_file)
+    shipped = "checkpoints/ofa_mbv3_small_fashion_mnist/supernet.pt"
+    assert spec.resolve_path(shipped) == assets_root() / shipped
+    assert spec.output_path(shipped) == tmp_path / shipped
 
 
 def test_name_defaults_to_the_file_stem(tmp_path):

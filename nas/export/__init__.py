@@ -11,7 +11,7 @@ from nas.export._export import (
     open_runner,
     preprocessing_contract,
 )
-from nas.export._keras import keras_model, random_layer_params, tf_modules
+from nas.export._keras import tf_modules
 from nas.export._litert import Timing, litert_version, time_tflite
 from nas.export._onnx import ONNXExporter
 from nas.export._tflite import TFLiteExporter, TFLiteQATExporter, to_tflite
@@ -36,11 +36,9 @@ __all__ = [
     "UnsupportedOpError",
     "export_subnet",
     "exporter",
-    "keras_model",
     "litert_version",
     "open_runner",
     "preprocessing_contract",
-    "random_layer_params",
     "tf_modules",
     "time_tflite",
     "to_tflite",

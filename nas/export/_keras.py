@@ -1,27 +1,12 @@
-"""A Keras (tf-keras) model of an elastic-MobileNetV3 subnet's ``LayerSpec`` s with random
-weights, for latency-table calibration only (exported files go through ``torch_to_keras``); and
-the lazy TensorFlow import and serializable hard activations that both use.
-
-Layout is NHWC. Padding is explicit and symmetric (k // 2, as in PyTorch) wherever stride is 2,
-so that outputs match PyTorch; stride-1 layers use 'same', which is identical for odd kernels.
-"""
+"""The lazy TensorFlow / tf-keras import (with the legacy-Keras switch and quiet C++ logs), and
+the serializable hard activations the converter (``torch_to_keras``) emits."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from search_spaces import LayerSpec, make_divisible
-
-__all__ = [
-    "tf_modules",
-    "hard_activations",
-    "keras_model",
-    "random_layer_params",
-]
+__all__ = ["hard_activations", "tf_modules"]
 
 
 def tf_modules():
@@ -69,128 +54,3 @@ def hard_activations() -> dict[str, Any]:
 
         _HARD.update(HSwish=HSwish, HSigmoid=HSigmoid)
     return _HARD
-
-
-# ---- random parameters: dicts of NHWC numpy arrays per LayerSpec (latency calibration) ----
-def random_layer_params(layer: LayerSpec, rng: np.random.Generator) -> dict[str, np.ndarray] | None:
-    """Real (non-zero, He-scaled) random weights for one layer, for latency calibration."""
-
-    def he(*shape: int, fan_in: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
-
-    def bias(n: int) -> np.ndarray:
-        return (rng.standard_normal(n) * 0.01).astype(np.float32)
-
-    cin, cout = layer.input_shape[-1], layer.output_shape[-1]
-    if layer.op == "AvgPool2D":
-        return None
-    if layer.op in ("Conv", "Conv_1", "Conv_2"):
-        k = 3 if layer.op == "Conv" else 1
-        return {"w": he(k, k, cin, cout, fan_in=k * k * cin), "b": bias(cout)}
-    if layer.op == "Logits":
-        return {"w": he(cin, cout, fan_in=cin), "b": bias(cout)}
-    mid, k = layer.attr("expand"), layer.attr("kernel")
-    p = {
-        "dw_w": he(k, k, mid, 1, fan_in=k * k),
-        "dw_b": bias(mid),
-        "project_w": he(1, 1, mid, cout, fan_in=mid),
-        "project_b": bias(cout),
-    }
-    if mid != cin:
-        p.update(expand_w=he(1, 1, cin, mid, fan_in=cin), expand_b=bias(mid))
-    if layer.attr("se"):
-        r = make_divisible(mid // 4)
-        p.update(
-            se_reduce_w=he(1, 1, mid, r, fan_in=mid),
-            se_reduce_b=bias(r),
-            se_expand_w=he(1, 1, r, mid, fan_in=r),
-            se_expand_b=bias(mid),
-        )
-    return p
-
-
-# ---- graph ---------------------------------------------------------------------------------
-def _apply(
-    layer: LayerSpec, x: Any, p: dict[str, np.ndarray] | None, acts: dict[str, str], tf: Any, K: Any
-) -> Any:
-    L = K.layers
-    hard = hard_activations()
-
-    def act(y, name):
-        if name == "relu":
-            return L.ReLU()(y)
-        return hard["HSwish"]()(y)
-
-    def conv(y, w, b, stride=1, depthwise=False):
-        k = w.shape[0]
-        if stride > 1 and k > 1:
-            y = L.ZeroPadding2D(k // 2)(y)
-            padding = "valid"
-        else:
-            padding = "same"
-        if depthwise:
-            c = L.DepthwiseConv2D(k, strides=stride, padding=padding, use_bias=True)
-        else:
-            c = L.Conv2D(w.shape[-1], k, strides=stride, padding=padding, use_bias=True)
-        out = c(y)
-        c.set_weights([w, b])
-        return out
-
-    if layer.op == "Conv":
-        return act(
-            conv(
-                x,
-                p["w"],
-                p["b"],
-                stride=layer.input_shape[0] // layer.output_shape[0]
-                if layer.input_shape[0] != layer.output_shape[0]
-                else 1,
-            ),
-            "h_swish",
-        )
-    if layer.op == "Conv_1":
-        return act(conv(x, p["w"], p["b"]), "h_swish")
-    if layer.op == "AvgPool2D":
-        return L.GlobalAveragePooling2D(keepdims=True)(x)
-    if layer.op == "Conv_2":
-        return act(conv(x, p["w"], p["b"]), "h_swish")
-    if layer.op == "Logits":
-        y = L.Flatten()(x)
-        d = L.Dense(p["w"].shape[1])
-        out = d(y)
-        d.set_weights([p["w"], p["b"]])
-        return out
-    # expanded_conv
-    a = "h_swish" if layer.attr("hs") else "relu"
-    stride = layer.attr("stride")
-    y = x
-    if "expand_w" in p:
-        y = act(conv(y, p["expand_w"], p["expand_b"]), a)
-    y = act(conv(y, p["dw_w"], p["dw_b"], stride=stride, depthwise=True), a)
-    if layer.attr("se"):
-        s = L.GlobalAveragePooling2D(keepdims=True)(y)
-        s = L.ReLU()(conv(s, p["se_reduce_w"], p["se_reduce_b"]))
-        s = conv(s, p["se_expand_w"], p["se_expand_b"])
-        s = hard["HSigmoid"]()(s)
-        y = L.Multiply()([y, s])
-    y = conv(y, p["project_w"], p["project_b"])
-    if layer.attr("idskip"):
-        y = L.Add()([x, y])
-    return y
-
-
-def keras_model(
-    layers: Sequence[LayerSpec],
-    params: Sequence[dict[str, np.ndarray] | None],
-    batch_size: int | None = 1,
-) -> Any:
-    """A Keras model running ``layers`` in order (NHWC input of ``layers[0].input_shape``);
-    ``batch_size`` None for training (quantization-aware), 1 for the exported file."""
-    tf, K = tf_modules()
-    if len(layers) != len(params):
-        raise ValueError(f"{len(layers)} layers but {len(params)} parameter sets")
-    inputs = K.Input(shape=layers[0].input_shape, batch_size=batch_size)
-    x = inputs
-    for layer, p in zip(layers, params, strict=True):
-        x = _apply(layer, x, p, {}, tf, K)
-    return K.Model(inputs, x)

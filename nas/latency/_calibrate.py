@@ -24,13 +24,16 @@ from nas.latency._table import (
     write_device,
     write_table,
 )
+from nas.paths import atomic_write
 from search_spaces import LayerSpec, SearchSpace
 
 __all__ = [
     "calibrate",
     "fill_missing",
     "host_device_info",
+    "layer_file",
     "layer_tflite",
+    "module_tflite",
     "measure_into",
     "measures_here",
 ]
@@ -61,27 +64,43 @@ def cached_tflite(cache_dir: Path | None, key: str, build: Callable[[], bytes]) 
     if path.is_file():
         return path.read_bytes()
     data = build()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic_write(path, data)
     return data
 
 
-def layer_tflite(layer: LayerSpec, dtype: str) -> bytes:
-    """One layer as a standalone ``.tflite`` with deterministic random weights. int8 layers take
-    and return int8 tensors, as inside a fully quantized model (no quantize/dequantize pair)."""
-    from nas.export import keras_model, random_layer_params, tf_modules, to_tflite
+def module_tflite(
+    build: Callable[[], Any], input_shape: tuple[int, int, int], dtype: str, seed: int
+) -> bytes:
+    """The module ``build()`` returns (its weights initialized under ``seed``), converted as
+    export converts a subnet (``torch_to_keras``, then LiteRT's converter) at ``dtype``;
+    ``input_shape`` (C, H, W). int8 files take and return int8 tensors, as a layer inside a fully
+    quantized model does (no quantize/dequantize pair)."""
+    import torch
+
+    from nas.export import tf_modules, to_tflite, torch_to_keras
 
     _, K = tf_modules()
     K.backend.clear_session()
-    rng = np.random.default_rng(_seed(layer.key))
-    model = keras_model([layer], [random_layer_params(layer, rng)])
+    with torch.random.fork_rng():
+        torch.manual_seed(seed % 2**63)
+        model = torch_to_keras(build(), input_shape)
     if dtype == "int8":
-        return to_tflite(
-            model, "int8", representative_for(layer.input_shape, _seed(layer.key)), integer_io=True
-        )
+        c, h, w = input_shape
+        return to_tflite(model, "int8", representative_for((h, w, c), seed), integer_io=True)
     return to_tflite(model, dtype)
+
+
+def layer_tflite(space: SearchSpace, layer: LayerSpec, dtype: str) -> bytes:
+    """One layer alone (``space.layer_module``) as a ``.tflite`` with seeded random weights."""
+    h, w, c = layer.input_shape
+    return module_tflite(lambda: space.layer_module(layer), (c, h, w), dtype, _seed(layer.key))
+
+
+def layer_file(space: SearchSpace, layer: LayerSpec, dtype: str, cache_dir: Path | None) -> bytes:
+    """``layer_tflite``'s bytes, converted once per machine into ``cache_dir``."""
+    return cached_tflite(
+        cache_dir, f"layer|{layer.key}|{dtype}", lambda: layer_tflite(space, layer, dtype)
+    )
 
 
 def invoke_probe_tflite(dtype: str) -> bytes:
@@ -147,11 +166,7 @@ def calibrate(
             raise ValueError("convert_only needs a cache_dir")
         layers = space.all_layers(resolution)
         for i, layer in enumerate(layers):
-            cached_tflite(
-                cache_dir,
-                f"layer|{layer.key}|{dtype}",
-                lambda layer=layer: layer_tflite(layer, dtype),
-            )
+            layer_file(space, layer, dtype, cache_dir)
             if progress is not None:
                 progress(i + 1, len(layers), layer.key)
         return cache_dir
@@ -179,6 +194,7 @@ def calibrate(
         logger.info("interpreter invoke overhead (%s): %.4f ms", dtype, probe.mean)
     return measure_into(
         table_path,
+        space,
         space.all_layers(resolution),
         dtype=dtype,
         measure=measure,
@@ -190,6 +206,7 @@ def calibrate(
 
 def measure_into(
     table_path: Path,
+    space: SearchSpace,
     layers: list[LayerSpec],
     *,
     dtype: str,
@@ -214,10 +231,9 @@ def measure_into(
     )
     for i, layer in enumerate(todo):
         key = dtype_key(layer.key, dtype)
-        model = cached_tflite(
-            cache_dir, f"layer|{layer.key}|{dtype}", lambda layer=layer: layer_tflite(layer, dtype)
-        )
-        timing = measure(model, layer)  # a Timing (LiteRT here) or an Entry (adb)
+        timing = measure(
+            layer_file(space, layer, dtype, cache_dir), layer
+        )  # a Timing (LiteRT here) or an Entry (adb)
         entries[key] = Entry(timing.mean, timing.std, timing.count)
         write_table(table_path, entries)
         if progress is not None:
@@ -266,6 +282,7 @@ def fill_missing(
     threads = model.device.threads or 1
     measure_into(
         table.path,
+        model.space,
         layers,
         dtype=dtype,
         measure=lambda tflite, layer: time_tflite(tflite, threads=threads, runs=runs),

@@ -137,23 +137,18 @@ class HostCheck:
         return self.table_cpu == self.fingerprint.cpu and abs(self.ratio - 1) <= TOLERANCE
 
 
-def check_host(lut_dir: Path, device: DeviceInfo, table: LatencyTable) -> HostCheck:
+def check_host(device: DeviceInfo, table: LatencyTable, space: Any) -> HostCheck:
     """Time the table's reference layers on this machine (files converted once, cached under
     ``<cache>/layers``) and compare them with the table's entries."""
     import time
 
     from nas.export import time_tflite
-    from nas.latency._calibrate import cached_tflite, layer_tflite
+    from nas.latency._calibrate import layer_file
 
     start = time.perf_counter()
     ratios = []
     for key in reference_keys(table):
-        layer = layer_from_key(key)
-        tflite = cached_tflite(
-            cache_root() / "layers",
-            f"layer|{key}|fp32",
-            lambda layer=layer: layer_tflite(layer, "fp32"),
-        )
+        tflite = layer_file(space, layer_from_key(key), "fp32", cache_root() / "layers")
         # the best of three medians: a passing burst of load must not look like another machine
         here = min(time_tflite(tflite, threads=device.threads or 1, runs=30).mean for _ in range(3))
         ratios.append(here / table.mean(key))
@@ -202,11 +197,11 @@ def _checked_folder(lut_dir: Path, device: DeviceInfo, space: Any) -> Path:
             os.cpu_count() or 1,
         )
         return lut_dir
-    check = check_host(lut_dir, device, load_table(tables[-1]))
+    check = check_host(device, load_table(tables[-1]), space)
     if check.same_machine:
         logger.debug("host table %s matches this machine (ratio %.3f)", lut_dir, check.ratio)
         return lut_dir
-    local = cache_root() / "host_tables" / check.fingerprint.key() / lut_dir.name
+    local = _retiming_dir(lut_dir, check.fingerprint)
     logger.warning(
         "%s was timed on another machine (%s; reference layers %.2fx here on %s): pricing with "
         "this machine's re-timing in %s",
@@ -220,9 +215,24 @@ def _checked_folder(lut_dir: Path, device: DeviceInfo, space: Any) -> Path:
     return local
 
 
+def _retiming_dir(lut_dir: Path, fingerprint: HostFingerprint) -> Path:
+    """Where this machine's re-timing of ``lut_dir`` goes: keyed by the machine and by the
+    table's content (two folders of the same name, or a table changed since, never share one)."""
+    digest = hashlib.sha256()
+    for path in sorted(lut_dir.rglob("*.yaml")):
+        if "validation" not in path.relative_to(lut_dir).parts:
+            digest.update(str(path.relative_to(lut_dir)).encode() + path.read_bytes())
+    return (
+        cache_root()
+        / "host_tables"
+        / fingerprint.key()
+        / (f"{lut_dir.name}-{digest.hexdigest()[:10]}")
+    )
+
+
 def _known_retiming(lut_dir: Path) -> Path | None:
     """This machine's finished re-timing of ``lut_dir`` from an earlier job, if there is one."""
-    local = cache_root() / "host_tables" / HostFingerprint.here().key() / lut_dir.name
+    local = _retiming_dir(lut_dir, HostFingerprint.here())
     return local if (local / "device.yaml").is_file() else None
 
 
@@ -230,25 +240,32 @@ def retime(
     lut_dir: Path, device: DeviceInfo, space: Any, out: Path, fingerprint: HostFingerprint
 ) -> Path:
     """Time every entry of ``lut_dir``'s tables for ``space`` on this machine into ``out``
-    (resumable: keys already there are kept; layer files are cached under <cache>/layers)."""
+    (resumable: keys already there are kept; layer files are cached under <cache>/layers).
+    Logs its progress (INFO) at every tenth of the layers."""
     from nas.export import time_tflite
     from nas.latency._calibrate import measure_into
 
     threads = device.threads or 1
+    work = []  # (table file, dtype, layers)
     for path in sorted((lut_dir / space.name).glob("*.yaml")):
         by_dtype: dict[str, list[LayerSpec]] = {}
         for key in load_table(path).entries:
             base, _, dtype = key.partition("-dtype:")
             by_dtype.setdefault(dtype or "fp32", []).append(layer_from_key(base))
-        for dtype, layers in by_dtype.items():
-            measure_into(
-                out / space.name / path.name,
-                layers,
-                dtype=dtype,
-                measure=lambda tflite, layer: time_tflite(tflite, threads=threads, runs=50),
-                cache_dir=cache_root() / "layers",
-                label=f"re-timing {path.name} {dtype}",
-            )
+        work += [(path, dtype, layers) for dtype, layers in by_dtype.items()]
+    progress = _Progress(sum(len(layers) for *_, layers in work), f"re-timing {lut_dir.name}")
+    for path, dtype, layers in work:
+        measure_into(
+            out / space.name / path.name,
+            space,
+            layers,
+            dtype=dtype,
+            measure=lambda tflite, layer: time_tflite(tflite, threads=threads, runs=50),
+            cache_dir=cache_root() / "layers",
+            progress=lambda *_: progress.step(),
+            label=f"re-timing {path.name} {dtype}",
+        )
+        progress.skip_to(len(layers))
     write_device(
         out / "device.yaml",
         dataclasses.replace(
@@ -262,4 +279,34 @@ def retime(
             ),
         ),
     )
+    logger.info("%s: done in %.0f s", progress.label, progress.elapsed())
     return out
+
+
+class _Progress:
+    """Counts layers over several tables; logs at every tenth of the total."""
+
+    def __init__(self, total: int, label: str) -> None:
+        import time
+
+        self.total, self.label, self.done, self.table_done = total, label, 0, 0
+        self.start, self.logged = time.perf_counter(), 0
+
+    def elapsed(self) -> float:
+        import time
+
+        return time.perf_counter() - self.start
+
+    def step(self) -> None:
+        self.done += 1
+        self.table_done += 1
+        if self.done * 10 // max(self.total, 1) > self.logged:
+            self.logged = self.done * 10 // max(self.total, 1)
+            logger.info(
+                "%s: %d/%d layers (%.0f s)", self.label, self.done, self.total, self.elapsed()
+            )
+
+    def skip_to(self, n_table: int) -> None:
+        """A table is finished: its layers measured in an earlier run count as done too."""
+        self.done += n_table - self.table_done
+        self.table_done = 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -15,6 +14,7 @@ import yaml
 
 from nas._yaml import read_yaml
 from nas.errors import LatencyTableError, MissingLatencyKeyError
+from nas.paths import atomic_write
 
 __all__ = [
     "Entry",
@@ -117,12 +117,8 @@ def load_table(path: str | Path) -> LatencyTable:
 
 def write_table(path: str | Path, entries: Mapping[str, Entry]) -> None:
     """Write a table atomically, keys sorted (OFA's layout)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {k: {"count": e.count, "mean": e.mean, "std": e.std} for k, e in sorted(entries.items())}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write(path, yaml.safe_dump(data, sort_keys=True))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -45,20 +45,13 @@ class ValidationReport:
 
 
 def subnet_tflite(space, config, dtype: str) -> bytes:
-    """A whole subnet with deterministic random weights as ``.tflite`` (int8: int8 in and out)."""
-    from nas.export import keras_model, random_layer_params, tf_modules, to_tflite
-    from nas.latency._calibrate import _seed, representative_for
+    """A whole subnet as it ships (``space.build``, converted as export converts it) with
+    weights seeded by the config, as ``.tflite`` (int8: int8 in and out)."""
+    from nas.latency._calibrate import _seed, module_tflite
 
-    _, K = tf_modules()
-    K.backend.clear_session()
-    layers = space.layers(config)
-    rng = np.random.default_rng(_seed(str(config)))
-    model = keras_model(layers, [random_layer_params(layer, rng) for layer in layers])
-    if dtype == "int8":
-        return to_tflite(
-            model, "int8", representative_for(layers[0].input_shape, 0), integer_io=True
-        )
-    return to_tflite(model, dtype)
+    return module_tflite(
+        lambda: space.build(config), space.input_shape(config), dtype, _seed(str(config))
+    )
 
 
 def measure_subnets(

@@ -17,7 +17,6 @@ import copy
 import dataclasses
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 
 from nas.errors import NASError, SpecError
 from nas.job import Job
-from nas.paths import cache_root
+from nas.paths import atomic_write, cache_root
 from nas.spec import RunSpec
 from nas.tracking import JobRun
 from search_spaces import PrunedConfig, PrunedSpace, pruned
@@ -211,10 +210,7 @@ class NetAdaptJob(Job):
         return self.work / "state.json"
 
     def _save_state(self) -> None:
-        path = self._state_path()
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.state, indent=1))
-        os.replace(tmp, path)
+        atomic_write(self._state_path(), json.dumps(self.state, indent=1))
 
     def load_checkpoint(self) -> dict[str, Any]:
         """The last finished iteration's state, or a fresh start's (the start model scored and

@@ -129,7 +129,7 @@ def register_fronts(
     """
     from nas.tracking.registry import plan_exports, registered_name, set_aliases, tracking_client
 
-    client = client or tracking_client()
+    client = client or tracking_client(spec.tracking_uri)
     budgets = list(spec.export.budgets_ms) or (
         [spec.search.max_latency_ms] if spec.search.max_latency_ms is not None else []
     )

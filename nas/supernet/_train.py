@@ -269,7 +269,7 @@ class SupernetTrainer(Job):
             atomic_save(self.state_dict(), self.work_dir / STATE_FILE)
             if self.tracker is not None:
                 self.tracker.log_metrics(metrics, step=self.epoch)
-        checkpoint = self.spec.resolve_path(self.cfg.checkpoint)
+        checkpoint = self.spec.output_path(self.cfg.checkpoint)
         save_weights(
             checkpoint,
             self.model.state_dict(),

@@ -36,6 +36,7 @@ __all__ = [
     "registered_name",
     "select_members",
     "tracking_client",
+    "trial_of_run",
 ]
 
 logger = logging.getLogger(__name__)
@@ -141,11 +142,52 @@ def _set_aliases(
     return {alias: v.version for alias, v in aliases.items()}
 
 
-def tracking_client() -> Any:
-    """An ``MlflowClient`` of the current tracking URI."""
+def tracking_client(spec_uri: str | None = None) -> Any:
+    """An ``MlflowClient`` of ``nas.tracking.tracking_uri(spec_uri)``, which also becomes
+    mlflow's current URI (artifact downloads go there)."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient()
+    from nas.tracking._uri import tracking_uri
+
+    uri = tracking_uri(spec_uri)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+def trial_of_run(run_id: str) -> tuple[Any, str]:
+    """The spec a search trial's study ran with (its parent run's ``spec/`` artifact) and the
+    trial's config string.
+
+    Raises:
+        SpecError: ``run_id`` is no run of the tracking store, or no search trial, or its study
+            run holds no spec.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from nas.errors import SpecError
+    from nas.spec import load_spec
+
+    client = tracking_client()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise SpecError(
+            f"{run_id!r} is neither a run spec file nor an MLflow run in "
+            f"{mlflow.get_tracking_uri()}"
+        ) from None
+    config = run.data.params.get("config")
+    parent = run.data.tags.get("mlflow.parentRunId")
+    if not config or not parent:
+        raise SpecError(f"MLflow run {run_id} is not a search trial (no config / parent run)")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{parent}/spec", dst_path=tmp))
+        except (MlflowException, OSError):
+            raise SpecError(
+                f"the study run {parent} of trial {run_id} has no spec artifact"
+            ) from None
+        spec = load_spec(next(folder.glob("*.y*ml")))
+    return spec, config
 
 
 def plan_exports(
@@ -316,9 +358,8 @@ def candidates(experiment: str, device: str, fmt: str | None = None) -> list[Can
         LookupError: no such registered model (the message lists the ones there are).
     """
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient()
+    client = tracking_client()
     name = registered_name(experiment, device)
     try:
         model = client.get_registered_model(name)

@@ -12,11 +12,13 @@ import optuna
 import pytest
 import torch
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, SpecError
 from nas.registry import SPACES, RegistryError
 from search_spaces import (
     LayerSpec,
+    MixedPrecisionSpace,
     Prunable,
+    PrunedSpace,
     SearchSpace,
     WeightSharing,
     get_space,
@@ -27,18 +29,17 @@ from search_spaces import (
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-WRAPPERS = {
-    "pruned(ofa_mbv3_small)": lambda: pruned(get_space("ofa_mbv3_small")),
-    "mixed_precision(ofa_mbv3_small)": lambda: mixed_precision(get_space("ofa_mbv3_small")),
-    "mixed_precision(pruned(ofa_mbv3_small))": lambda: mixed_precision(
-        pruned(get_space("ofa_mbv3_small"))
-    ),
-}
-ALL = [*list_spaces(), *WRAPPERS]
+# wrapped spaces, by the names a spec gives them (nas.registry.SPACE_WRAPPERS)
+WRAPPED = [
+    "pruned(ofa_mbv3_small)",
+    "mixed_precision(ofa_mbv3_small)",
+    "mixed_precision(pruned(ofa_mbv3_small))",
+]
+ALL = [*list_spaces(), *WRAPPED]
 
 
 def _make(name: str) -> SearchSpace:
-    return WRAPPERS[name]() if name in WRAPPERS else get_space(name)
+    return get_space(name)
 
 
 @pytest.fixture(params=ALL, scope="module")
@@ -69,6 +70,19 @@ def test_a_space_registered_temporarily_is_found_by_name():
         assert "contract_test_space" in list_spaces()
         assert isinstance(get_space("contract_test_space"), SearchSpace)
     assert "contract_test_space" not in list_spaces()
+
+
+def test_a_wrapped_name_composes_the_registered_wrappers():
+    space = get_space("mixed_precision(pruned(ofa_mbv3_small))", n_classes=7)
+    assert isinstance(space, MixedPrecisionSpace) and isinstance(space.base, PrunedSpace)
+    assert space.n_classes == 7 and space.name == "ofa_mbv3_small"
+    direct = mixed_precision(pruned(get_space("ofa_mbv3_small", n_classes=7)))
+    assert str(space.largest()) == str(direct.largest())
+    with pytest.raises(RegistryError, match="mixed_precision"):
+        get_space("quantized(ofa_mbv3_small)")
+    for bad in ("pruned(ofa_mbv3_small", "pruned()", "(ofa_mbv3_small)"):
+        with pytest.raises(SpecError, match="space"):
+            get_space(bad)
 
 
 def test_options_rebuild_the_same_space():
@@ -214,6 +228,27 @@ def test_layers_are_layer_specs_and_all_layers_covers_them(space):
             assert layers and all(isinstance(layer, LayerSpec) for layer in layers)
             if space.enumerable_layers:
                 assert {(layer.key, layer.dtype) for layer in layers} <= set(keys)
+
+
+def test_layer_module_runs_one_layer_alone_or_says_the_space_cannot(space):
+    layers = space.layers(space.sample(np.random.default_rng(13)))
+    try:
+        space.layer_module(layers[0])
+    except ConfigError:  # a space priced otherwise (whole-architecture tables) says so, always
+        for layer in layers:
+            with pytest.raises(ConfigError, match=space.name):
+                space.layer_module(layer)
+        return
+    for layer in layers:
+        module = space.layer_module(layer)
+        h, w, c = layer.input_shape
+        assert not module.training
+        with torch.no_grad():
+            out = module(torch.randn(1, c, h, w))
+        expected = layer.output_shape
+        assert tuple(out.shape[1:]) == (
+            expected if len(expected) == 1 else (expected[2], expected[0], expected[1])
+        ), layer.key
 
 
 # ---- models ------------------------------------------------------------------------------------
