@@ -234,6 +234,7 @@ def _cmd_pick(args: argparse.Namespace) -> int:
                     "latency_ms": best.latency_ms,
                     "latency_source": f"predicted by the {args.device} table",
                     "measured_host_ms": best.measured_ms,
+                    "measured_on": best.measured_on,
                     "model_uri": best.model_uri,
                     "config": best.config,
                     "preprocessing": {
@@ -249,6 +250,10 @@ def _cmd_pick(args: argparse.Namespace) -> int:
             f"picked v{best.version} {best.config} ({best.format}): test top-1 "
             f"{best.test_accuracy * 100:.2f}%, {best.latency_ms:.3f} ms predicted on {args.device}"
         )
+        if best.measured_ms is not None:
+            print(
+                f"measured {best.measured_ms:.3f} ms on {best.measured_on or 'the exporting host'}"
+            )
         print(
             f"feed it: {pre['layout']} {pre['height']}x{pre['width']}x{pre['channels']}, "
             f"(pixel * {pre['scale']:.6g} - {pre['mean']}) / {pre['std']}; contract: "
@@ -398,17 +403,14 @@ def _cmd_lut_calibrate(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from nas.export import time_tflite
-    from nas.latency import calibrate, host_device_info
+    from nas.latency import HostTimer, calibrate, host_device_info
     from search_spaces import get_space
 
     space = get_space(args.space)
     resolutions = [args.resolution] if args.resolution else list(space.resolutions)
     if args.device == "host":
         device = host_device_info(args.threads, "measured on this host by `nas lut calibrate`")
-
-        def measure(model: bytes, layer) -> object:
-            return time_tflite(model, threads=args.threads, runs=args.runs)
+        measure = HostTimer(threads=args.threads, runs=args.runs)
     elif args.device.startswith("adb:"):
         from nas.latency import AdbTarget
 

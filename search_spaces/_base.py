@@ -163,6 +163,17 @@ class SearchSpace(abc.ABC, Generic[ConfigT]):
             "cannot be calibrated for it (price it with an arch_table)"
         )
 
+    def layer_paths(self, config: ConfigT) -> list[str]:
+        """For each of ``layers(config)``, in order, the path of the submodule of
+        ``build(config)`` (and of an extracted subnet) that computes it
+        (``model.get_submodule(path)``): what per-layer precision is applied to, in the
+        simulation and in the exported file.
+
+        Raises:
+            ConfigError: the space cannot say (its layers are not submodules of its models).
+        """
+        raise ConfigError(f"{self.name}: this space does not map its layers to submodules")
+
     @abc.abstractmethod
     def build(self, config: ConfigT, weights: Any = None) -> torch.nn.Module:
         """A standalone, exportable subnet in eval mode; ``weights`` is a supernet state dict

@@ -454,6 +454,18 @@ class ElasticMBV3Space(
     def load_supernet(self, supernet: torch.nn.Module, state_dict: dict[str, Any]) -> None:
         load_supernet_weights(supernet, state_dict, self.name)
 
+    def layer_paths(self, config: MBV3Config) -> list[str]:
+        """OFA ``MobileNetV3``'s submodules, in the order of ``layers(config)``."""
+        n_blocks = 1 + sum(config.depths)
+        return [
+            "first_conv",
+            *(f"blocks.{i}" for i in range(n_blocks)),
+            "final_expand_layer",
+            "global_avg_pool",
+            "feature_mix_layer",
+            "classifier",
+        ]
+
     def layer_module(self, layer: LayerSpec) -> torch.nn.Module:
         """The OFA module a subnet runs for ``layer`` (see ``_mbv3_supernet.layer_module``)."""
         from search_spaces._mbv3_supernet import layer_module

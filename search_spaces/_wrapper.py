@@ -51,6 +51,9 @@ class SpaceWrapper(SearchSpace[ConfigT]):
     def layer_module(self, layer: LayerSpec) -> torch.nn.Module:
         return self.base.layer_module(layer)
 
+    def layer_paths(self, config: Any) -> list[str]:
+        return self.base.layer_paths(config.base)
+
     def _check_base(self, config: Any) -> None:
         """``config`` is of this wrapper's type and its base config is in the base space."""
         if not isinstance(config, self.config_type):

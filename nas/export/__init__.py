@@ -10,9 +10,16 @@ from nas.export._export import (
     exporter,
     open_runner,
     preprocessing_contract,
+    time_exported,
 )
 from nas.export._keras import tf_modules
-from nas.export._litert import Timing, litert_version, time_tflite
+from nas.export._litert import (
+    HostFingerprint,
+    Timing,
+    litert_version,
+    time_round_robin,
+    time_tflite,
+)
 from nas.export._onnx import ONNXExporter
 from nas.export._tflite import TFLiteExporter, TFLiteQATExporter, to_tflite
 from nas.registry import EXPORT_FORMATS
@@ -28,6 +35,7 @@ __all__ = [
     "ExportInputs",
     "ExportedFile",
     "Exporter",
+    "HostFingerprint",
     "ONNXExporter",
     "Runner",
     "TFLiteExporter",
@@ -40,6 +48,8 @@ __all__ = [
     "open_runner",
     "preprocessing_contract",
     "tf_modules",
+    "time_exported",
+    "time_round_robin",
     "time_tflite",
     "to_tflite",
     "torch_to_keras",

@@ -29,6 +29,7 @@ __all__ = [
     "exporter",
     "open_runner",
     "preprocessing_contract",
+    "time_exported",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class ExportedFile:
     latency_measured_ms: float | None
     latency_predicted_ms: float | None
     reason: str | None  # why it must not be registered (failed parity), else None
+    #: the machine ``latency_measured_ms`` was timed on (``HostFingerprint.describe()``) and how
+    latency_measured_on: str | None = None
 
     def summary(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -147,10 +150,26 @@ def _predicted_ms(latency_model: Any, config: Any, exp: Exporter) -> float | Non
         return None  # no table entries at this precision
 
 
+def time_exported(file: ExportedFile, threads: int = 1) -> ExportedFile:
+    """``file`` with its latency measured on this machine now (LiteRT, ``threads``), and its
+    contract JSON rewritten to say so. Time files while nothing else runs: the export stage
+    times its files after its workers are done, never beside them."""
+    from nas.export._litert import HostFingerprint
+
+    ms = exporter(file.format).time(file.path, threads)
+    on = None if ms is None else f"{HostFingerprint.here().describe()}, {threads} thread(s)"
+    timed = dataclasses.replace(file, latency_measured_ms=ms, latency_measured_on=on)
+    contract = file.path.with_suffix(file.path.suffix + ".json")
+    if contract.is_file():
+        doc = json.loads(contract.read_text())
+        contract.write_text(json.dumps({**doc, **timed.summary()}, indent=1))
+    return timed
+
+
 def _verify(
-    name: str, exp: Exporter, path: Path, test: _TestSet, threads: int, score_threads: int
+    name: str, exp: Exporter, path: Path, test: _TestSet, score_threads: int
 ) -> ExportedFile:
-    """Parity on the first PARITY_IMAGES, accuracy on all, host latency; no prediction yet."""
+    """Parity on the first PARITY_IMAGES and accuracy on all; not timed, no prediction yet."""
     logits = exp.open(path, score_threads)(test.x)
     parity = float(np.abs(logits[:PARITY_IMAGES] - test.reference).max())
     ok = exp.parity_atol is None or parity <= exp.parity_atol
@@ -168,7 +187,7 @@ def _verify(
         parity_ok=ok,
         test_accuracy=float((logits.argmax(1) == test.y).mean()),
         n_test=len(test.y),
-        latency_measured_ms=exp.time(path, threads),
+        latency_measured_ms=None,
         latency_predicted_ms=None,
         reason=reason,
     )
@@ -195,6 +214,7 @@ def export_subnet(
     score_threads: int | None = None,
     qat_epochs: int = 1,
     qat_images: int = 20000,
+    measure_latency: bool = True,
 ) -> list[ExportedFile]:
     """Export ``subnet`` (BN already recalibrated) in each of ``formats`` (names registered in
     ``nas.registry.EXPORT_FORMATS``) and verify each file.
@@ -202,6 +222,8 @@ def export_subnet(
     ``input_shape``: the subnet's (C, H, W); default ``space.input_shape(config)``.
     ``threads``: the latency measurement's threads (the table's); ``score_threads``: threads for
     scoring the test images (default: every core; the logits do not depend on it).
+    ``measure_latency`` False leaves the files untimed (``time_exported`` times them later, e.g.
+    once parallel exports are done and the machine is quiet).
     ``tflite-int8-qat``: ``qat_epochs`` of quantization-aware training on ``qat_images``
     training images first (tfmot).
 
@@ -220,10 +242,10 @@ def export_subnet(
     for name, exp in exporters.items():
         path = out_dir / f"{space.name}-{config}-{exp.precision}{exp.suffix}"
         exp.export(subnet, inputs, path)
-        file = _verify(name, exp, path, test, threads, score_threads or os.cpu_count() or 1)
+        file = _verify(name, exp, path, test, score_threads or os.cpu_count() or 1)
         file = dataclasses.replace(
             file, latency_predicted_ms=_predicted_ms(latency_model, config, exp)
         )
         _write_contract(file, config, preprocessing_contract(dataset, input_shape, exp.layout))
-        results.append(file)
+        results.append(time_exported(file, threads) if measure_latency else file)
     return results

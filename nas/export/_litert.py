@@ -1,14 +1,20 @@
-"""Timing a ``.tflite`` model with the LiteRT interpreter on this host."""
+"""Timing a ``.tflite`` model with the LiteRT interpreter on this host, and which host it is."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import os
+import platform
 import statistics
 import time
-from typing import NamedTuple
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Timing", "litert_version", "time_tflite"]
+__all__ = ["HostFingerprint", "Timing", "litert_version", "time_round_robin", "time_tflite"]
 
 
 class Timing(NamedTuple):
@@ -27,16 +33,68 @@ def litert_version() -> str:
 
 
 def time_tflite(
-    model: bytes | str, *, threads: int = 1, warmup: int = 10, runs: int = 50, seed: int = 0
+    model: bytes | str,
+    *,
+    threads: int = 1,
+    warmup: int = 10,
+    runs: int = 50,
+    seed: int = 0,
+    rounds: int = 1,
 ) -> Timing:
     """Median and std of ``runs`` timed invocations (ms) after ``warmup`` untimed ones, batch 1,
-    on random input of the model's dtype. LiteRT's default CPU path (XNNPACK) is used."""
+    on random input of the model's dtype. LiteRT's default CPU path (XNNPACK) is used.
+    ``rounds`` > 1: the fastest of that many medians (see :func:`time_round_robin`)."""
+    return time_round_robin(
+        [model], threads=threads, warmup=warmup, runs=runs, seed=seed, rounds=rounds
+    )[0]
+
+
+def time_round_robin(
+    models: Sequence[bytes | str],
+    *,
+    threads: int = 1,
+    warmup: int = 10,
+    runs: int = 50,
+    seed: int = 0,
+    rounds: int = 3,
+) -> list[Timing]:
+    """Each model's latency on this machine, robust to a machine whose speed drifts.
+
+    Every model gets its own interpreter (``warmup`` untimed runs first); then ``rounds``
+    rounds each take, for every model in turn, the median of ``runs`` invocations. A model's
+    figure (``Timing.mean``) is its fastest round's median; ``std`` is the spread of its round
+    medians; ``count`` all its timed invocations. A shared machine has slow spells of seconds to
+    minutes (another tenant on the same cores; up to 35% slower, measured on this project's
+    2-core hosts): the rounds spread each model's timing over time, so that tables and the
+    whole models they are checked against are both timed at the machine's undisturbed speed.
+    """
+    if runs < 1 or rounds < 1:
+        raise ValueError(f"`runs >= 1` and `rounds >= 1` must hold, but got {runs=}, {rounds=}")
+    interpreters = [_ready_interpreter(m, threads, seed, warmup) for m in models]
+    medians: list[list[float]] = [[] for _ in models]
+    for _ in range(rounds):
+        for interpreter, out in zip(interpreters, medians, strict=True):
+            samples = []
+            for _ in range(runs):
+                start = time.perf_counter_ns()
+                interpreter.invoke()
+                samples.append((time.perf_counter_ns() - start) / 1e6)
+            out.append(statistics.median(samples))
+    return [
+        Timing(
+            mean=min(m),
+            std=statistics.pstdev(m) if len(m) > 1 else 0.0,
+            count=runs * rounds,
+        )
+        for m in medians
+    ]
+
+
+def _ready_interpreter(model: bytes | str, threads: int, seed: int, warmup: int) -> Any:
     from ai_edge_litert.interpreter import Interpreter
 
     from nas._compat import native_logs
 
-    if runs < 1:
-        raise ValueError(f"`runs >= 1` must hold, but got {runs=}")
     kwargs = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
     with native_logs():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" notice
         interpreter = Interpreter(num_threads=threads, **kwargs)
@@ -52,9 +110,40 @@ def time_tflite(
         interpreter.set_tensor(detail["index"], data)
     for _ in range(warmup):
         interpreter.invoke()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        interpreter.invoke()
-        samples.append((time.perf_counter_ns() - start) / 1e6)
-    return Timing(mean=statistics.median(samples), std=statistics.pstdev(samples), count=runs)
+    return interpreter
+
+
+@dataclasses.dataclass(frozen=True)
+class HostFingerprint:
+    """What makes two hosts time the same model alike: CPU model and flags, cores, runtime."""
+
+    cpu: str
+    cores: int
+    flags_sha: str
+    runtime_version: str
+
+    @classmethod
+    def here(cls) -> HostFingerprint:
+        info: dict[str, str] = {}
+        try:  # the first core's lines
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                name, _, value = line.partition(":")
+                info.setdefault(name.strip(), value.strip())
+        except OSError:
+            pass
+        cpu = info.get("model name") or platform.processor() or platform.machine()
+        flags = " ".join(sorted(info.get("flags", "").split()))
+        return cls(
+            cpu=cpu,
+            cores=os.cpu_count() or 1,
+            flags_sha=hashlib.sha256(flags.encode()).hexdigest()[:16],
+            runtime_version=litert_version(),
+        )
+
+    def key(self) -> str:
+        """A short stable name of the machine kind (the folder its re-timed tables go to)."""
+        text = f"{self.cpu}|{self.cores}|{self.flags_sha}|{self.runtime_version}"
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        return f"{self.cpu}, {self.cores} cores, {self.runtime_version} [{self.key()}]"

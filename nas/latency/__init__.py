@@ -5,7 +5,7 @@ validation."""
 from nas.latency._android import AdbTarget
 from nas.latency._arch import ArchTableLatency
 from nas.latency._base import Estimate, LatencyPredictor, build_latency
-from nas.latency._calibrate import calibrate, fill_missing, host_device_info
+from nas.latency._calibrate import HostTimer, calibrate, fill_missing, host_device_info
 from nas.latency._model import LayerTableLatency
 from nas.latency._table import (
     DeviceInfo,
@@ -25,6 +25,7 @@ from nas.latency._validate import (
 )
 
 __all__ = [
+    "HostTimer",
     "AdbTarget",
     "ArchTableLatency",
     "DeviceInfo",

@@ -31,6 +31,7 @@ __all__ = [
     "calibrate",
     "fill_missing",
     "host_device_info",
+    "HostTimer",
     "layer_file",
     "layer_tflite",
     "module_tflite",
@@ -204,6 +205,28 @@ def calibrate(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class HostTimer:
+    """Times layer files with LiteRT on this machine. Called on one file it times that file;
+    :func:`measure_into` gives it all the files of a table at once (``many``: round-robin over
+    ``rounds``, each file's fastest median, ``nas.export.time_round_robin``), so that the
+    entries are taken at the machine's undisturbed speed, as validation times whole models."""
+
+    threads: int = 1
+    runs: int = 50
+    rounds: int = 3
+
+    def __call__(self, tflite: bytes, layer: LayerSpec | None) -> Any:
+        from nas.export import time_tflite
+
+        return time_tflite(tflite, threads=self.threads, runs=self.runs, rounds=self.rounds)
+
+    def many(self, files: list[bytes]) -> list[Any]:
+        from nas.export import time_round_robin
+
+        return time_round_robin(files, threads=self.threads, runs=self.runs, rounds=self.rounds)
+
+
 def measure_into(
     table_path: Path,
     space: SearchSpace,
@@ -215,8 +238,12 @@ def measure_into(
     cache_dir: Path | None = None,
     label: str = "",
 ) -> Path:
-    """Measure each of ``layers`` whose key is not yet in ``table_path`` and add it; the table
-    is rewritten after every key, so an interrupted calibration loses at most one layer."""
+    """Measure each of ``layers`` whose key is not yet in ``table_path`` and add it.
+
+    ``measure(tflite, layer)`` times one layer file at a time (a phone over adb): the table is
+    rewritten after every key, so an interrupted calibration loses at most one layer. A
+    :class:`HostTimer` times them all together once every file is converted (the converted
+    files are cached in ``cache_dir``, so an interrupted run loses only the timing)."""
     entries: dict[str, Entry] = dict(load_table(table_path).entries) if table_path.is_file() else {}
     todo = list(
         {
@@ -229,11 +256,21 @@ def measure_into(
         len(layers),
         len(layers) - len(todo),
     )
+    if isinstance(measure, HostTimer):
+        files = []
+        for i, layer in enumerate(todo):
+            files.append(layer_file(space, layer, dtype, cache_dir))
+            if progress is not None:
+                progress(i + 1, len(todo), dtype_key(layer.key, dtype))
+        for layer, timing in zip(todo, measure.many(files) if files else [], strict=True):
+            entries[dtype_key(layer.key, dtype)] = Entry(timing.mean, timing.std, timing.count)
+        if todo:
+            write_table(table_path, entries)
+        return table_path
     for i, layer in enumerate(todo):
         key = dtype_key(layer.key, dtype)
-        timing = measure(
-            layer_file(space, layer, dtype, cache_dir), layer
-        )  # a Timing (LiteRT here) or an Entry (adb)
+        # a Timing (LiteRT here) or an Entry (adb)
+        timing = measure(layer_file(space, layer, dtype, cache_dir), layer)
         entries[key] = Entry(timing.mean, timing.std, timing.count)
         write_table(table_path, entries)
         if progress is not None:
@@ -267,7 +304,6 @@ def fill_missing(
             table is calibrated with ``nas lut calibrate --device adb:SERIAL``); never guessed.
     """
     from nas.errors import MissingLatencyKeyError
-    from nas.export import time_tflite
 
     table = model.table(resolution)
     missing = sorted({dtype_key(x.key, x.dtype or dtype) for x in layers} - set(table.entries))
@@ -285,7 +321,7 @@ def fill_missing(
         model.space,
         layers,
         dtype=dtype,
-        measure=lambda tflite, layer: time_tflite(tflite, threads=threads, runs=runs),
+        measure=HostTimer(threads=threads, runs=runs),
         progress=progress,
         cache_dir=cache_dir,
     )

@@ -15,6 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from nas.export import HostFingerprint
 from nas.latency._table import DeviceInfo, LatencyTable, load_device, load_table, write_device
 from nas.paths import cache_root
 from search_spaces import LayerSpec
@@ -35,44 +36,6 @@ logger = logging.getLogger(__name__)
 N_REFERENCE = 4
 TOLERANCE = 0.10
 _CHECKED: dict[tuple[str, str], Path] = {}  # (table folder, space) -> folder to price with
-
-
-@dataclasses.dataclass(frozen=True)
-class HostFingerprint:
-    """What makes two hosts time the same model alike: CPU model and flags, cores, runtime."""
-
-    cpu: str
-    cores: int
-    flags_sha: str
-    runtime_version: str
-
-    @classmethod
-    def here(cls) -> HostFingerprint:
-        from nas.export import litert_version
-
-        info: dict[str, str] = {}
-        try:  # the first core's lines
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                name, _, value = line.partition(":")
-                info.setdefault(name.strip(), value.strip())
-        except OSError:
-            pass
-        cpu = info.get("model name") or platform.processor() or platform.machine()
-        flags = " ".join(sorted(info.get("flags", "").split()))
-        return cls(
-            cpu=cpu,
-            cores=os.cpu_count() or 1,
-            flags_sha=hashlib.sha256(flags.encode()).hexdigest()[:16],
-            runtime_version=litert_version(),
-        )
-
-    def key(self) -> str:
-        """A short stable name of the machine kind (the folder its re-timed tables go to)."""
-        text = f"{self.cpu}|{self.cores}|{self.flags_sha}|{self.runtime_version}"
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    def describe(self) -> str:
-        return f"{self.cpu}, {self.cores} cores, {self.runtime_version} [{self.key()}]"
 
 
 def host_name() -> str:
@@ -142,16 +105,16 @@ def check_host(device: DeviceInfo, table: LatencyTable, space: Any) -> HostCheck
     ``<cache>/layers``) and compare them with the table's entries."""
     import time
 
-    from nas.export import time_tflite
+    from nas.export import time_round_robin
     from nas.latency._calibrate import layer_file
 
     start = time.perf_counter()
-    ratios = []
-    for key in reference_keys(table):
-        tflite = layer_file(space, layer_from_key(key), "fp32", cache_root() / "layers")
-        # the best of three medians: a passing burst of load must not look like another machine
-        here = min(time_tflite(tflite, threads=device.threads or 1, runs=30).mean for _ in range(3))
-        ratios.append(here / table.mean(key))
+    keys = reference_keys(table)
+    files = [layer_file(space, layer_from_key(k), "fp32", cache_root() / "layers") for k in keys]
+    # the fastest of three round-robin medians, as the table's entries were taken: a passing
+    # spell of load must not look like another machine
+    timings = time_round_robin(files, threads=device.threads or 1, runs=30, rounds=3)
+    ratios = [t.mean / table.mean(k) for t, k in zip(timings, keys, strict=True)]
     return HostCheck(
         fingerprint=HostFingerprint.here(),
         table_cpu=device.soc,
@@ -242,8 +205,7 @@ def retime(
     """Time every entry of ``lut_dir``'s tables for ``space`` on this machine into ``out``
     (resumable: keys already there are kept; layer files are cached under <cache>/layers).
     Logs its progress (INFO) at every tenth of the layers."""
-    from nas.export import time_tflite
-    from nas.latency._calibrate import measure_into
+    from nas.latency._calibrate import HostTimer, measure_into
 
     threads = device.threads or 1
     work = []  # (table file, dtype, layers)
@@ -260,7 +222,7 @@ def retime(
             space,
             layers,
             dtype=dtype,
-            measure=lambda tflite, layer: time_tflite(tflite, threads=threads, runs=50),
+            measure=HostTimer(threads=threads, runs=50),
             cache_dir=cache_root() / "layers",
             progress=lambda *_: progress.step(),
             label=f"re-timing {path.name} {dtype}",

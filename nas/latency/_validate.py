@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.export import time_tflite
+from nas.export import time_round_robin
 from nas.latency._model import LayerTableLatency
 
 __all__ = ["ValidationReport", "measure_subnets", "validation_report", "subnet_tflite"]
@@ -64,27 +64,35 @@ def measure_subnets(
     cache_dir: Path | None = None,
     space: Any = None,
 ) -> list[dict[str, Any]]:
-    """Predicted layer sum (without overhead) and measured latency of each config.
-    With ``model=None`` the files are only converted into ``cache_dir`` (nothing is timed)."""
+    """Predicted layer sum (without overhead) and measured latency of each config. Every file
+    is converted first, then all are timed together (``nas.export.time_round_robin``: each
+    one's fastest of three round-robin medians, as a table's entries are taken). With
+    ``model=None`` the files are only converted into ``cache_dir`` (nothing is timed)."""
     from nas.latency._calibrate import cached_tflite
 
     space = model.space if model is not None else space
-    points = []
+    files = []
     for i, config in enumerate(configs):
-        tflite = cached_tflite(
-            cache_dir,
-            f"subnet|{space.name}|{config}|{dtype}",
-            lambda config=config: subnet_tflite(space, config, dtype),
-        )
-        if model is not None:
-            measured = time_tflite(tflite, threads=threads, runs=runs)
-            layer_sum, _ = model.layer_sum(config)
-            points.append(
-                {"config": str(config), "layer_sum_ms": layer_sum, "measured_ms": measured.mean}
+        files.append(
+            cached_tflite(
+                cache_dir,
+                f"subnet|{space.name}|{config}|{dtype}",
+                lambda config=config: subnet_tflite(space, config, dtype),
             )
+        )
         if progress is not None:
             progress(i + 1, len(configs))
-    return points
+    if model is None:
+        return []
+    timings = time_round_robin(files, threads=threads, runs=runs, rounds=3)
+    return [
+        {
+            "config": str(config),
+            "layer_sum_ms": model.layer_sum(config)[0],
+            "measured_ms": timing.mean,
+        }
+        for config, timing in zip(configs, timings, strict=True)
+    ]
 
 
 def validation_report(

@@ -171,7 +171,8 @@ class NetAdaptJob(Job):
         from nas.latency import subnet_tflite
 
         threads = self.latency.device.threads or 1
-        return time_tflite(subnet_tflite(self.space, config, self.dtype), threads=threads).mean
+        model = subnet_tflite(self.space, config, self.dtype)
+        return time_tflite(model, threads=threads, runs=100, rounds=3).mean
 
     def proposals(self, current: PrunedConfig, latency: float, reduction: float) -> list[Proposal]:
         """Per unit, the fewest filters to remove for the table latency to drop by ``reduction``

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ExportWorker", "export_member", "register_fronts"]
+__all__ = ["ExportWorker", "export_member", "longest_first", "register_fronts"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +24,11 @@ def export_member(
     formats: list[str],
     *,
     score_threads: int | None = None,
+    measure_latency: bool = True,
 ) -> list[Any]:
     """Fine-tune ``config_text``'s subnet (``export.finetune_epochs``), export it in ``formats``
-    into ``out_dir`` and verify each file; the :class:`nas.export.ExportedFile` list."""
+    into ``out_dir`` and verify each file; the :class:`nas.export.ExportedFile` list (untimed
+    with ``measure_latency`` False: see ``nas.export.time_exported``)."""
     from nas.export import export_subnet
     from nas.supernet import finetune
 
@@ -48,12 +50,14 @@ def export_member(
         latency_model=latency_model,
         qat_epochs=spec.export.qat_epochs,
         score_threads=score_threads,
+        measure_latency=measure_latency,
     )
 
 
 class ExportWorker:
     """Ray actor: the spec's supernet evaluator (supernet + dataset) and latency tables, built
-    once; ``export(device_index, config, out_dir, formats)`` runs :func:`export_member`."""
+    once; ``export(device_index, config, out_dir, formats)`` runs :func:`export_member` and
+    leaves the files untimed (a worker's timing would describe its neighbours' load)."""
 
     def __init__(self, spec_dict: dict[str, Any], threads: int) -> None:
         import torch
@@ -98,6 +102,7 @@ class ExportWorker:
             Path(out_dir),
             formats,
             score_threads=self.threads,
+            measure_latency=False,
         )
 
 
@@ -117,8 +122,9 @@ def register_fronts(
     ``fronts``: device name -> rows ``{"config", "accuracy", "latency_ms": {device: ms}}``;
     ``run_ids``: config -> the trial's MLflow run. The members export in parallel, one task per
     member on an :class:`nas.pool.ActorPool` of ``workers`` actors (1 thread each; Ray must be
-    up or is started); this process registers each finished one (``client``: an
-    ``MlflowClient``, default the current tracking URI's). Resumable: a (trial, format) already
+    up or is started); once they are all done, this process times each file (nothing else
+    running) and registers it (``client``: an ``MlflowClient``, default the spec's tracking
+    URI's). Resumable: a (trial, format) already
     registered is not exported again. Files that fail parity are logged, tagged on the trial run
     (``export.<format>``) and not registered. Returns, per device, the registered model's name,
     its versions and aliases.
@@ -134,6 +140,7 @@ def register_fronts(
         [spec.search.max_latency_ms] if spec.search.max_latency_ms is not None else []
     )
     tasks, formats = plan_exports(client, spec, job, fronts, run_ids, out_dir, budgets)
+    tasks = longest_first(tasks, job.space)
     failed = _export_on_pool(client, spec, tasks, workers, progress) if tasks else []
     summary = {
         device: set_aliases(client, registered_name(spec.name, device), fmts[0], budgets)
@@ -149,6 +156,19 @@ def register_fronts(
     return summary
 
 
+def longest_first(tasks: list[dict[str, Any]], space: Any) -> list[dict[str, Any]]:
+    """The export tasks, the longest expected first (longest-processing-time-first scheduling:
+    the pool's last task is then a short one, and no worker idles while the other finishes a
+    long one). Expected length: the subnet's MACs times its formats, an int8 format counting
+    1.4 (its calibration and its slower kernels on a host)."""
+
+    def cost(task: dict[str, Any]) -> float:
+        macs = space.macs(space.parse(task["row"]["config"]))
+        return macs * sum(1.4 if "int8" in f else 1.0 for f in task["todo"])
+
+    return sorted(tasks, key=cost, reverse=True)
+
+
 def _export_on_pool(
     client: Any,
     spec: Any,
@@ -156,16 +176,39 @@ def _export_on_pool(
     workers: int,
     progress: Callable[[str], None],
 ) -> list[str]:
-    """Run the tasks on a pool, registering each as it finishes; the failed ones' messages."""
+    """Run the tasks on a pool; once every worker is done (the machine quiet), time each file
+    here and register it. The failed tasks' messages."""
+    from nas.export import time_exported
+    from nas.tracking.registry import register_files
+
+    exported, failed = _run_exports(spec, tasks, workers, progress)
+    for t, files in exported:
+        timed = [time_exported(f) for f in files]
+        register_files(
+            client,
+            t["name"],
+            t["run_id"],
+            t["row"],
+            t["device"],
+            timed,
+            spec.export.finetune_epochs,
+        )
+    return failed
+
+
+def _run_exports(
+    spec: Any, tasks: list[dict[str, Any]], workers: int, progress: Callable[[str], None]
+) -> tuple[list[tuple[dict[str, Any], list[Any]]], list[str]]:
+    """The tasks on an :class:`ActorPool`: (task, untimed files) of each that finished, and the
+    failed ones' messages."""
     import ray
 
     from nas.cluster import spec_to_dict
     from nas.pool import ActorPool
-    from nas.tracking.registry import register_files
 
     actor = ray.remote(num_cpus=1)(ExportWorker)
     size = max(1, min(workers, len(tasks)))
-    failed = []
+    exported, failed = [], []
     with ActorPool(
         actor,
         (spec_to_dict(spec), 1),
@@ -185,13 +228,5 @@ def _export_on_pool(
                 failed.append(f"{t['row']['config']} ({t['device']}): {done.error}")
                 continue
             progress(f"{t['name']}: exported {t['row']['config']} in {done.seconds:.0f} s")
-            register_files(
-                client,
-                t["name"],
-                t["run_id"],
-                t["row"],
-                t["device"],
-                done.value,
-                spec.export.finetune_epochs,
-            )
-    return failed
+            exported.append((t, done.value))
+    return exported, failed

@@ -296,7 +296,7 @@ def _register_file(
         if f.latency_predicted_ms is None
         else str(f.latency_predicted_ms),
         "latency_measured_ms": "" if f.latency_measured_ms is None else str(f.latency_measured_ms),
-        "latency_measured_on": "this host, LiteRT, 1 thread" if f.latency_measured_ms else "",
+        "latency_measured_on": f.latency_measured_on or "",
         "size_bytes": str(f.size_bytes),
         "parity_max_abs": f"{f.parity_max_abs:.3e}",
         "trial_run_id": run_id,
@@ -344,7 +344,8 @@ class Candidate:
     val_accuracy: float
     test_accuracy: float
     latency_ms: float | None  # predicted by the device's table
-    measured_ms: float | None  # measured on the exporting host
+    measured_ms: float | None  # measured on the exporting host ...
+    measured_on: str  # ... this one (machine, runtime, threads; "" for older versions)
     size_bytes: int
     aliases: tuple[str, ...]
     model_uri: str
@@ -386,6 +387,7 @@ def candidates(experiment: str, device: str, fmt: str | None = None) -> list[Can
             test_accuracy=num(v, "test_accuracy") or 0.0,
             latency_ms=num(v, "latency_predicted_ms"),
             measured_ms=num(v, "latency_measured_ms"),
+            measured_on=v.tags.get("latency_measured_on", ""),
             size_bytes=int(v.tags.get("size_bytes", 0)),
             aliases=tuple(sorted(by_version.get(str(v.version), []))),
             model_uri=f"models:/{name}/{v.version}",

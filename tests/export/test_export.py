@@ -56,7 +56,12 @@ def test_every_format_is_written_verified_and_carries_its_preprocessing(small_fm
         files["tflite-fp32"].latency_measured_ms > 0
         and files["onnx-fp32"].latency_measured_ms is None
     )
+    from nas.export import HostFingerprint
+
+    here = HostFingerprint.here().key()
+    assert here in files["tflite-fp32"].latency_measured_on  # the machine the figure is for
     contract = json.loads(files["tflite-int8"].path.with_suffix(".tflite.json").read_text())
+    assert contract["latency_measured_ms"] > 0 and here in contract["latency_measured_on"]
     pre = contract["preprocessing"]
     assert (pre["height"], pre["width"], pre["channels"], pre["layout"]) == (24, 24, 1, "NHWC")
     assert pre["scale"] == pytest.approx(1 / 255) and len(pre["class_names"]) == 10

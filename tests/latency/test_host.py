@@ -79,7 +79,7 @@ def test_a_phone_table_is_never_retimed(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_host_table_timed_elsewhere_is_retimed_here_once_and_kept(monkeypatch, tmp_path):
+def test_a_host_table_timed_elsewhere_is_retimed_here_once_and_kept(monkeypatch, tmp_path, caplog):
     """A copy of a few host entries made 5x too fast (as if timed on a much faster machine):
     build_latency re-times them on this machine into the cache, prices with that, and a later
     job reuses the re-timing without timing anything."""
@@ -98,7 +98,10 @@ def test_a_host_table_timed_elsewhere_is_retimed_here_once_and_kept(monkeypatch,
     write_table(lut / "ofa_mbv3_small" / "24.yaml", fast)
 
     _CHECKED.clear()
-    predictor = build_latency(lut, space)
+    with caplog.at_level("INFO", logger="nas.latency._host"):
+        predictor = build_latency(lut, space)
+    n = len(fast)
+    assert f"re-timing host-x86-litert: {n}/{n} layers" in caplog.text  # progress, to the end
     local = predictor.lut_dir
     assert local != lut and local.is_relative_to(tmp_path / "cache" / "host_tables")
     retimed = load_table(local / "ofa_mbv3_small" / "24.yaml")
@@ -112,3 +115,21 @@ def test_a_host_table_timed_elsewhere_is_retimed_here_once_and_kept(monkeypatch,
     _CHECKED.clear()  # a new job on this machine: the kept re-timing, nothing timed again
     monkeypatch.setattr(host, "check_host", lambda *a: pytest.fail("re-checked"))
     assert build_latency(lut, space).lut_dir == local
+
+
+def test_round_robin_timing_gives_each_model_its_fastest_round():
+    """The protocol tables, validation and exports share: every model once per round, a model's
+    figure its fastest round's median; a bigger layer takes longer."""
+    from nas.export import time_round_robin, time_tflite
+    from nas.latency._calibrate import layer_tflite
+
+    space = get_space("ofa_mbv3_small")
+    layers = space.all_layers(24)
+    small = next(x for x in layers if x.op == "AvgPool2D")
+    big = max((x for x in layers if x.op == "expanded_conv"), key=lambda x: x.attr("expand"))
+    files = [layer_tflite(space, small, "fp32"), layer_tflite(space, big, "fp32")]
+    fast, slow = time_round_robin(files, runs=20, rounds=3)
+    assert fast.count == slow.count == 60 and 0 < fast.mean < slow.mean
+    assert fast.std >= 0 and time_tflite(files[1], runs=5).count == 5
+    with pytest.raises(ValueError, match="rounds"):
+        time_round_robin(files, rounds=0)

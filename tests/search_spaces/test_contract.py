@@ -251,6 +251,19 @@ def test_layer_module_runs_one_layer_alone_or_says_the_space_cannot(space):
         ), layer.key
 
 
+def test_layer_paths_name_the_submodule_of_every_layer_or_the_space_says_it_cannot(space):
+    config = space.sample(np.random.default_rng(17))
+    try:
+        paths = space.layer_paths(config)
+    except ConfigError as e:
+        assert space.name in str(e)
+        return
+    model = space.build(config)
+    assert len(paths) == len(space.layers(config)) == len(set(paths))
+    modules = [model.get_submodule(p) for p in paths]  # raises when a path names nothing
+    assert all(isinstance(m, torch.nn.Module) and m is not model for m in modules)
+
+
 # ---- models ------------------------------------------------------------------------------------
 def _counted_macs(model: torch.nn.Module, shape) -> int:
     from torch.utils.flop_counter import FlopCounterMode

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from nas.cli import main
+from nas.export import HostFingerprint
 from nas.jobs import load_job
 from nas.paths import assets_root
 from nas.spec import spec_from_dict
@@ -91,6 +92,8 @@ def test_search_registers_verified_models_and_pick_downloads_one(small_fmnist, t
             assert v.tags["format"] == fmt and 0.0 <= float(v.tags["test_accuracy"]) <= 1.0
             assert float(v.tags["latency_predicted_ms"]) > 0
             assert float(v.tags["latency_measured_ms"]) > 0 and int(v.tags["size_bytes"]) > 0
+            # timed by the driver once the export workers were done, on a named machine
+            assert HostFingerprint.here().key() in v.tags["latency_measured_on"]
             if fmt == "tflite-fp32":
                 assert float(v.tags["parity_max_abs"]) <= 1e-3
             trial = client.get_run(v.tags["trial_run_id"])
