@@ -520,7 +520,8 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
         model = _fit_overhead(args, model, measure(model, fit_configs, f"fit {args.dtype}"))
     points = measure(model, configs, f"validate {args.dtype}")
     overhead = model.device.overhead_ms.get(args.dtype, 0.0)
-    report = validation_report(points, overhead, args.dtype, threads)
+    scale = model.device.scale.get(args.dtype, 1.0)
+    report = validation_report(points, overhead, args.dtype, threads, scale)
     return _validation_output(args, model, report, overhead)
 
 
@@ -597,8 +598,8 @@ def _validation_output(args: argparse.Namespace, model: Any, report: Any, overhe
         print(
             f"{report.n} subnets, {args.dtype}, {threads} thread(s): {report.within_10pct:.0%} "
             "within ±10%, "
-            f"MAPE {report.mape:.1%}, Kendall tau {report.kendall_tau:.3f} (per-model overhead "
-            f"{overhead:.3f} ms); "
+            f"MAPE {report.mape:.1%}, Kendall tau {report.kendall_tau:.3f} (prediction "
+            f"{report.scale:.3f} x layer sum + {overhead:.3f} ms); "
             f"report in {out}"
         )
     if args.min_within is not None and report.within_10pct < args.min_within:

@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 N_REFERENCE = 4
 TOLERANCE = 0.10
 _CHECKED: dict[tuple[str, str], Path] = {}  # (table folder, space) -> folder to price with
+#: how a re-timing is made (bumped when that changes: 2 = round-robin timing and a whole-model
+#: fit); part of its folder's name, so an older re-timing is not reused
+RETIME_VERSION = 2
 
 
 def host_name() -> str:
@@ -181,7 +184,7 @@ def _checked_folder(lut_dir: Path, device: DeviceInfo, space: Any) -> Path:
 def _retiming_dir(lut_dir: Path, fingerprint: HostFingerprint) -> Path:
     """Where this machine's re-timing of ``lut_dir`` goes: keyed by the machine and by the
     table's content (two folders of the same name, or a table changed since, never share one)."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"retime/{RETIME_VERSION}".encode())
     for path in sorted(lut_dir.rglob("*.yaml")):
         if "validation" not in path.relative_to(lut_dir).parts:
             digest.update(str(path.relative_to(lut_dir)).encode() + path.read_bytes())
@@ -216,6 +219,7 @@ def retime(
             by_dtype.setdefault(dtype or "fp32", []).append(layer_from_key(base))
         work += [(path, dtype, layers) for dtype, layers in by_dtype.items()]
     progress = _Progress(sum(len(layers) for *_, layers in work), f"re-timing {lut_dir.name}")
+    dtypes = sorted({dtype for _, dtype, _ in work})
     for path, dtype, layers in work:
         measure_into(
             out / space.name / path.name,
@@ -228,21 +232,68 @@ def retime(
             label=f"re-timing {path.name} {dtype}",
         )
         progress.skip_to(len(layers))
-    write_device(
-        out / "device.yaml",
-        dataclasses.replace(
-            device,
-            soc=fingerprint.cpu,
-            runtime_version=fingerprint.runtime_version,
-            overhead_ms={},  # fitted on the calibrating machine: not valid here
-            provenance=(
-                f"re-timed by nas on {fingerprint.describe()} from {lut_dir} ({device.soc}); "
-                f"{device.provenance}"
-            ),
+    here = dataclasses.replace(
+        device,
+        soc=fingerprint.cpu,
+        runtime_version=fingerprint.runtime_version,
+        overhead_ms={},  # fitted on the calibrating machine: not valid here
+        scale={},
+        provenance=(
+            f"re-timed by nas on {fingerprint.describe()} from {lut_dir} ({device.soc}); "
+            f"{device.provenance}"
         ),
     )
+    write_device(out / "device.yaml", fit_whole_models(out, here, space, dtypes))
     logger.info("%s: done in %.0f s", progress.label, progress.elapsed())
     return out
+
+
+#: whole subnets per precision timed after a re-timing, to fit the per-model scale and overhead
+N_FIT = 12
+#: their seed: never one `nas lut validate` draws the subnets it checks with (0, 1,000,003)
+FIT_SEED = 20_261_123
+
+
+def fit_whole_models(
+    lut_dir: Path, device: DeviceInfo, space: Any, dtypes: list[str]
+) -> DeviceInfo:
+    """``device`` with ``scale`` and ``overhead_ms`` fitted, per precision, by least squares of
+    the measured latency of :data:`N_FIT` random whole subnets on the layer sums of
+    ``lut_dir``'s tables (timed as ``nas lut validate`` times, their files cached under
+    ``<cache>/subnets``). A fit that makes no sense (scale outside 0.5-3) is not kept."""
+    import numpy as np
+
+    from nas.errors import MissingLatencyKeyError
+    from nas.latency._model import LayerTableLatency
+    from nas.latency._validate import measure_subnets
+
+    rng = np.random.default_rng(FIT_SEED)
+    configs = [space.sample(rng) for _ in range(N_FIT)]
+    scale, overhead = dict(device.scale), dict(device.overhead_ms)
+    for dtype in dtypes:
+        model = LayerTableLatency(lut_dir, space, dtype=dtype, device=device)
+        try:
+            for config in configs:  # every key there, before anything is converted
+                model.layer_sum(config)
+            points = measure_subnets(
+                model, configs, dtype, device.threads or 1, runs=100,
+                cache_dir=cache_root() / "subnets",
+            )  # fmt: skip
+        except MissingLatencyKeyError as e:
+            logger.warning("no whole-model fit for %s %s: %s", lut_dir, dtype, e)
+            continue
+        a, b = np.polyfit(
+            [p["layer_sum_ms"] for p in points], [p["measured_ms"] for p in points], 1
+        )
+        if not 0.5 <= a <= 3.0:
+            logger.warning("whole-model fit for %s rejected: scale %.3f", dtype, a)
+            continue
+        scale[dtype], overhead[dtype] = float(a), float(b)
+        logger.info(
+            "%s %s: whole models run %.3f x the layer sum %+.3f ms here (%d subnets)",
+            lut_dir.name, dtype, a, b, len(points),
+        )  # fmt: skip
+    return dataclasses.replace(device, scale=scale, overhead_ms=overhead)
 
 
 class _Progress:

@@ -66,16 +66,17 @@ class LayerTableLatency(LatencyPredictor):
         return ms, math.sqrt(sum(e.std**2 for e in entries))
 
     def predict(self, config: Any) -> Estimate:
-        """:meth:`layer_sum` plus the device's fitted per-model overhead at the default precision
-        (both 0 where not measured, as for OFA's Note10 tables, whose prediction is then the plain
-        sum of the published entries).
+        """:meth:`layer_sum` times the device's fitted ``scale``, plus its fitted per-model
+        overhead, at the default precision (1 and 0 where not fitted, as for OFA's Note10 tables,
+        whose prediction is then the plain sum of the published entries).
 
         Raises:
             MissingLatencyKeyError: a layer is not in the table (names the key and the file).
         """
         ms, std = self.layer_sum(config)
+        scale = self.device.scale.get(self.dtype, 1.0)
         return Estimate(
-            ms=ms + self.device.overhead_ms.get(self.dtype, 0.0),
-            std=std,
+            ms=scale * ms + self.device.overhead_ms.get(self.dtype, 0.0),
+            std=scale * std,
             source=f"layer_table {self.lut_dir} ({self.dtype})",
         )

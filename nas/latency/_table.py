@@ -135,6 +135,10 @@ class DeviceInfo:
     overhead_ms: per-model latency left unexplained by the layer entries, fitted by
     ``nas lut validate --fit-overhead`` on subnets other than those it is validated on; keyed by
     dtype, added once per predicted model.
+    scale: per-model multiplier of the layers' sum (default 1), keyed by dtype: a host table
+    re-timed on another machine fits ``scale`` and ``overhead_ms`` by least squares on a few
+    whole subnets timed there (single layers run with their weights in cache; a whole model on
+    a machine with less cache per core does not).
     """
 
     name: str
@@ -147,6 +151,7 @@ class DeviceInfo:
     provenance: str
     invoke_overhead_ms: Mapping[str, float] = dataclasses.field(default_factory=dict)
     overhead_ms: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    scale: Mapping[str, float] = dataclasses.field(default_factory=dict)
     notes: str = ""
     kind: str = "layer_table"
 
@@ -175,12 +180,12 @@ def load_device(path: str | Path) -> DeviceInfo:
     if missing:
         raise LatencyTableError(f"{path}: missing field(s) {sorted(missing)}")
     per_dtype = {}
-    for name in ("overhead_ms", "invoke_overhead_ms"):
+    for name in ("overhead_ms", "invoke_overhead_ms", "scale"):
         value = data.get(name) or {}
         if not isinstance(value, dict) or any(
             k not in DTYPES or not isinstance(v, int | float) for k, v in value.items()
         ):
-            raise LatencyTableError(f"{path}: {name} must map a dtype in {DTYPES} to milliseconds")
+            raise LatencyTableError(f"{path}: {name} must map a dtype in {DTYPES} to a number")
         per_dtype[name] = MappingProxyType({k: float(v) for k, v in value.items()})
     try:
         return DeviceInfo(
@@ -199,5 +204,8 @@ def write_device(path: str | Path, info: DeviceInfo) -> None:
     data: dict[str, Any] = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
     data["overhead_ms"] = dict(info.overhead_ms)
     data["invoke_overhead_ms"] = dict(info.invoke_overhead_ms)
+    data["scale"] = dict(info.scale)
+    if not data["scale"]:
+        del data["scale"]  # tables without a fit read as before
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False))

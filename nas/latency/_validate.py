@@ -30,6 +30,7 @@ class ValidationReport:
     points: list[dict[str, Any]]
     #: the machine the measured side was timed on (``HostFingerprint.describe()``)
     machine: str = ""
+    scale: float = 1.0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -40,6 +41,7 @@ class ValidationReport:
             "dtype": self.dtype,
             "threads": self.threads,
             "overhead_ms": self.overhead_ms,
+            "scale": self.scale,
             "machine": self.machine,
         }
 
@@ -96,11 +98,17 @@ def measure_subnets(
 
 
 def validation_report(
-    points: list[dict[str, Any]], overhead_ms: float, dtype: str, threads: int
+    points: list[dict[str, Any]],
+    overhead_ms: float,
+    dtype: str,
+    threads: int,
+    scale: float = 1.0,
 ) -> ValidationReport:
+    """The prediction (``scale`` times the layer sum, plus ``overhead_ms``: what
+    ``LayerTableLatency.predict`` gives) against the measured latency of every point."""
     from scipy.stats import kendalltau
 
-    pred = np.array([p["layer_sum_ms"] for p in points]) + overhead_ms
+    pred = scale * np.array([p["layer_sum_ms"] for p in points]) + overhead_ms
     meas = np.array([p["measured_ms"] for p in points])
     rel = np.abs(pred - meas) / meas
     for p, value in zip(points, pred, strict=True):
@@ -116,6 +124,7 @@ def validation_report(
         dtype=dtype,
         threads=threads,
         overhead_ms=overhead_ms,
+        scale=scale,
         points=points,
         machine=HostFingerprint.here().describe(),
     )

@@ -133,3 +133,32 @@ def test_round_robin_timing_gives_each_model_its_fastest_round():
     assert fast.std >= 0 and time_tflite(files[1], runs=5).count == 5
     with pytest.raises(ValueError, match="rounds"):
         time_round_robin(files, rounds=0)
+
+
+def test_the_whole_model_fit_is_least_squares_per_precision_and_rejects_nonsense(
+    monkeypatch, tmp_path
+):
+    """After a re-timing, whole subnets timed here fit ``scale`` and ``overhead_ms`` per
+    precision (here their timings are given: 1.3 x the layer sum - 0.2 ms for fp32, and a
+    nonsense 10 x for int8, which is not kept)."""
+    import nas.latency._host as host
+    import nas.latency._validate as validate
+
+    def fake_measure(model, configs, dtype, threads, runs, cache_dir):
+        a, b = (1.3, -0.2) if dtype == "fp32" else (10.0, 0.0)
+        sums = [model.layer_sum(c)[0] for c in configs]
+        return [{"layer_sum_ms": s, "measured_ms": a * s + b} for s in sums]
+
+    monkeypatch.setattr(validate, "measure_subnets", fake_measure)
+    monkeypatch.setenv("NAS_HOST_RETIME", "off")  # the shipped table as it is
+    device = load_device(HOST / "device.yaml")
+    fitted = host.fit_whole_models(HOST, device, get_space("ofa_mbv3_small"), ["fp32", "int8"])
+    assert fitted.scale["fp32"] == pytest.approx(1.3) and "int8" not in fitted.scale
+    assert fitted.overhead_ms["fp32"] == pytest.approx(-0.2)
+    predictor = build_latency(HOST, get_space("ofa_mbv3_small"))
+    plain = predictor.predict(get_space("ofa_mbv3_small").largest()).ms
+    fitted_predictor = type(predictor)(HOST, predictor.space, device=fitted)
+    layer_sum = predictor.layer_sum(predictor.space.largest())[0]
+    assert fitted_predictor.predict(predictor.space.largest()).ms == pytest.approx(
+        1.3 * layer_sum - 0.2
+    ) and plain != pytest.approx(1.3 * layer_sum - 0.2)
