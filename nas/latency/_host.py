@@ -286,7 +286,7 @@ def fit_whole_models(
             for config in configs:  # every key there, before anything is converted
                 model.layer_sum(config)
             points = measure_subnets(
-                model, configs, dtype, device.threads or 1, runs=60,
+                model, configs, dtype, device.threads or 1, runs=100,
                 cache_dir=cache_root() / "subnets",
             )  # fmt: skip
         except MissingLatencyKeyError as e:
