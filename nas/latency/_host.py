@@ -273,7 +273,7 @@ def fit_whole_models(
     ``<cache>/subnets``). A fit that makes no sense (scale outside 0.5-3) is not kept."""
     import numpy as np
 
-    from nas.errors import MissingLatencyKeyError
+    from nas.errors import LatencyTableError
     from nas.latency._model import LayerTableLatency
     from nas.latency._validate import measure_subnets
 
@@ -289,7 +289,7 @@ def fit_whole_models(
                 model, configs, dtype, device.threads or 1, runs=100,
                 cache_dir=cache_root() / "subnets",
             )  # fmt: skip
-        except MissingLatencyKeyError as e:
+        except LatencyTableError as e:  # a key or a resolution the table lacks
             logger.warning("no whole-model fit for %s %s: %s", lut_dir, dtype, e)
             continue
         a, b = np.polyfit(
