@@ -4,7 +4,8 @@ validation."""
 
 from nas.latency._android import AdbTarget
 from nas.latency._arch import ArchTableLatency
-from nas.latency._base import Estimate, LatencyPredictor, build_latency
+from nas.latency._base import Estimate, LatencyPredictor
+from nas.latency._build import build_latency
 from nas.latency._calibrate import HostTimer, calibrate, fill_missing, host_device_info
 from nas.latency._model import LayerTableLatency
 from nas.latency._table import (

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.latency._table import DTYPES, DeviceInfo, load_device
-from nas.registry import LATENCY_KINDS
 
 if TYPE_CHECKING:
     from search_spaces import SearchSpace
 
-__all__ = ["Estimate", "LatencyPredictor", "build_latency"]
+__all__ = ["Estimate", "LatencyPredictor"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,24 +89,3 @@ class LatencyPredictor(abc.ABC):
 
     def reload(self) -> None:  # noqa: B027 - optional: sources whose files can grow
         """Read the source's files again (after entries were added to them)."""
-
-
-def build_latency(
-    lut_dir: str | Path, space: SearchSpace, *, dtype: str = "fp32"
-) -> LatencyPredictor:
-    """The latency predictor of a device entry: ``lut_dir/device.yaml``'s ``kind`` (default
-    ``layer_table``) picks the implementation from ``nas.registry.LATENCY_KINDS``. A host table
-    timed on another machine is re-timed on this one first (``nas.latency._host``).
-
-    Raises:
-        LatencyTableError: the folder, its device.yaml or its tables are missing or malformed.
-        RegistryError: device.yaml names an unknown kind.
-    """
-    from nas.latency._host import host_table, is_host_table, retime_enabled
-
-    device = load_device(Path(lut_dir) / "device.yaml")
-    # a host table timed on another machine is priced with this machine's re-timing
-    if is_host_table(device) and retime_enabled():
-        lut_dir = host_table(lut_dir, space)
-        device = load_device(Path(lut_dir) / "device.yaml")
-    return LATENCY_KINDS.get(device.kind)(lut_dir, space, dtype=dtype, device=device)

@@ -113,7 +113,7 @@ def validation_report(
     rel = np.abs(pred - meas) / meas
     for p, value in zip(points, pred, strict=True):
         p["predicted_ms"] = float(value)
-    from nas.latency._host import HostFingerprint
+    from nas.export import HostFingerprint
 
     tau = float(kendalltau(pred, meas).statistic) if len(points) > 1 else float("nan")
     return ValidationReport(
