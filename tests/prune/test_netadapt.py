@@ -115,7 +115,8 @@ def test_missing_entries_are_measured_on_this_host_and_never_guessed(tmp_path):
     here = LayerTableLatency(_table_copy(tmp_path / "b", this_host=True), space)
     assert fill_missing(here, space.layers(pruned), pruned.resolution, runs=20) == 1
     table = load_table(here.table(24).path)
-    assert new_key in table and table.entries[new_key].count == 20
+    # three round-robin rounds of 20 runs (nas.export.time_round_robin)
+    assert new_key in table and table.entries[new_key].count == 3 * 20
     assert here.predict(pruned).ms < here.predict(start).ms
     assert fill_missing(here, space.layers(pruned), pruned.resolution) == 0  # cached in the file
 
