@@ -246,6 +246,8 @@ def export_subnet(
         file = dataclasses.replace(
             file, latency_predicted_ms=_predicted_ms(latency_model, config, exp)
         )
+        if measure_latency:  # before the contract is written, so that it is written once
+            file = time_exported(file, threads)
         _write_contract(file, config, preprocessing_contract(dataset, input_shape, exp.layout))
-        results.append(time_exported(file, threads) if measure_latency else file)
+        results.append(file)
     return results

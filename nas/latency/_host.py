@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +112,6 @@ def check_host(device: DeviceInfo, table: LatencyTable, space: Any, attempts: in
     the entries were taken; an attempt off by more than 10% is tried again after a second's
     pause (up to ``attempts``; the ratio closest to 1 counts), so that a slow spell of a shared
     machine (seconds long, up to 35% slower) does not look like another machine."""
-    import time
-
     from nas.export import time_round_robin
     from nas.latency._calibrate import layer_file
 
@@ -310,14 +309,10 @@ class _Progress:
     """Counts layers over several tables; logs at every tenth of the total."""
 
     def __init__(self, total: int, label: str) -> None:
-        import time
-
         self.total, self.label, self.done, self.table_done = total, label, 0, 0
         self.start, self.logged = time.perf_counter(), 0
 
     def elapsed(self) -> float:
-        import time
-
         return time.perf_counter() - self.start
 
     def step(self) -> None:
