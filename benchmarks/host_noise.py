@@ -51,7 +51,7 @@ def main() -> None:
     medians: list[list[float]] = [[] for _ in files]
     for _ in range(args.rounds):
         for (_, data, runs), out in zip(files, medians, strict=True):
-            out.append(time_tflite(data, threads=1, runs=runs).mean)
+            out.append(time_tflite(data, threads=1, runs=runs, rounds=1).mean)
     rows = [
         {"file": name, "medians_ms": m, "spread": max(m) / min(m)}
         for (name, _, _), m in zip(files, medians, strict=True)

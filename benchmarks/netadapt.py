@@ -13,8 +13,8 @@
 
 Every accuracy is the exported ``.tflite`` file's own top-1 on the 10k test images (never seen by
 pruning or fine-tuning); every "measured" latency is LiteRT on this host, 1 thread, fp32, batch 1:
-the four files timed again side by side at the end (7 rounds, each file once per round, median of
-200 runs each; a file's fastest round); "predicted" is the table's.
+the four files timed again side by side at the end (20 rounds, each file once per round, median of
+50 runs each; a file's fastest round); "predicted" is the table's.
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nas  # noqa: E402,F401  (the torchvision/ofa import trap)
 
 
-def _side_by_side(rows: list[dict], threads: int, rounds: int = 7) -> None:
+def _side_by_side(rows: list[dict], threads: int, rounds: int = 20) -> None:
     """Time every file again in this one process, round-robin (``nas.export.time_round_robin``:
     each round times each file once, median of 200 runs; a file's figure is its fastest
     round), so that the files compared were timed under the same conditions (the export-time
     figures stay as ``measured_at_export_ms``)."""
     from nas.export import time_round_robin
 
-    timings = time_round_robin([r["path"] for r in rows], threads=threads, runs=200, rounds=rounds)
+    timings = time_round_robin([r["path"] for r in rows], threads=threads, runs=50 * rounds, rounds=rounds)
     for r, timing in zip(rows, timings, strict=True):
         r["measured_at_export_ms"] = r["measured_ms"]
         r["measured_ms"] = timing.mean

@@ -884,7 +884,9 @@ def _add_lut_calibrate(lsub: Any) -> None:
     p.add_argument("--device", default="host", help="host, or adb:SERIAL for a phone")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "int8"])
-    p.add_argument("--runs", type=int, default=50, help="timed runs per layer (>= 50)")
+    p.add_argument(
+        "--runs", type=int, default=100, help="timed runs per layer, in 10 rounds (>= 50)"
+    )
     p.add_argument(
         "--out", required=True, help="table folder (device.yaml and <space>/<resolution>.yaml)"
     )

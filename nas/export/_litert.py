@@ -32,18 +32,23 @@ def litert_version() -> str:
     return f"ai-edge-litert {version('ai-edge-litert')}"
 
 
+#: rounds every host timing is split into (see :func:`time_round_robin`)
+ROUNDS = 10
+
+
 def time_tflite(
     model: bytes | str,
     *,
     threads: int = 1,
     warmup: int = 10,
-    runs: int = 50,
+    runs: int = 100,
     seed: int = 0,
-    rounds: int = 1,
+    rounds: int = ROUNDS,
 ) -> Timing:
-    """Median and std of ``runs`` timed invocations (ms) after ``warmup`` untimed ones, batch 1,
-    on random input of the model's dtype. LiteRT's default CPU path (XNNPACK) is used.
-    ``rounds`` > 1: the fastest of that many medians (see :func:`time_round_robin`)."""
+    """One model's latency (ms) on this machine: ``runs`` timed invocations after ``warmup``
+    untimed ones, batch 1, on random input of the model's dtype, in ``rounds`` rounds (the
+    fastest round's median counts; see :func:`time_round_robin`). LiteRT's default CPU path
+    (XNNPACK) is used."""
     return time_round_robin(
         [model], threads=threads, warmup=warmup, runs=runs, seed=seed, rounds=rounds
     )[0]
@@ -54,28 +59,35 @@ def time_round_robin(
     *,
     threads: int = 1,
     warmup: int = 10,
-    runs: int = 50,
+    runs: int = 100,
     seed: int = 0,
-    rounds: int = 3,
+    rounds: int = ROUNDS,
 ) -> list[Timing]:
     """Each model's latency on this machine, robust to a machine whose speed drifts.
 
     Every model gets its own interpreter (``warmup`` untimed runs first); then ``rounds``
-    rounds each take, for every model in turn, the median of ``runs`` invocations. A model's
-    figure (``Timing.mean``) is its fastest round's median; ``std`` is the spread of its round
-    medians; ``count`` all its timed invocations. A shared machine has slow spells of seconds to
-    minutes (another tenant on the same cores; up to 35% slower, measured on this project's
-    2-core hosts): the rounds spread each model's timing over time, so that tables and the
-    whole models they are checked against are both timed at the machine's undisturbed speed.
+    rounds each take, for every model in turn, the median of ``runs // rounds`` invocations
+    (``runs`` in all per model). A model's figure (``Timing.mean``) is its fastest round's
+    median; ``std`` is the spread of its round medians; ``count`` its timed invocations.
+
+    Why the fastest of many short rounds: a shared 2-core host flips between its undisturbed
+    speed and slow spells (another tenant on the same cores) many times a second, up to 2x
+    slower, for seconds to minutes (measured on this project's hosts, ``benchmarks/host_noise.py``).
+    The undisturbed speed is the one figure that repeats (within 1-2% across a minute, where
+    medians of 30 runs moved by up to 2x), so tables, the host check and the whole models they
+    are checked against are all taken at it; many short rounds reach it where three long ones
+    may all fall in one slow spell.
     """
     if runs < 1 or rounds < 1:
         raise ValueError(f"`runs >= 1` and `rounds >= 1` must hold, but got {runs=}, {rounds=}")
+    rounds = min(rounds, runs)
+    per_round = runs // rounds
     interpreters = [_ready_interpreter(m, threads, seed, warmup) for m in models]
     medians: list[list[float]] = [[] for _ in models]
     for _ in range(rounds):
         for interpreter, out in zip(interpreters, medians, strict=True):
             samples = []
-            for _ in range(runs):
+            for _ in range(per_round):
                 start = time.perf_counter_ns()
                 interpreter.invoke()
                 samples.append((time.perf_counter_ns() - start) / 1e6)
@@ -84,7 +96,7 @@ def time_round_robin(
         Timing(
             mean=min(m),
             std=statistics.pstdev(m) if len(m) > 1 else 0.0,
-            count=runs * rounds,
+            count=per_round * rounds,
         )
         for m in medians
     ]

@@ -208,23 +208,23 @@ def calibrate(
 @dataclasses.dataclass(frozen=True)
 class HostTimer:
     """Times layer files with LiteRT on this machine. Called on one file it times that file;
-    :func:`measure_into` gives it all the files of a table at once (``many``: round-robin over
-    ``rounds``, each file's fastest median, ``nas.export.time_round_robin``), so that the
-    entries are taken at the machine's undisturbed speed, as validation times whole models."""
+    :func:`measure_into` gives it all the files of a table at once (``many``: ``runs`` per file
+    in the host protocol's round-robin rounds, each file's fastest round's median,
+    ``nas.export.time_round_robin``), so that the entries are taken at the machine's
+    undisturbed speed, as validation times whole models."""
 
     threads: int = 1
-    runs: int = 50
-    rounds: int = 3
+    runs: int = 100
 
     def __call__(self, tflite: bytes, layer: LayerSpec | None) -> Any:
         from nas.export import time_tflite
 
-        return time_tflite(tflite, threads=self.threads, runs=self.runs, rounds=self.rounds)
+        return time_tflite(tflite, threads=self.threads, runs=self.runs)
 
     def many(self, files: list[bytes]) -> list[Any]:
         from nas.export import time_round_robin
 
-        return time_round_robin(files, threads=self.threads, runs=self.runs, rounds=self.rounds)
+        return time_round_robin(files, threads=self.threads, runs=self.runs)
 
 
 def measure_into(

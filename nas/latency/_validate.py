@@ -68,7 +68,7 @@ def measure_subnets(
 ) -> list[dict[str, Any]]:
     """Predicted layer sum (without overhead) and measured latency of each config. Every file
     is converted first, then all are timed together (``nas.export.time_round_robin``: each
-    one's fastest of three round-robin medians, as a table's entries are taken). With
+    one's fastest of ten round-robin medians, as a table's entries are taken). With
     ``model=None`` the files are only converted into ``cache_dir`` (nothing is timed)."""
     from nas.latency._calibrate import cached_tflite
 
@@ -86,7 +86,7 @@ def measure_subnets(
             progress(i + 1, len(configs))
     if model is None:
         return []
-    timings = time_round_robin(files, threads=threads, runs=runs, rounds=3)
+    timings = time_round_robin(files, threads=threads, runs=runs)
     return [
         {
             "config": str(config),

@@ -172,7 +172,7 @@ class NetAdaptJob(Job):
 
         threads = self.latency.device.threads or 1
         model = subnet_tflite(self.space, config, self.dtype)
-        return time_tflite(model, threads=threads, runs=100, rounds=3).mean
+        return time_tflite(model, threads=threads, runs=200).mean
 
     def proposals(self, current: PrunedConfig, latency: float, reduction: float) -> list[Proposal]:
         """Per unit, the fewest filters to remove for the table latency to drop by ``reduction``

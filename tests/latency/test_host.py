@@ -128,9 +128,10 @@ def test_round_robin_timing_gives_each_model_its_fastest_round():
     small = next(x for x in layers if x.op == "AvgPool2D")
     big = max((x for x in layers if x.op == "expanded_conv"), key=lambda x: x.attr("expand"))
     files = [layer_tflite(space, small, "fp32"), layer_tflite(space, big, "fp32")]
-    fast, slow = time_round_robin(files, runs=20, rounds=3)
-    assert fast.count == slow.count == 60 and 0 < fast.mean < slow.mean
-    assert fast.std >= 0 and time_tflite(files[1], runs=5).count == 5
+    fast, slow = time_round_robin(files, runs=20, rounds=4)  # 4 rounds of 5 runs
+    assert fast.count == slow.count == 20 and 0 < fast.mean < slow.mean
+    assert fast.std >= 0 and time_tflite(files[1], runs=5).count == 5  # 5 rounds of 1 run
+    assert time_tflite(files[1], runs=25, rounds=10).count == 20  # 10 rounds of 2 runs
     with pytest.raises(ValueError, match="rounds"):
         time_round_robin(files, rounds=0)
 
