@@ -4,9 +4,10 @@
         [--subnet smallest --subnet largest ...] [--formats tflite-fp32,tflite-int8,...]
 
 For each subnet (BN recalibrated from the spec's supernet, no fine-tuning) every format is exported
-and verified in one run: top-1 of the file itself on the 10k test images (LiteRT / onnxruntime),
-file size and its ratio to fp32, host latency measured with LiteRT (1 thread, median of 200 runs)
-and its ratio to fp32, and the latency the host table predicts for that precision.
+and verified in one run: top-1 of the file itself on the 10k test images (LiteRT / onnxruntime /
+ExecuTorch), file size and its ratio to fp32, host latency measured in the file's own runtime
+(LiteRT or ExecuTorch, 1 thread, 200 runs in the host protocol's rounds; onnxruntime is not
+timed) and its ratio to fp32, and the latency the host table predicts for that precision.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from nas.spec import load_spec
 DEFAULT_SUBNETS = ["smallest", "r28_k3335e3663_k35e43_k35e33_k33e63", "largest"]
 DEFAULT_FORMATS = (
     "tflite-fp32,tflite-fp16,tflite-dynamic-int8,tflite-int8,tflite-int8-per-tensor,tflite-int8-qat,"
-    "onnx-fp32,onnx-int8"
+    "onnx-fp32,onnx-int8,executorch-xnnpack"
 )
 
 
@@ -88,7 +89,8 @@ def main() -> None:
                     }
                 )
     print(
-        "\nhost: this machine, LiteRT interpreter (XNNPACK), 1 thread, batch 1; "
+        "\nhost: this machine, each file in its own runtime (LiteRT interpreter or ExecuTorch, "
+        "both with XNNPACK), 1 thread, batch 1, measured; "
         "test top-1 on 10,000 Fashion-MNIST test images"
     )
     print(json.dumps(rows))

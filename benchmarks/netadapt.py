@@ -38,7 +38,8 @@ def _side_by_side(rows: list[dict], threads: int, rounds: int = 20) -> None:
     figures stay as ``measured_at_export_ms``)."""
     from nas.export import time_round_robin
 
-    timings = time_round_robin([r["path"] for r in rows], threads=threads, runs=50 * rounds, rounds=rounds)
+    paths = [r["path"] for r in rows]
+    timings = time_round_robin(paths, threads=threads, runs=50 * rounds, rounds=rounds)
     for r, timing in zip(rows, timings, strict=True):
         r["measured_at_export_ms"] = r["measured_ms"]
         r["measured_ms"] = timing.mean

@@ -484,17 +484,16 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from nas.latency import measure_subnets, validation_report
+    from nas.paths import cache_root
     from search_spaces import get_space
 
     space = get_space(args.space)
-    cache = Path(args.cache) if args.cache else None
+    cache = Path(args.cache) if args.cache else cache_root() / "subnets"
     # the overhead is fitted on its own subnets (another seed), never on those it is validated on
     fit_rng, rng = np.random.default_rng(args.seed + 1_000_003), np.random.default_rng(args.seed)
     fit_configs = [space.sample(fit_rng) for _ in range(args.fit_overhead)]
     configs = [space.sample(rng) for _ in range(args.n)]
     if args.convert_only:
-        if cache is None:
-            raise SystemExit("nas lut validate: --convert-only needs --cache DIR")
         measure_subnets(None, fit_configs + configs, args.dtype, 1, cache_dir=cache, space=space)
         print(f"converted {len(fit_configs) + len(configs)} subnets into {cache}")
         return 0
@@ -832,7 +831,8 @@ def _add_export(sub: Any) -> None:
         default="tflite-fp32,tflite-int8",
         help="comma-separated: tflite-fp32, tflite-fp16, tflite-dynamic-int8, tflite-int8 "
         "(per-channel weights), tflite-int8-per-tensor (smaller), tflite-int8-qat "
-        "(quantization-aware training with tfmot), onnx-fp32, onnx-int8",
+        "(quantization-aware training with tfmot), onnx-fp32, onnx-int8, executorch-xnnpack "
+        "(.pte for ExecuTorch's XNNPACK backend)",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
@@ -939,11 +939,15 @@ def _add_lut_validate(lsub: Any) -> None:
         help="first fit the per-model overhead on N other random subnets (another seed) "
         "and write it to device.yaml",
     )
-    p.add_argument("--cache", help="keep converted subnet files here (reused by later runs)")
+    p.add_argument(
+        "--cache",
+        help="keep converted subnet files here, reused by later runs (default: <cache>/subnets, "
+        "NAS_CACHE_DIR or ./runs/cache)",
+    )
     p.add_argument(
         "--convert-only",
         action="store_true",
-        help="only convert the subnets (and the --fit-overhead ones) into --cache",
+        help="only convert the subnets (and the --fit-overhead ones) into the cache",
     )
     p.add_argument(
         "--json", action="store_true", help="print {within_10pct, mape, kendall_tau, n, ...}"

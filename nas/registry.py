@@ -142,6 +142,8 @@ SPACE_WRAPPERS: Registry[Callable[[Any], Any]] = Registry(
 )
 SAMPLERS: Registry[Callable[..., Any]] = Registry("sampler", providers=("nas.search",))
 EVALUATORS: Registry[Callable[..., Any]] = Registry("evaluator", providers=("nas.search",))
+# OBJECTIVES: a subclass of nas.search.Objective (built with the SearchSpec)
+OBJECTIVES: Registry[Callable[..., Any]] = Registry("objective", providers=("nas.search",))
 DATASETS: Registry[Callable[..., Any]] = Registry("dataset", providers=("nas.data",))
 EXPORT_FORMATS: Registry[Any] = Registry("export format", providers=("nas.export",))
 LATENCY_KINDS: Registry[Any] = Registry("latency kind", providers=("nas.latency",))

@@ -197,8 +197,14 @@ class SearchSpec:
     timeout_minutes: stop dispatching after this wall time (null: no limit).
     workers / threads_per_worker: Ray actors, each holding the evaluator, and their torch threads.
     storage: Optuna storage URL (e.g. ``postgresql://…``); null: a journal file in runs/<name>/.
+    objective: what the study optimizes, a registered objective (``nas.registry.OBJECTIVES``):
+    ``pareto`` (the ``objectives`` below, a multi-objective study), ``mnasnet-soft`` or
+    ``mnasnet-hard`` (MnasNet's reward ``accuracy x (latency / target_latency_ms) ** w``, one
+    value: ``w = -0.07``, or ``w = 0`` up to the target and ``-1`` above it). Either way the
+    fronts exported at the end are drawn from every trial's accuracy and latencies.
     objectives: ``accuracy`` (maximized) and ``latency`` (first device, minimized) always come
-    first; ``params`` and ``macs`` (minimized) may follow.
+    first; ``params`` and ``macs`` (minimized) may follow. Read by ``objective: pareto``.
+    target_latency_ms: the target ``T`` (first device, ms) of a reward objective.
     max_latency_ms: constraint on the first device's latency (``trial.set_constraint``).
     reference_latency_ms / reference_accuracy: the hypervolume reference point
     (default: the largest subnet's predicted latency, and accuracy 0).
@@ -212,16 +218,26 @@ class SearchSpec:
     workers: int = 2
     threads_per_worker: int = 1
     storage: str | None = None
+    objective: str = "pareto"
     objectives: tuple[Literal["accuracy", "latency", "params", "macs"], ...] = (
         "accuracy",
         "latency",
     )
+    target_latency_ms: float | None = None
     max_latency_ms: float | None = None
     reference_latency_ms: float | None = None
     reference_accuracy: float = 0.0
 
     def __post_init__(self) -> None:
         _check_name(registry.SAMPLERS, "search.sampler", self.sampler)
+        _check_name(registry.OBJECTIVES, "search.objective", self.objective)
+        if registry.OBJECTIVES.get(self.objective).needs_target:
+            _check(
+                self.target_latency_ms is not None and self.target_latency_ms > 0,
+                "search.target_latency_ms",
+                self.target_latency_ms,
+                f"must be a latency > 0 (ms) for objective {self.objective}",
+            )
         _check(self.trials >= 1, "search.trials", self.trials, "must be >= 1")
         _check(self.workers >= 1, "search.workers", self.workers, "must be >= 1")
         _check(

@@ -3,6 +3,7 @@ parity checks. Formats are ``Exporter`` s registered by name in ``nas.registry.E
 
 from nas.export._base import Exporter, ExportInputs, Runner
 from nas.export._convert import UnsupportedOpError, torch_to_keras
+from nas.export._executorch import ExecuTorchExporter
 from nas.export._export import (
     PARITY_IMAGES,
     ExportedFile,
@@ -17,6 +18,7 @@ from nas.export._litert import (
     HostFingerprint,
     Timing,
     litert_version,
+    round_robin,
     time_round_robin,
     time_tflite,
 )
@@ -29,9 +31,11 @@ for _precision in ("fp32", "fp16", "dynamic-int8", "int8", "int8-per-tensor"):
 EXPORT_FORMATS.register("tflite-int8-qat", TFLiteQATExporter())
 EXPORT_FORMATS.register("onnx-fp32", ONNXExporter("fp32"))
 EXPORT_FORMATS.register("onnx-int8", ONNXExporter("int8"))
+EXPORT_FORMATS.register("executorch-xnnpack", ExecuTorchExporter())
 
 __all__ = [
     "PARITY_IMAGES",
+    "ExecuTorchExporter",
     "ExportInputs",
     "ExportedFile",
     "Exporter",
@@ -47,6 +51,7 @@ __all__ = [
     "litert_version",
     "open_runner",
     "preprocessing_contract",
+    "round_robin",
     "tf_modules",
     "time_exported",
     "time_round_robin",

@@ -69,6 +69,8 @@ class Exporter(abc.ABC):
       when no table does.
     - ``layout``: the input layout an app feeds (``NHWC`` or ``NCHW``), written into the file's
       preprocessing contract.
+    - ``requirements``: pip lines of the runtime that opens the file, beyond what nas itself
+      installs; a registered version's MLflow model lists them.
 
     Exporters hold no state beyond their settings: one instance is registered per format name and
     shared by every export, in any thread or process.
@@ -80,6 +82,7 @@ class Exporter(abc.ABC):
     layout: str
     parity_atol: float | None = None
     latency_dtype: str | None = None
+    requirements: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def export(self, model: torch.nn.Module, inputs: ExportInputs, path: Path) -> Path: ...

@@ -8,13 +8,21 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["HostFingerprint", "Timing", "litert_version", "time_round_robin", "time_tflite"]
+__all__ = [
+    "ROUNDS",
+    "HostFingerprint",
+    "Timing",
+    "litert_version",
+    "round_robin",
+    "time_round_robin",
+    "time_tflite",
+]
 
 
 class Timing(NamedTuple):
@@ -80,16 +88,26 @@ def time_round_robin(
     """
     if runs < 1 or rounds < 1:
         raise ValueError(f"`runs >= 1` and `rounds >= 1` must hold, but got {runs=}, {rounds=}")
+    interpreters = [_ready_interpreter(m, threads, seed, warmup) for m in models]
+    return round_robin([i.invoke for i in interpreters], runs=runs, rounds=rounds)
+
+
+def round_robin(
+    invokes: Sequence[Callable[[], Any]], *, runs: int = 100, rounds: int = ROUNDS
+) -> list[Timing]:
+    """The host timing protocol of :func:`time_round_robin` over ready-to-run models of any
+    runtime: ``invokes[i]()`` runs model ``i`` once (warmed up already)."""
+    if runs < 1 or rounds < 1:
+        raise ValueError(f"`runs >= 1` and `rounds >= 1` must hold, but got {runs=}, {rounds=}")
     rounds = min(rounds, runs)
     per_round = runs // rounds
-    interpreters = [_ready_interpreter(m, threads, seed, warmup) for m in models]
-    medians: list[list[float]] = [[] for _ in models]
+    medians: list[list[float]] = [[] for _ in invokes]
     for _ in range(rounds):
-        for interpreter, out in zip(interpreters, medians, strict=True):
+        for invoke, out in zip(invokes, medians, strict=True):
             samples = []
             for _ in range(per_round):
                 start = time.perf_counter_ns()
-                interpreter.invoke()
+                invoke()
                 samples.append((time.perf_counter_ns() - start) / 1e6)
             out.append(statistics.median(samples))
     return [

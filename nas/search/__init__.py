@@ -2,12 +2,14 @@
 
 from nas.search._driver import SearchJob, SearchResult, open_study
 from nas.search._evaluators import Evaluator, build_evaluator, load_ofa_predictor
+from nas.search._objectives import Objective, make_objective
 from nas.search._pareto import hypervolume_2d, pareto_front
 from nas.search._predictor import save_predictor, train_predictor
 from nas.search._samplers import Proposer, Sampler, make_proposer, make_sampler
 
 __all__ = [
     "Evaluator",
+    "Objective",
     "Proposer",
     "Sampler",
     "SearchJob",
@@ -15,6 +17,7 @@ __all__ = [
     "build_evaluator",
     "hypervolume_2d",
     "load_ofa_predictor",
+    "make_objective",
     "make_proposer",
     "make_sampler",
     "open_study",

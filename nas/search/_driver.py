@@ -15,8 +15,10 @@ from typing import Any
 import optuna
 
 from nas.cluster import spec_to_dict
+from nas.errors import SpecError
 from nas.job import Job
 from nas.latency import build_latency
+from nas.search._objectives import make_objective
 from nas.search._pareto import hypervolume_2d, pareto_front
 from nas.search._samplers import make_proposer, make_sampler
 from nas.search._workers import make_worker_class
@@ -27,12 +29,6 @@ from search_spaces import SearchSpace
 __all__ = ["SearchJob", "SearchResult", "make_sampler", "open_study"]
 
 logger = logging.getLogger(__name__)
-DIRECTIONS = {
-    "accuracy": "maximize",
-    "latency": "minimize",
-    "params": "minimize",
-    "macs": "minimize",
-}
 
 
 @dataclasses.dataclass
@@ -70,13 +66,31 @@ def open_study(spec: RunSpec) -> optuna.Study:
 
         spec.run_dir().mkdir(parents=True, exist_ok=True)
         storage = JournalStorage(JournalFileBackend(str(spec.run_dir() / "study.journal")))
-    return optuna.create_study(
+    directions = make_objective(spec.search).directions
+    study = optuna.create_study(
         study_name=spec.name,
         storage=storage,
-        directions=[DIRECTIONS[o] for o in spec.search.objectives],
+        directions=directions,
         sampler=make_sampler(spec.search.sampler, spec.seed),
         load_if_exists=True,
     )
+    found = [d.name.lower() for d in study.directions]
+    if found != directions:
+        raise SpecError(
+            f"search.objective: the study {spec.name!r} in {storage_label(spec)} was created "
+            f"with directions {found}, but objective {spec.search.objective!r} "
+            f"(objectives {list(spec.search.objectives)}) needs {directions}: give the run a new "
+            "name, or go back to the objective it was started with"
+        )
+    return study
+
+
+def storage_label(spec: RunSpec) -> str:
+    """Where the spec's study lives, for messages (the URL without a password)."""
+    if not spec.search.storage:
+        return str(spec.run_dir() / "study.journal")
+    head, sep, tail = spec.search.storage.rpartition("@")
+    return f"{head.split(':')[0]}://…@{tail}" if sep else spec.search.storage
 
 
 def seed_extremes(study: optuna.Study, space: SearchSpace) -> None:
@@ -120,12 +134,11 @@ class SearchJob(Job):
     ) -> None:
         super().__init__(spec, track=track)
         if not spec.devices:
-            from nas.errors import SpecError
-
             raise SpecError(
                 "devices: a search needs at least one latency table (devices: [{lut: DIR}])"
             )
         self.progress = progress
+        self.objective = make_objective(spec.search)
         #: trial number -> its MLflow child run
         self.trial_runs: dict[int, str] = {}
         self.space = self._space()
@@ -162,14 +175,14 @@ class SearchJob(Job):
         }
 
     def _values(self, accuracy: float, priced: dict[str, Any]) -> list[float]:
-        target = priced["latency_ms"][self.device_names[0]]
-        table = {
-            "accuracy": accuracy,
-            "latency": target,
-            "params": priced["params"],
-            "macs": priced["macs"],
-        }
-        return [table[o] for o in self.spec.search.objectives]
+        return self.objective.values(
+            {
+                "accuracy": accuracy,
+                "latency": priced["latency_ms"][self.device_names[0]],
+                "params": priced["params"],
+                "macs": priced["macs"],
+            }
+        )
 
     # ---- the job -------------------------------------------------------------------------
     def run(  # type: ignore[override]
@@ -349,7 +362,9 @@ class SearchJob(Job):
             {
                 "space": s.space,
                 "sampler": s.search.sampler,
+                "objective": s.search.objective,
                 "objectives": ",".join(s.search.objectives),
+                "target_latency_ms": s.search.target_latency_ms,
                 "evaluator": s.evaluator.kind,
                 "devices": ",".join(self.device_names),
                 "seed": s.seed,

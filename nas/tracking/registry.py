@@ -22,6 +22,8 @@ from typing import Any
 import mlflow
 import numpy as np
 
+from nas.export import exporter
+
 __all__ = [
     "Candidate",
     "ExportedModel",
@@ -308,7 +310,7 @@ def _register_file(
             name=f.format,
             python_model=str(_MODEL_CODE),
             artifacts={"model": str(f.path), "contract": str(contract)},
-            pip_requirements=_PIP,
+            pip_requirements=[*_PIP, *exporter(f.format).requirements],
         )
     # the client, not mlflow.register_model, which prints "Created version ..." to stderr
     client.create_model_version(

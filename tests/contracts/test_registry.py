@@ -14,6 +14,7 @@ from nas.spec import spec_from_dict
 ALL = {
     "space": registry.SPACES,
     "sampler": registry.SAMPLERS,
+    "objective": registry.OBJECTIVES,
     "evaluator": registry.EVALUATORS,
     "dataset": registry.DATASETS,
     "export format": registry.EXPORT_FORMATS,
@@ -72,6 +73,7 @@ def test_a_sampler_registered_by_a_plugin_is_accepted_by_the_spec():
     ("data", "field"),
     [
         ({"search": {"sampler": "nope"}}, "search.sampler"),
+        ({"search": {"objective": "nope"}}, "search.objective"),
         ({"evaluator": {"kind": "nope"}}, "evaluator.kind"),
         ({"dataset": {"name": "nope"}}, "dataset.name"),
         ({"export": {"formats": ["nope"]}}, r"export.formats\[0\]"),

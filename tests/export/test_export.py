@@ -25,6 +25,7 @@ def test_every_format_is_written_verified_and_carries_its_preprocessing(small_fm
     recalibrate_bn(subnet, batches(dataset.train, 100, dataset.preprocessing, resolution=24))
     formats = EXPORT_FORMATS.names()
     assert {"tflite-fp32", "tflite-int8", "tflite-int8-qat", "onnx-int8"} <= set(formats)
+    assert "executorch-xnnpack" in formats
     files = {
         f.format: f
         for f in export_subnet(
@@ -42,6 +43,10 @@ def test_every_format_is_written_verified_and_carries_its_preprocessing(small_fm
         x = torch.nn.functional.interpolate(x, size=(24, 24), mode="bilinear", align_corners=False)
         torch_acc = float((subnet(x).argmax(1) == dataset.test.labels).float().mean())
     assert files["tflite-fp32"].test_accuracy == pytest.approx(torch_acc, abs=1 / 300)
+    pte = files["executorch-xnnpack"]  # PyTorch's mobile path, run in ExecuTorch's own runtime
+    assert pte.parity_ok and pte.parity_max_abs <= 1e-3 and pte.path.suffix == ".pte"
+    assert pte.test_accuracy == pytest.approx(torch_acc, abs=1 / 300)
+    assert pte.latency_measured_ms > 0 and pte.latency_predicted_ms is None
     assert files["tflite-int8"].size_bytes < 0.4 * files["tflite-fp32"].size_bytes
     # one scale per tensor instead of a scale and an int64 zero point per channel
     assert files["tflite-int8-per-tensor"].size_bytes < files["tflite-int8"].size_bytes

@@ -146,6 +146,35 @@ def test_surrogate_sampler_queries_its_proposals_after_the_warm_up(tmp_path):
     assert len(proposed) >= 15  # after the warm-up, the surrogate chose what was queried
 
 
+def test_mnasnet_reward_study_is_single_objective_and_still_exports_a_front(tmp_path):
+    """``search.objective: mnasnet-soft``: one maximized value per trial, the paper's reward of
+    the trial's own accuracy and target-device latency; the front is drawn from every trial; the
+    same study resumed under another objective is one clear error naming the field."""
+    from nas.errors import SpecError
+    from nas.search import SearchJob, open_study
+
+    spec = load_spec(
+        _spec(tmp_path, name="reward", trials=16, sampler="tpe", objective="mnasnet-soft",
+              target_latency_ms=25.0)
+    )  # fmt: skip
+    result = SearchJob(spec, track=False).run()
+    study = open_study(spec)
+    assert result.n_complete == 16 and len(study.directions) == 1
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        latency = t.user_attrs["latency_ms"]["note10"]
+        assert t.value == pytest.approx(t.user_attrs["accuracy"] * (latency / 25.0) ** -0.07)
+    front = [(r["latency_ms"]["note10"], r["accuracy"]) for r in result.pareto]
+    assert (
+        front
+        and front == sorted(front)
+        and all(b[1] > a[1] for a, b in zip(front, front[1:], strict=False))
+    )
+
+    pareto = dataclasses.replace(spec, search=dataclasses.replace(spec.search, objective="pareto"))
+    with pytest.raises(SpecError, match=r"search\.objective.*\['maximize'\]"):
+        open_study(pareto)
+
+
 @pytest.mark.slow
 def test_failing_trials_and_a_dying_worker_do_not_stop_the_study(tmp_path, monkeypatch):
     died = tmp_path / "died"
