@@ -314,7 +314,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     from nas.export import export_subnet
-    from nas.jobs import subnet_evaluator
+    from nas.jobs import distillation, subnet_evaluator
     from nas.latency import build_latency
     from nas.spec import load_spec
     from nas.supernet import finetune
@@ -334,11 +334,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if spec.devices
         else None
     )
+    distill = distillation(spec, "export", evaluator) if args.finetune_epochs else None
     subnet = finetune(
         evaluator.subnet(config),
         evaluator.dataset,
         space.input_shape(config)[1],
         args.finetune_epochs,
+        distill=distill,
     )
     files = export_subnet(
         space,
@@ -839,7 +841,8 @@ def _add_export(sub: Any) -> None:
         "--finetune-epochs",
         type=int,
         default=0,
-        help="fine-tune the subnet on the training split first (default 0: as searched)",
+        help="fine-tune the subnet on the training split first (default 0: as searched), "
+        "distilled from the spec's export.distill teacher when it has one",
     )
     p.add_argument(
         "--qat-epochs", type=int, default=1, help="QAT epochs for tflite-int8-qat (default 1)"

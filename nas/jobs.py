@@ -9,7 +9,7 @@ from nas.errors import CheckpointError, SpecError
 from nas.spec import RunSpec
 from search_spaces import SearchSpace, WeightSharing, get_space
 
-__all__ = ["load_job", "load_supernet", "space_for", "subnet_evaluator"]
+__all__ = ["distillation", "load_job", "load_supernet", "space_for", "subnet_evaluator"]
 
 
 def space_for(spec: RunSpec, dataset: ImageDataset) -> SearchSpace:
@@ -64,3 +64,46 @@ def subnet_evaluator(
 def load_job(spec: RunSpec) -> tuple[ImageDataset, SearchSpace]:
     dataset = load_dataset(spec.dataset, spec.folder())
     return dataset, space_for(spec, dataset)
+
+
+def distillation(spec: RunSpec, where: str, evaluator) -> object | None:
+    """The :class:`nas.supernet.Distillation` that ``<where>.distill`` asks for (``where``:
+    ``export`` or ``netadapt``), or None without one. The teacher is built once: a subnet of
+    the evaluator's supernet (``largest`` or a config string, BatchNorm recalibrated), or a
+    whole module from a file.
+
+    Raises:
+        SpecError: the teacher is neither a subnet of the space nor a readable module file.
+    """
+    import torch
+
+    from nas.errors import NASError
+    from nas.supernet import Distillation
+
+    distill = getattr(spec, where).distill
+    if distill is None:
+        return None
+    field = f"{where}.distill.teacher"
+    path = spec.resolve_path(distill.teacher)
+    if path.is_file():
+        try:
+            teacher = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
+            raise SpecError(f"{field}: cannot read {path}: {e}") from None
+        if not isinstance(teacher, torch.nn.Module):
+            raise SpecError(
+                f"{field}: {path} holds a {type(teacher).__name__}, not a whole PyTorch module "
+                "saved with torch.save(model)"
+            )
+    else:
+        try:
+            config = evaluator.space.resolve(distill.teacher)
+        except (NASError, ValueError) as e:
+            raise SpecError(
+                f"{field} = {distill.teacher!r} is neither largest, a config of "
+                f"{evaluator.space.name} nor a file ({path} does not exist): {e}"
+            ) from None
+        teacher = evaluator.subnet(config)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return Distillation(teacher.eval(), alpha=distill.alpha, temperature=distill.temperature)

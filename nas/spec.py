@@ -19,6 +19,7 @@ from nas.paths import resolve, runs_root
 __all__ = [
     "DatasetSpec",
     "DeviceSpec",
+    "DistillSpec",
     "EvaluatorSpec",
     "NetAdaptSpec",
     "SearchSpec",
@@ -268,6 +269,30 @@ class SearchSpec:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class DistillSpec:
+    """Knowledge distillation in a fine-tune (Hinton et al., 2015): the loss is
+    ``alpha * CE(student, labels) + (1 - alpha) * temperature**2 * KL(teacher/T || student/T)``.
+
+    teacher: ``largest`` (the largest subnet of ``supernet.checkpoint``, BatchNorm recalibrated),
+    a subnet config string of the space, or a file holding a whole PyTorch module saved with
+    ``torch.save`` (a path relative to the spec's folder) that takes the student's input.
+    alpha: weight of the cross-entropy on the labels, 0-1.
+    temperature: softening of both logits, > 0.
+    """
+
+    teacher: str = "largest"
+    alpha: float = 0.5
+    temperature: float = 4.0
+
+    def check(self, where: str) -> None:
+        """Raise a SpecError naming ``<where>.distill.<field>`` for a bad field."""
+        at = f"{where}.distill."
+        _check(bool(self.teacher), at + "teacher", self.teacher, "must not be empty")
+        _check(0.0 <= self.alpha <= 1.0, at + "alpha", self.alpha, "must be in [0, 1]")
+        _check(self.temperature > 0, at + "temperature", self.temperature, "must be > 0")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ExportSpec:
     """What ``nas search`` exports, verifies and registers when the study ends (per device).
 
@@ -282,6 +307,7 @@ class ExportSpec:
     finetune_epochs: epochs of fine-tuning each subnet on the training split before export
     (0: the supernet's weights with BatchNorm recalibrated, as the search scored them).
     qat_epochs: epochs of quantization-aware training for the ``tflite-int8-qat`` format.
+    distill: a teacher for the fine-tune (:class:`DistillSpec`); null: plain cross-entropy.
     """
 
     enabled: bool = True
@@ -291,6 +317,7 @@ class ExportSpec:
     budgets_ms: tuple[float, ...] = ()
     finetune_epochs: int = 0
     qat_epochs: int = 1
+    distill: DistillSpec | None = None
 
     def __post_init__(self) -> None:
         _check(self.finetune_epochs >= 0, "export.finetune_epochs", self.finetune_epochs, ">= 0")
@@ -300,6 +327,8 @@ class ExportSpec:
             _check_name(registry.EXPORT_FORMATS, f"export.formats[{i}]", f)
         for i, b in enumerate(self.budgets_ms):
             _check(b > 0, f"export.budgets_ms[{i}]", b, "must be > 0")
+        if self.distill is not None:
+            self.distill.check("export")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -314,6 +343,7 @@ class NetAdaptSpec:
     latency (never more than what is left to the budget).
     short_term_steps / short_term_batch / short_term_lr: the brief fine-tuning of each proposal.
     long_term_epochs / long_term_lr: fine-tuning of the final model on the training split.
+    distill: a teacher for that fine-tuning (:class:`DistillSpec`); null: plain cross-entropy.
     val_images: validation images that score each proposal.
     workers / threads_per_worker: Ray actors evaluating proposals in parallel.
     channel_step: widths stay multiples of it (the channel grid the table is calibrated on).
@@ -331,6 +361,7 @@ class NetAdaptSpec:
     short_term_lr: float = 0.005
     long_term_epochs: int = 1
     long_term_lr: float = 0.005
+    distill: DistillSpec | None = None
     val_images: int = 2000
     workers: int = 2
     threads_per_worker: int = 1
@@ -354,6 +385,8 @@ class NetAdaptSpec:
             0 < self.initial_ratio < 1, "netadapt.initial_ratio", self.initial_ratio, "in (0, 1)"
         )
         _check(0 < self.decay <= 1, "netadapt.decay", self.decay, "must be in (0, 1]")
+        if self.distill is not None:
+            self.distill.check("netadapt")
         for name in ("short_term_batch", "val_images", "workers", "threads_per_worker"):
             _check(
                 getattr(self, name) >= 1, f"netadapt.{name}", getattr(self, name), "must be >= 1"

@@ -245,6 +245,15 @@ class NetAdaptJob(Job):
             )
         return state
 
+    def _distillation(self) -> Any:
+        """``netadapt.distill``'s teacher (a subnet of the spec's supernet, or a file), or None."""
+        if self.na.distill is None:
+            return None
+        from nas.jobs import distillation, subnet_evaluator
+
+        _, evaluator = subnet_evaluator(self.spec, dataset=self.dataset)
+        return distillation(self.spec, "netadapt", evaluator)
+
     def _start_state(self) -> dict[str, Any]:
         from nas.jobs import subnet_evaluator
 
@@ -489,7 +498,11 @@ class NetAdaptJob(Job):
         state, model = self.state, self.model
         config = self.space.parse(state["config"])
         if not state.get("finetuned"):
-            self.progress(f"long-term fine-tuning: {self.na.long_term_epochs} epoch(s)")
+            distill = self._distillation()
+            self.progress(
+                f"long-term fine-tuning: {self.na.long_term_epochs} epoch(s)"
+                + (f", distilled from {self.na.distill.teacher}" if distill else "")
+            )
             began = time.perf_counter()
             finetune(
                 model,
@@ -498,6 +511,7 @@ class NetAdaptJob(Job):
                 self.na.long_term_epochs,
                 lr=self.na.long_term_lr,
                 seed=self.spec.seed,
+                distill=distill,
             )
             save_pruned(self.work / "final.pt", config, model)
             val = _val_accuracy(

@@ -25,8 +25,10 @@ def export_member(
     *,
     score_threads: int | None = None,
     measure_latency: bool = True,
+    distill: Any = None,
 ) -> list[Any]:
-    """Fine-tune ``config_text``'s subnet (``export.finetune_epochs``), export it in ``formats``
+    """Fine-tune ``config_text``'s subnet (``export.finetune_epochs``; distilled with
+    ``distill``, a :class:`nas.supernet.Distillation`, when given), export it in ``formats``
     into ``out_dir`` and verify each file; the :class:`nas.export.ExportedFile` list (untimed
     with ``measure_latency`` False: see ``nas.export.time_exported``)."""
     from nas.export import export_subnet
@@ -39,6 +41,7 @@ def export_member(
         space.input_shape(config)[1],
         spec.export.finetune_epochs,
         seed=spec.seed,
+        distill=distill,
     )
     return export_subnet(
         space,
@@ -71,6 +74,7 @@ class ExportWorker:
         self.error: str | None = None
         self.spec = spec_from_dict(spec_dict)
         self.latency: dict[int, Any] = {}
+        self.distill: Any = None  # export.distill's teacher, built on first use
         try:
             from nas.jobs import subnet_evaluator
 
@@ -103,7 +107,17 @@ class ExportWorker:
             formats,
             score_threads=self.threads,
             measure_latency=False,
+            distill=self._distillation(),
         )
+
+    def _distillation(self) -> Any:
+        if self.spec.export.distill is None or not self.spec.export.finetune_epochs:
+            return None
+        if self.distill is None:
+            from nas.jobs import distillation
+
+            self.distill = distillation(self.spec, "export", self.evaluator)
+        return self.distill
 
 
 def register_fronts(

@@ -2,10 +2,11 @@
 
 from nas.supernet._checkpoint import atomic_save, load_weights, save_weights
 from nas.supernet._evaluate import SubnetEvaluator, recalibrate_bn, top1
-from nas.supernet._finetune import finetune, train_steps
+from nas.supernet._finetune import Distillation, finetune, train_steps
 from nas.supernet._train import SupernetTrainer, TrainResult
 
 __all__ = [
+    "Distillation",
     "SubnetEvaluator",
     "SupernetTrainer",
     "TrainResult",

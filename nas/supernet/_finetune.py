@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -12,9 +13,36 @@ from torch import nn
 
 from nas.data import ImageDataset, batches
 
-__all__ = ["finetune", "train_steps"]
+__all__ = ["Distillation", "finetune", "train_steps"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Distillation:
+    """A teacher for a fine-tune (Hinton et al., 2015): the loss becomes
+    ``alpha * CE(student, labels) + (1 - alpha) * T**2 * KL(softmax(teacher / T) ||
+    softmax(student / T))``; the teacher runs in eval mode without gradients on the same
+    (augmented) batch as the student."""
+
+    teacher: nn.Module
+    alpha: float = 0.5
+    temperature: float = 4.0
+
+    def loss(
+        self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, label_smoothing: float
+    ) -> torch.Tensor:
+        with torch.no_grad():
+            target = self.teacher.eval()(x)
+        t = self.temperature
+        kl = F.kl_div(
+            F.log_softmax(logits / t, dim=1),
+            F.log_softmax(target / t, dim=1),
+            log_target=True,
+            reduction="batchmean",
+        )
+        ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        return self.alpha * ce + (1 - self.alpha) * t * t * kl
 
 
 def finetune(
@@ -27,9 +55,11 @@ def finetune(
     batch_size: int = 128,
     label_smoothing: float = 0.1,
     seed: int = 0,
+    distill: Distillation | None = None,
 ) -> nn.Module:
     """``epochs`` of SGD (Nesterov, cosine schedule from ``lr``) with the supernet's augmentation
-    on the training split; returns the model in eval mode. Validation and test stay unseen."""
+    on the training split, distilled from ``distill``'s teacher when given; returns the model in
+    eval mode. Validation and test stay unseen."""
     return train_steps(
         model,
         dataset,
@@ -39,6 +69,7 @@ def finetune(
         batch_size=batch_size,
         label_smoothing=label_smoothing,
         seed=seed,
+        distill=distill,
     )
 
 
@@ -52,9 +83,11 @@ def train_steps(
     batch_size: int = 128,
     label_smoothing: float = 0.1,
     seed: int = 0,
+    distill: Distillation | None = None,
 ) -> nn.Module:
     """``steps`` SGD steps (Nesterov, cosine schedule from ``lr``, the supernet's augmentation)
-    on the training split, over as many epochs as they take; returns the model in eval mode."""
+    on the training split, over as many epochs as they take (the loss :meth:`Distillation.loss`
+    with ``distill``); returns the model in eval mode."""
     if steps <= 0:
         return model.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -83,7 +116,11 @@ def train_steps(
         ):
             for group in optimizer.param_groups:
                 group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / steps))
-            loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
+            logits = model(x)
+            if distill is None:
+                loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            else:
+                loss = distill.loss(logits, x, y, label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -55,6 +55,48 @@ def test_another_cpu_or_reference_timings_off_by_over_10pct_is_another_machine(c
     assert check.same_machine is same
 
 
+@pytest.mark.parametrize(
+    ("speeds", "attempts", "ratio"),
+    [
+        ([1.0], 1, 1.0),  # the machine that timed the table: settled by the first attempt
+        ([1.35, 1.3, 1.02, 1.4], 3, 1.02),  # a slow spell, then the undisturbed speed
+        ([2.0, 0.6, 2.0], 2, 0.6),  # faster than the table: nothing slows it back to "same"
+        ([2.0] * 1000, None, 2.0),  # another machine: attempts until the budget is spent
+    ],
+)
+def test_the_check_retries_a_slow_spell_and_keeps_the_fastest_attempt(
+    monkeypatch, speeds, attempts, ratio
+):
+    """Noise only makes a machine slower: the fastest attempt counts, attempts stop as soon as
+    one is within 10% (or faster), and a machine that stays slower spends ``budget_s``."""
+    import nas.export
+    import nas.latency._calibrate as calibrate
+    from nas.export import Timing
+    from nas.latency._host import check_host
+
+    table = load_table(HOST / "ofa_mbv3_small" / "28.yaml")
+    keys = reference_keys(table)
+    speed = iter(speeds)
+    calls = []
+
+    def timed(files, **kwargs):
+        calls.append(kwargs)
+        s = next(speed)
+        return [Timing(mean=table.mean(k) * s, std=0.0, count=200) for k in keys]
+
+    monkeypatch.setattr(calibrate, "layer_file", lambda *a: b"")
+    monkeypatch.setattr(nas.export, "time_round_robin", timed)
+    device = load_device(HOST / "device.yaml")
+    budget = 5.0 if attempts else 0.3  # attempts are 0.25 s apart
+    check = check_host(device, table, get_space("ofa_mbv3_small"), budget_s=budget)
+    assert check.ratio == pytest.approx(ratio)
+    if attempts is not None:
+        assert len(calls) == attempts
+    else:
+        assert 2 <= len(calls) <= 3 and check.seconds > 0.3
+    assert all(c["rounds"] == 20 for c in calls)
+
+
 @pytest.fixture(autouse=True)
 def _retime_on(monkeypatch):
     monkeypatch.setenv("NAS_HOST_RETIME", "auto")
