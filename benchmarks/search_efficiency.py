@@ -1,6 +1,8 @@
 """Search efficiency on ofa_mbv3 (OFA's predictor, Note10 tables): `nas search` after 1,000
-predictor queries vs random search with the same budget vs OFA's own EvolutionFinder (default
-budget, one run per latency constraint, 10 constraints spanning 15-60 ms, results pooled).
+predictor queries vs random search with the same budget vs EfficientNet's compound scaling of the
+smallest subnet (the ``compound`` sampler's grid at phi = 1, then its best point's family; as many
+queries as configs it proposes) vs OFA's own EvolutionFinder (default budget, one run per latency
+constraint, 10 constraints spanning 15-60 ms, results pooled).
 
     .venv/bin/python benchmarks/search_efficiency.py [--queries 1000] [--seed 0]
 
@@ -85,6 +87,27 @@ def run_random(space, latency, predictor, queries: int, seed: int) -> dict:
     return {"method": "random search", "queries": queries, "hypervolume": hv(front)}
 
 
+def run_compound(space, latency, predictor) -> dict:
+    """EfficientNet's compound scaling from the smallest subnet, as the ``compound`` sampler
+    runs it (its proposer, driven here until it has nothing more to propose)."""
+    from nas.search._compound import CompoundProposer
+
+    proposer = CompoundProposer(space, lambda c: latency.predict(c).ms, WINDOW[1])
+    evaluated: list = []
+    while batch := proposer.propose(evaluated, 100):
+        with torch.no_grad():
+            x = torch.from_numpy(np.stack([space.encode(c) for c in batch]))
+            evaluated += list(zip(batch, predictor(x).squeeze(1).tolist(), strict=True))
+    points = [(latency.predict(c).ms, a) for c, a in evaluated]
+    front = [points[i] for i in pareto_front(points)]
+    return {
+        "method": f"compound scaling (grid {len(proposer.grid)} multipliers, best {proposer.best})",
+        "queries": len(evaluated),
+        "hypervolume": hv(front),
+        "points": sorted(points),
+    }
+
+
 def run_evolution(space, latency, predictor, seed: int) -> dict:
     from ofa.nas.accuracy_predictor.arch_encoder import MobileNetArchEncoder
     from ofa.nas.search_algorithm import EvolutionFinder
@@ -151,6 +174,7 @@ def main() -> None:
     predictor = load_ofa_predictor(predictor_path(spec))
     rows = [run_nas(Path(args.spec), args.queries, args.seed, s) for s in args.samplers.split(",")]
     rows.append(run_random(space, latency, predictor, args.queries, args.seed))
+    rows.append(run_compound(space, latency, predictor))
     if not args.skip_evolution:
         rows.append(run_evolution(space, latency, predictor, args.seed))
     ref = rows[-1]["hypervolume"] if not args.skip_evolution else None

@@ -193,7 +193,9 @@ class SearchSpec:
     ``random`` or ``surrogate`` (random warm-up of
     ``surrogate_warmup`` trials, then rounds of ``surrogate_batch`` proposals: a ridge model on
     ``encode()`` of the evaluated trials rates thousands of table-priced candidates, and the best
-    per latency bin up to the reference latency is evaluated; see ``nas/search/_surrogate.py``).
+    per latency bin up to the reference latency is evaluated; see ``nas/search/_surrogate.py``),
+    or ``compound`` (EfficientNet's compound scaling of the smallest subnet as a baseline; see
+    ``nas/search/_compound.py``).
     trials: completed trials the study should reach (a re-run continues towards it).
     timeout_minutes: stop dispatching after this wall time (null: no limit).
     workers / threads_per_worker: Ray actors, each holding the evaluator, and their torch threads.

@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from nas.registry import SPACE_WRAPPERS, SPACES, split_space
-from search_spaces._base import LayerSpec, Prunable, SearchSpace, Unit, WeightSharing
+from search_spaces._base import (
+    LayerSpec,
+    Prunable,
+    Scalable,
+    SearchSpace,
+    Unit,
+    WeightSharing,
+)
 from search_spaces._mbv3 import ElasticMBV3Space, MBV3Config, make_divisible
 from search_spaces._mixed import MixedConfig, MixedPrecisionSpace, mixed_precision
 from search_spaces._pruned import PrunedConfig, PrunedSpace, pruned
@@ -25,6 +32,7 @@ __all__ = [
     "MixedConfig",
     "MixedPrecisionSpace",
     "Prunable",
+    "Scalable",
     "PrunedConfig",
     "PrunedSpace",
     "SearchSpace",

@@ -266,6 +266,21 @@ class WeightSharing(abc.ABC, Generic[ConfigT]):
         """A standalone subnet of ``config`` with the supernet's weights, in eval mode."""
 
 
+class Scalable(abc.ABC, Generic[ConfigT]):
+    """Capability: a config scaled in depth, width and input resolution, as EfficientNet's
+    compound scaling does (Tan & Le, ICML 2019).
+
+    Contract: ``scale(c, depth, width, resolution)`` is a valid config of the space: every
+    stage's depth times ``depth``, every block's width times ``width`` and the resolution times
+    ``resolution``, each rounded to the nearest choice the space has (ties to the smaller);
+    ``scale(c, 1, 1, 1) == c``; no multiplier that grows makes a value shrink.
+    """
+
+    @abc.abstractmethod
+    def scale(self, config: ConfigT, depth: float, width: float, resolution: float) -> ConfigT:
+        """``config`` scaled by the three multipliers."""
+
+
 class Shrinkable(abc.ABC):
     """Capability: named elastic dimensions whose choices can be narrowed (what progressive
     shrinking trains phase by phase: first the largest kernels only, then more, ...).

@@ -16,6 +16,7 @@ from nas.errors import CheckpointError, ConfigError
 from search_spaces._base import (
     LayerSpec,
     Prunable,
+    Scalable,
     SearchSpace,
     Shrinkable,
     Unit,
@@ -132,7 +133,11 @@ _STAGE_RE = re.compile(r"_k(\d+)e(\d+)")
 
 
 class ElasticMBV3Space(
-    SearchSpace[MBV3Config], WeightSharing[MBV3Config], Prunable[MBV3Config], Shrinkable
+    SearchSpace[MBV3Config],
+    WeightSharing[MBV3Config],
+    Prunable[MBV3Config],
+    Scalable[MBV3Config],
+    Shrinkable,
 ):
     """An OFA elastic MobileNetV3 space (kernel, expand ratio, depth, resolution).
 
@@ -216,6 +221,25 @@ class ElasticMBV3Space(
             (min(d.kernels),) * n,
             (min(d.expands),) * n,
         )
+
+    def scale(
+        self, config: MBV3Config, depth: float, width: float, resolution: float
+    ) -> MBV3Config:
+        """Width is each block's expand ratio; a stage made deeper repeats its last block, one
+        made shallower keeps its first blocks (as the elastic depth does)."""
+        d = self.definition
+
+        def nearest(choices: tuple[int, ...], x: float) -> int:
+            return min(sorted(choices), key=lambda c: abs(c - x))
+
+        depths = tuple(nearest(d.depths, n * depth) for n in config.depths)
+        kernels, expands = [], []
+        for blocks, n in zip(config.stage_blocks(), depths, strict=True):
+            for k, e in (blocks + [blocks[-1]] * n)[:n]:
+                kernels.append(k)
+                expands.append(nearest(d.expands, e * width))
+        res = nearest(d.resolutions, config.resolution * resolution)
+        return self.validate(MBV3Config(res, depths, tuple(kernels), tuple(expands)))
 
     def validate(self, config: MBV3Config) -> MBV3Config:
         d = self.definition

@@ -281,7 +281,8 @@ class SearchJob(Job):
 
     def _propose(self, study: optuna.Study, proposer: Any, done: int) -> list:
         s = self.spec.search
-        if done < s.surrogate_warmup:
+        warmup = getattr(proposer, "warmup", None)
+        if done < (s.surrogate_warmup if warmup is None else warmup):
             return []
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         evaluated = {t.user_attrs["config"]: t.user_attrs["accuracy"] for t in complete}

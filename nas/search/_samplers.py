@@ -18,6 +18,7 @@ __all__ = [
     "RandomSampler",
     "Sampler",
     "SurrogateSampler",
+    "CompoundSampler",
     "TPESampler",
     "make_proposer",
     "make_sampler",
@@ -25,7 +26,11 @@ __all__ = [
 
 
 class Proposer(Protocol):
-    """Proposes configs to evaluate next from the configs evaluated so far."""
+    """Proposes configs to evaluate next from the configs evaluated so far. ``warmup``: the
+    trials the study completes before the driver first asks it (None: the spec's
+    ``search.surrogate_warmup``)."""
+
+    warmup: int | None
 
     def propose(self, evaluated: Sequence[tuple[Any, float]], n: int) -> list[Any]:
         """Up to ``n`` configs not among ``evaluated`` ((config, accuracy) pairs)."""
@@ -113,6 +118,25 @@ class SurrogateSampler(RandomSampler):
         from nas.search._surrogate import SurrogateProposer
 
         return SurrogateProposer(space, latency, reference_ms, seed=seed)
+
+
+@SAMPLERS.register("compound")
+class CompoundSampler(RandomSampler):
+    """EfficientNet's compound scaling as a baseline (``nas/search/_compound.py``): a grid of
+    depth/width/resolution multipliers on the space's smallest config, then the best one's
+    scaled family; random draws only fill in while grid configs are being evaluated."""
+
+    def proposer(
+        self,
+        space: Any,
+        latency: Callable[[Any], float],
+        reference_ms: float,
+        *,
+        seed: int = 0,
+    ) -> Proposer:
+        from nas.search._compound import CompoundProposer
+
+        return CompoundProposer(space, latency, reference_ms, seed=seed)
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:

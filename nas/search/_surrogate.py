@@ -23,6 +23,8 @@ __all__ = ["SurrogateProposer"]
 
 
 class SurrogateProposer:
+    warmup = None  # search.surrogate_warmup random trials first
+
     def __init__(
         self,
         space: Any,

@@ -19,6 +19,7 @@ from search_spaces import (
     MixedPrecisionSpace,
     Prunable,
     PrunedSpace,
+    Scalable,
     SearchSpace,
     WeightSharing,
     get_space,
@@ -339,3 +340,27 @@ def test_prunable_surgery_gives_the_model_its_pruned_layers_describe(name):
         assert model(torch.randn(1, *space.input_shape(c))).shape == (1, space.n_classes)
     priced = space.pruned_layers(c, widths)
     assert len(priced) == len(space.layers(c)) and priced != space.layers(c)
+
+
+# ---- the Scalable capability -------------------------------------------------------------------
+SCALABLE = [name for name in ALL if isinstance(_make(name), Scalable)]
+
+
+@pytest.mark.parametrize("name", SCALABLE)
+def test_scaling_is_valid_identity_at_one_and_never_shrinks_as_a_multiplier_grows(name):
+    space = _make(name)
+    for c in _some(space, 21):
+        assert space.scale(c, 1.0, 1.0, 1.0) == c
+        previous = c
+        for m in (1.1, 1.3, 1.6, 2.0, 3.0):
+            for axis in range(3):
+                mult = [1.0, 1.0, 1.0]
+                mult[axis] = m
+                scaled = space.scale(c, *mult)
+                assert space.validate(scaled) == scaled
+                assert space.macs(scaled) >= space.macs(c)
+            grown = space.scale(c, m, m, m)
+            assert space.macs(grown) >= space.macs(previous)
+            previous = grown
+    big = space.scale(space.smallest(), 10.0, 10.0, 10.0)
+    assert space.macs(big) > space.macs(space.smallest())
