@@ -4,6 +4,7 @@ a seed and may add a proposer whose configs the driver queues before it asks the
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -14,6 +15,7 @@ from nas.registry import SAMPLERS
 __all__ = [
     "GPSampler",
     "NSGA2Sampler",
+    "ProposingSampler",
     "Proposer",
     "RandomSampler",
     "Sampler",
@@ -102,10 +104,12 @@ class RandomSampler(Sampler):
         return optuna.samplers.RandomSampler(seed=seed)
 
 
-@SAMPLERS.register("surrogate")
-class SurrogateSampler(RandomSampler):
-    """Random draws for the warm-up and as filler, then the proposals of a ridge surrogate on
-    ``encode()`` (see ``nas/search/_surrogate.py``)."""
+class ProposingSampler(RandomSampler):
+    """Random draws where the proposer has nothing to propose; the proposer is the class named
+    by ``proposer_path`` (``module:Class``, imported on first use), built as
+    ``Class(space, latency, reference_ms, seed=seed)``."""
+
+    proposer_path: str
 
     def proposer(
         self,
@@ -115,28 +119,26 @@ class SurrogateSampler(RandomSampler):
         *,
         seed: int = 0,
     ) -> Proposer:
-        from nas.search._surrogate import SurrogateProposer
+        module, _, name = self.proposer_path.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        return cls(space, latency, reference_ms, seed=seed)
 
-        return SurrogateProposer(space, latency, reference_ms, seed=seed)
+
+@SAMPLERS.register("surrogate")
+class SurrogateSampler(ProposingSampler):
+    """Random draws for the warm-up and as filler, then the proposals of a ridge surrogate on
+    ``encode()`` (see ``nas/search/_surrogate.py``)."""
+
+    proposer_path = "nas.search._surrogate:SurrogateProposer"
 
 
 @SAMPLERS.register("compound")
-class CompoundSampler(RandomSampler):
+class CompoundSampler(ProposingSampler):
     """EfficientNet's compound scaling as a baseline (``nas/search/_compound.py``): a grid of
     depth/width/resolution multipliers on the space's smallest config, then the best one's
     scaled family; random draws only fill in while grid configs are being evaluated."""
 
-    def proposer(
-        self,
-        space: Any,
-        latency: Callable[[Any], float],
-        reference_ms: float,
-        *,
-        seed: int = 0,
-    ) -> Proposer:
-        from nas.search._compound import CompoundProposer
-
-        return CompoundProposer(space, latency, reference_ms, seed=seed)
+    proposer_path = "nas.search._compound:CompoundProposer"
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
