@@ -24,7 +24,7 @@ from nas.latency._table import (
     write_device,
     write_table,
 )
-from nas.paths import atomic_write
+from nas.paths import assets_root, atomic_write
 from search_spaces import LayerSpec, SearchSpace
 
 __all__ = [
@@ -285,6 +285,11 @@ def measures_here(device: DeviceInfo) -> bool:
     return device.name == here.name and device.soc == here.soc
 
 
+def is_shipped(path: Path) -> bool:
+    """``path`` is inside the data nas ships (the installed package's assets)."""
+    return Path(path).resolve().is_relative_to(assets_root().resolve())
+
+
 def fill_missing(
     model: Any,
     layers: list[LayerSpec],
@@ -297,7 +302,8 @@ def fill_missing(
 ) -> int:
     """Measure, on this host, the ``layers`` missing from ``model``'s table at ``resolution``
     (a :class:`LayerTableLatency` of a host table), write them into the table file and reload it.
-    Returns how many keys were measured.
+    A shipped table (package data) is never written: ``model`` moves to this machine's copy of
+    it first (``nas.latency._host.local_copy``). Returns how many keys were measured.
 
     Raises:
         MissingLatencyKeyError: keys are missing and the table is not this host's (a phone's
@@ -315,6 +321,11 @@ def fill_missing(
             f"table is for {model.device.name} ({model.device.soc}), which this host cannot "
             "measure: calibrate them on the device (nas lut calibrate --device adb:SERIAL)"
         )
+    if is_shipped(model.lut_dir):  # entries measured here belong to this machine's copy
+        from nas.latency._host import local_copy
+
+        model.relocate(local_copy(model.lut_dir))
+        table = model.table(resolution)
     threads = model.device.threads or 1
     measure_into(
         table.path,

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -210,6 +211,25 @@ def _retiming_dir(lut_dir: Path, fingerprint: HostFingerprint) -> Path:
         / fingerprint.key()
         / (f"{lut_dir.name}-{digest.hexdigest()[:10]}")
     )
+
+
+def local_copy(lut_dir: Path) -> Path:
+    """This machine's own copy of ``lut_dir`` (a shipped host table timed on a machine like this
+    one), made once, for entries measured here: the folder a re-timing would use, so that later
+    jobs price with it (:func:`_known_retiming`)."""
+    local = _retiming_dir(lut_dir, HostFingerprint.here())
+    if not (local / "device.yaml").is_file():
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f"{local.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(lut_dir, tmp, ignore=shutil.ignore_patterns("validation"))
+        shutil.rmtree(local, ignore_errors=True)  # an unfinished folder of an earlier run
+        try:
+            tmp.rename(local)
+        except OSError:  # another process made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+        logger.info("entries measured here go to %s (not the shipped %s)", local, lut_dir)
+    return local
 
 
 def _known_retiming(lut_dir: Path) -> Path | None:

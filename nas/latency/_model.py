@@ -4,6 +4,7 @@ format), each layer at its own precision."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from nas.errors import LatencyTableError
@@ -36,6 +37,11 @@ class LayerTableLatency(LatencyPredictor):
         }
         if not self.tables:
             raise LatencyTableError(f"no <resolution>.yaml tables in {folder}")
+
+    def relocate(self, lut_dir: Path) -> None:
+        """Read the tables from ``lut_dir`` instead (a copy of the same tables)."""
+        self.lut_dir = Path(lut_dir)
+        self._load()
 
     def reload(self, resolution: int | None = None) -> None:
         """Read the table of ``resolution`` (default: every table) again."""

@@ -100,6 +100,28 @@ def _table_copy(tmp_path, *, this_host: bool, timed_here: int | None = None):
     return lut
 
 
+def test_entries_measured_for_a_shipped_table_go_to_this_machines_copy(tmp_path, monkeypatch):
+    """A shipped host table (package data) is never written: the first entry measured here moves
+    the predictor to this machine's copy under the cache folder, which later jobs price with."""
+    import nas.latency._calibrate as calibrate
+    from nas.latency._host import _known_retiming
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    shipped_root = tmp_path / "assets"
+    lut = _table_copy(shipped_root / "latency_luts" / "host", this_host=True)
+    monkeypatch.setattr(calibrate, "assets_root", lambda: shipped_root)
+    before = (lut / "ofa_mbv3_small" / "24.yaml").read_bytes()
+    space = _space()
+    start = space.unpruned(space.base.smallest())
+    pruned = space.with_width(start, 0, space.smaller_widths(start, 0)[-1])
+    model = LayerTableLatency(lut, space)
+    assert fill_missing(model, space.layers(pruned), pruned.resolution, runs=10) == 1
+    assert (lut / "ofa_mbv3_small" / "24.yaml").read_bytes() == before  # shipped file untouched
+    assert model.lut_dir == _known_retiming(lut)
+    assert model.lut_dir.is_relative_to(tmp_path / "cache")
+    assert model.predict(pruned).ms > 0  # priced from the copy, with the new entry
+
+
 def test_missing_entries_are_measured_on_this_host_and_never_guessed(tmp_path):
     space = _space()
     start = space.unpruned(space.base.smallest())
@@ -115,8 +137,8 @@ def test_missing_entries_are_measured_on_this_host_and_never_guessed(tmp_path):
     here = LayerTableLatency(_table_copy(tmp_path / "b", this_host=True), space)
     assert fill_missing(here, space.layers(pruned), pruned.resolution, runs=20) == 1
     table = load_table(here.table(24).path)
-    # three round-robin rounds of 20 runs (nas.export.time_round_robin)
-    assert new_key in table and table.entries[new_key].count == 3 * 20
+    # 20 runs in ten round-robin rounds of 2 (nas.export.time_round_robin)
+    assert new_key in table and table.entries[new_key].count == 20
     assert here.predict(pruned).ms < here.predict(start).ms
     assert fill_missing(here, space.layers(pruned), pruned.resolution) == 0  # cached in the file
 
