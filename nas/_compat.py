@@ -47,7 +47,8 @@ _NATIVE_LINE = re.compile(
     r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.+-]+:\d+\]"
     r"|WARNING: All log messages before absl::InitializeLog\(\)"
     r"|(INFO|WARNING): .*(TensorFlow Lite|XNNPACK|delegate)"
-    r"|fully_quantize: \d+, inference_type: )"
+    r"|fully_quantize: \d+, inference_type: "
+    r"|\[[\w.]+\.cpp:\d+\] )"  # ExecuTorch's runtime: [threadpool.cpp:66] Resetting ...
 )
 _native_logger = logging.getLogger("nas.native")
 

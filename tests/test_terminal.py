@@ -104,3 +104,20 @@ def test_verbose_flag_shows_debug_logs(supernet_spec):
     spec = _write(data, folder, "loud")
     output = _run_nas("-v", "search", str(spec), "--trials", "1", "--no-export", "--no-mlflow")
     assert re.search(r"^\S+ \S+ DEBUG nas[.:]", output, re.M), output
+
+
+def test_native_runtime_lines_go_to_the_debug_logger_and_other_output_stays(capfd, caplog):
+    """LiteRT's, TensorFlow's and ExecuTorch's native lines (``[threadpool.cpp:66] ...``) leave
+    the terminal for ``nas.native`` at DEBUG; anything else written meanwhile is kept."""
+    import logging
+    import os
+
+    from nas._compat import native_logs
+
+    with caplog.at_level(logging.DEBUG, logger="nas.native"), native_logs():
+        os.write(2, b"[threadpool.cpp:66] Resetting threadpool to 1 threads.\n")
+        os.write(2, b"[cpuinfo_utils.cpp:71] Reading file /sys/devices/soc0/image_version\n")
+        os.write(2, b"a line of the user's own\n")
+    err = capfd.readouterr().err
+    assert "Resetting" not in err and "cpuinfo" not in err and "a line of the user's own" in err
+    assert "Resetting threadpool" in caplog.text
