@@ -6,7 +6,8 @@ from nas.latency._android import AdbTarget
 from nas.latency._arch import ArchTableLatency
 from nas.latency._base import Estimate, LatencyPredictor
 from nas.latency._build import build_latency
-from nas.latency._calibrate import HostTimer, calibrate, fill_missing, host_device_info
+from nas.latency._calibrate import HostTimer, calibrate, host_device_info
+from nas.latency._host import fill_missing
 from nas.latency._model import LayerTableLatency
 from nas.latency._table import (
     DeviceInfo,

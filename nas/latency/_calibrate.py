@@ -24,12 +24,11 @@ from nas.latency._table import (
     write_device,
     write_table,
 )
-from nas.paths import assets_root, atomic_write
+from nas.paths import atomic_write
 from search_spaces import LayerSpec, SearchSpace
 
 __all__ = [
     "calibrate",
-    "fill_missing",
     "host_device_info",
     "HostTimer",
     "layer_file",
@@ -283,58 +282,3 @@ def measures_here(device: DeviceInfo) -> bool:
     host's CPU with LiteRT (a phone's or another machine's table is never filled in here)."""
     here = host_device_info(device.threads or 1, "")
     return device.name == here.name and device.soc == here.soc
-
-
-def is_shipped(path: Path) -> bool:
-    """``path`` is inside the data nas ships (the installed package's assets)."""
-    return Path(path).resolve().is_relative_to(assets_root().resolve())
-
-
-def fill_missing(
-    model: Any,
-    layers: list[LayerSpec],
-    resolution: int,
-    *,
-    dtype: str = "fp32",
-    runs: int = 100,
-    cache_dir: Path | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
-) -> int:
-    """Measure, on this host, the ``layers`` missing from ``model``'s table at ``resolution``
-    (a :class:`LayerTableLatency` of a host table), write them into the table file and reload it.
-    A shipped table (package data) is never written: ``model`` moves to this machine's copy of
-    it first (``nas.latency._host.local_copy``). Returns how many keys were measured.
-
-    Raises:
-        MissingLatencyKeyError: keys are missing and the table is not this host's (a phone's
-            table is calibrated with ``nas lut calibrate --device adb:SERIAL``); never guessed.
-    """
-    from nas.errors import MissingLatencyKeyError
-
-    table = model.table(resolution)
-    missing = sorted({dtype_key(x.key, x.dtype or dtype) for x in layers} - set(table.entries))
-    if not missing:
-        return 0
-    if not measures_here(model.device):
-        raise MissingLatencyKeyError(
-            f"{len(missing)} layer key(s) are not in {table.path}, e.g. {missing[0]!r}; that "
-            f"table is for {model.device.name} ({model.device.soc}), which this host cannot "
-            "measure: calibrate them on the device (nas lut calibrate --device adb:SERIAL)"
-        )
-    if is_shipped(model.lut_dir):  # entries measured here belong to this machine's copy
-        from nas.latency._host import local_copy
-
-        model.relocate(local_copy(model.lut_dir))
-        table = model.table(resolution)
-    threads = model.device.threads or 1
-    measure_into(
-        table.path,
-        model.space,
-        layers,
-        dtype=dtype,
-        measure=HostTimer(threads=threads, runs=runs),
-        progress=progress,
-        cache_dir=cache_dir,
-    )
-    model.reload(resolution)
-    return len(missing)

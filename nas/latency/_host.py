@@ -15,21 +15,32 @@ import platform
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from nas.export import HostFingerprint
-from nas.latency._table import DeviceInfo, LatencyTable, load_device, load_table, write_device
-from nas.paths import cache_root
+from nas.latency._table import (
+    DeviceInfo,
+    LatencyTable,
+    dtype_key,
+    load_device,
+    load_table,
+    write_device,
+)
+from nas.paths import assets_root, cache_root
 from search_spaces import LayerSpec
 
 __all__ = [
     "HostCheck",
     "HostFingerprint",
     "check_host",
+    "fill_missing",
     "host_table",
     "is_host_table",
+    "is_shipped",
     "layer_from_key",
+    "local_copy",
     "reference_keys",
 ]
 
@@ -355,3 +366,57 @@ class _Progress:
         """A table is finished: its layers measured in an earlier run count as done too."""
         self.done += n_table - self.table_done
         self.table_done = 0
+
+
+def is_shipped(path: Path) -> bool:
+    """``path`` is inside the data nas ships (the installed package's assets)."""
+    return Path(path).resolve().is_relative_to(assets_root().resolve())
+
+
+def fill_missing(
+    model: Any,
+    layers: list[LayerSpec],
+    resolution: int,
+    *,
+    dtype: str = "fp32",
+    runs: int = 100,
+    cache_dir: Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> int:
+    """Measure, on this host, the ``layers`` missing from ``model``'s table at ``resolution``
+    (a :class:`LayerTableLatency` of a host table), write them into the table file and reload it.
+    A shipped table (package data) is never written: ``model`` moves to this machine's copy of
+    it first (:func:`local_copy`). Returns how many keys were measured.
+
+    Raises:
+        MissingLatencyKeyError: keys are missing and the table is not this host's (a phone's
+            table is calibrated with ``nas lut calibrate --device adb:SERIAL``); never guessed.
+    """
+    from nas.errors import MissingLatencyKeyError
+    from nas.latency._calibrate import HostTimer, measure_into, measures_here
+
+    table = model.table(resolution)
+    missing = sorted({dtype_key(x.key, x.dtype or dtype) for x in layers} - set(table.entries))
+    if not missing:
+        return 0
+    if not measures_here(model.device):
+        raise MissingLatencyKeyError(
+            f"{len(missing)} layer key(s) are not in {table.path}, e.g. {missing[0]!r}; that "
+            f"table is for {model.device.name} ({model.device.soc}), which this host cannot "
+            "measure: calibrate them on the device (nas lut calibrate --device adb:SERIAL)"
+        )
+    if is_shipped(model.lut_dir):  # entries measured here belong to this machine's copy
+        model.relocate(local_copy(model.lut_dir))
+        table = model.table(resolution)
+    threads = model.device.threads or 1
+    measure_into(
+        table.path,
+        model.space,
+        layers,
+        dtype=dtype,
+        measure=HostTimer(threads=threads, runs=runs),
+        progress=progress,
+        cache_dir=cache_dir,
+    )
+    model.reload(resolution)
+    return len(missing)

@@ -15,8 +15,15 @@ import yaml
 from nas.cli import main
 from nas.errors import ConfigError, MissingLatencyKeyError
 from nas.jobs import load_job
-from nas.latency import LayerTableLatency, load_device, load_table, write_device, write_table
-from nas.latency._calibrate import fill_missing, host_device_info
+from nas.latency import (
+    LayerTableLatency,
+    fill_missing,
+    host_device_info,
+    load_device,
+    load_table,
+    write_device,
+    write_table,
+)
 from nas.paths import assets_root
 from nas.prune import PrunedSpace, filter_norms, prune_to, widths_of
 from nas.spec import spec_from_dict
@@ -103,13 +110,13 @@ def _table_copy(tmp_path, *, this_host: bool, timed_here: int | None = None):
 def test_entries_measured_for_a_shipped_table_go_to_this_machines_copy(tmp_path, monkeypatch):
     """A shipped host table (package data) is never written: the first entry measured here moves
     the predictor to this machine's copy under the cache folder, which later jobs price with."""
-    import nas.latency._calibrate as calibrate
+    import nas.latency._host as host
     from nas.latency._host import _known_retiming
 
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
     shipped_root = tmp_path / "assets"
     lut = _table_copy(shipped_root / "latency_luts" / "host", this_host=True)
-    monkeypatch.setattr(calibrate, "assets_root", lambda: shipped_root)
+    monkeypatch.setattr(host, "assets_root", lambda: shipped_root)
     before = (lut / "ofa_mbv3_small" / "24.yaml").read_bytes()
     space = _space()
     start = space.unpruned(space.base.smallest())
