@@ -86,8 +86,6 @@ def time_round_robin(
     are checked against are all taken at it; many short rounds reach it where three long ones
     may all fall in one slow spell.
     """
-    if runs < 1 or rounds < 1:
-        raise ValueError(f"`runs >= 1` and `rounds >= 1` must hold, but got {runs=}, {rounds=}")
     interpreters = [_ready_interpreter(m, threads, seed, warmup) for m in models]
     return round_robin([i.invoke for i in interpreters], runs=runs, rounds=rounds)
 
