@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 from nas.errors import SpecError
 
 __all__ = [
+    "CRITERIA",
     "DATASETS",
     "EVALUATORS",
     "EXPORT_FORMATS",
@@ -147,6 +148,9 @@ OBJECTIVES: Registry[Callable[..., Any]] = Registry("objective", providers=("nas
 DATASETS: Registry[Callable[..., Any]] = Registry("dataset", providers=("nas.data",))
 EXPORT_FORMATS: Registry[Any] = Registry("export format", providers=("nas.export",))
 LATENCY_KINDS: Registry[Any] = Registry("latency kind", providers=("nas.latency",))
+# CRITERIA: a subclass of nas.prune.FilterCriterion (built with no arguments): which filters
+# NetAdapt keeps
+CRITERIA: Registry[Callable[..., Any]] = Registry("criterion", providers=("nas.prune",))
 
 
 def split_space(text: str) -> tuple[list[str], str]:

@@ -347,6 +347,10 @@ class NetAdaptSpec:
     long_term_epochs / long_term_lr: fine-tuning of the final model on the training split.
     distill: a teacher for that fine-tuning (:class:`DistillSpec`); null: plain cross-entropy.
     val_images: validation images that score each proposal.
+    criterion: which filters a pruned layer keeps, a registered criterion
+    (``nas.registry.CRITERIA``): ``l2`` (weight norm, no data), ``apoz`` (fewest zero
+    activations, Hu et al. 2016) or ``taylor`` (first-order Taylor, Molchanov et al. 2017).
+    criterion_images: training images the data-driven criteria score filters on, per iteration.
     workers / threads_per_worker: Ray actors evaluating proposals in parallel.
     channel_step: widths stay multiples of it (the channel grid the table is calibrated on).
     measure_missing: measure table entries for pruned widths on demand (host tables only).
@@ -365,6 +369,8 @@ class NetAdaptSpec:
     long_term_lr: float = 0.005
     distill: DistillSpec | None = None
     val_images: int = 2000
+    criterion: str = "l2"
+    criterion_images: int = 512
     workers: int = 2
     threads_per_worker: int = 1
     channel_step: int = 8
@@ -389,7 +395,14 @@ class NetAdaptSpec:
         _check(0 < self.decay <= 1, "netadapt.decay", self.decay, "must be in (0, 1]")
         if self.distill is not None:
             self.distill.check("netadapt")
-        for name in ("short_term_batch", "val_images", "workers", "threads_per_worker"):
+        _check_name(registry.CRITERIA, "netadapt.criterion", self.criterion)
+        for name in (
+            "short_term_batch",
+            "val_images",
+            "criterion_images",
+            "workers",
+            "threads_per_worker",
+        ):
             _check(
                 getattr(self, name) >= 1, f"netadapt.{name}", getattr(self, name), "must be >= 1"
             )

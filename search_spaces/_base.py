@@ -331,9 +331,12 @@ class Prunable(abc.ABC, Generic[ConfigT]):
     ``pruned_layers/macs/params(c, widths)`` describe ``c`` with unit ``i`` at ``widths[i]``
     (``widths`` as long as ``units(c)``, each in ``1..unit.width``) without building it.
     The surgery methods take a model built by ``build(c)`` (or one already pruned by them) and
-    change it in place, keeping the filters with the largest :meth:`filter_norms`, so that
-    after ``prune_unit`` for every unit the model equals what ``pruned_layers`` describes and
-    its parameter count is ``pruned_params``. Surgery is not thread-safe on one model.
+    change it in place, keeping the filters with the largest ``scores`` (default
+    :meth:`filter_norms`), so that after ``prune_unit`` for every unit the model equals what
+    ``pruned_layers`` describes and its parameter count is ``pruned_params``. ``unit_output``
+    is the module whose output holds the unit's filters after their activation (channel dim 1),
+    what data-driven importance criteria (APoZ, Taylor) read. Surgery is not thread-safe on one
+    model.
     """
 
     @abc.abstractmethod
@@ -361,8 +364,19 @@ class Prunable(abc.ABC, Generic[ConfigT]):
         """Importance of each output filter of unit ``unit`` (higher is kept first)."""
 
     @abc.abstractmethod
-    def prune_unit(self, model: torch.nn.Module, unit: str, width: int) -> None:
-        """Keep ``width`` filters of ``unit`` and slice every consumer to match (in place)."""
+    def unit_output(self, model: torch.nn.Module, unit: str) -> torch.nn.Module:
+        """The module of ``model`` whose output is unit ``unit``'s activated filters (NCHW)."""
+
+    @abc.abstractmethod
+    def prune_unit(
+        self,
+        model: torch.nn.Module,
+        unit: str,
+        width: int,
+        scores: torch.Tensor | None = None,
+    ) -> None:
+        """Keep the ``width`` filters of ``unit`` with the largest ``scores`` (one per filter;
+        default :meth:`filter_norms`) and slice every consumer to match (in place)."""
 
     @abc.abstractmethod
     def widths_of(self, model: torch.nn.Module, config: ConfigT) -> tuple[int, ...]:

@@ -556,10 +556,21 @@ class ElasticMBV3Space(
 
         return filter_norms(model, unit)
 
-    def prune_unit(self, model: torch.nn.Module, unit: str, width: int) -> None:
+    def unit_output(self, model: torch.nn.Module, unit: str) -> torch.nn.Module:
+        from search_spaces._mbv3_surgery import unit_output
+
+        return unit_output(model, unit)
+
+    def prune_unit(
+        self,
+        model: torch.nn.Module,
+        unit: str,
+        width: int,
+        scores: torch.Tensor | None = None,
+    ) -> None:
         from search_spaces._mbv3_surgery import prune_unit
 
-        prune_unit(model, unit, width)
+        prune_unit(model, unit, width, scores)
 
     def widths_of(self, model: torch.nn.Module, config: MBV3Config) -> tuple[int, ...]:
         from search_spaces._mbv3_surgery import unit_width

@@ -1,5 +1,6 @@
 """Filter pruning of a static OFA MobileNetV3 subnet, in place: a unit keeps the filters with the
-largest L2 norm (BatchNorm scale folded in), and every layer that reads them is sliced to match.
+largest scores (default: L2 norm, BatchNorm scale folded in), and every layer that reads them is
+sliced to match.
 What :class:`~search_spaces.ElasticMBV3Space`'s ``Prunable`` capability runs; unit names are
 ``blocks.<i>.mid`` (the expanded channels of block ``i``), ``final_expand`` and ``feature_mix``."""
 
@@ -10,7 +11,7 @@ from torch import nn
 
 from search_spaces._mbv3 import make_divisible
 
-__all__ = ["filter_norms", "prune_unit", "unit_width"]
+__all__ = ["filter_norms", "prune_unit", "unit_output", "unit_width"]
 
 
 def _bn_scale(bn: nn.BatchNorm2d | None, n: int) -> torch.Tensor:
@@ -19,16 +20,22 @@ def _bn_scale(bn: nn.BatchNorm2d | None, n: int) -> torch.Tensor:
     return (bn.weight / torch.sqrt(bn.running_var + bn.eps)).abs()
 
 
+def unit_output(model: nn.Module, unit: str) -> nn.Module:
+    """The conv-BN-activation layer whose output filters ``unit`` prunes (its output is the
+    activated filters: the inverted bottleneck, the final expand or the feature-mix layer)."""
+    if unit.startswith("blocks."):
+        return model.blocks[int(unit.split(".")[1])].conv.inverted_bottleneck
+    if unit == "final_expand":
+        return model.final_expand_layer
+    if unit == "feature_mix":
+        return model.feature_mix_layer
+    raise ValueError(f"unknown prunable unit {unit!r}")
+
+
 def _producer(model: nn.Module, unit: str) -> tuple[nn.Conv2d, nn.BatchNorm2d | None]:
     """The convolution (and its BatchNorm) whose output filters ``unit`` prunes."""
-    if unit.startswith("blocks."):
-        ib = model.blocks[int(unit.split(".")[1])].conv.inverted_bottleneck
-        return ib.conv, ib.bn
-    if unit == "final_expand":
-        return model.final_expand_layer.conv, model.final_expand_layer.bn
-    if unit == "feature_mix":
-        return model.feature_mix_layer.conv, getattr(model.feature_mix_layer, "bn", None)
-    raise ValueError(f"unknown prunable unit {unit!r}")
+    layer = unit_output(model, unit)
+    return layer.conv, getattr(layer, "bn", None)
 
 
 @torch.no_grad()
@@ -74,12 +81,16 @@ def _bn(bn: nn.BatchNorm2d, idx) -> nn.BatchNorm2d:
 
 
 @torch.no_grad()
-def prune_unit(model: nn.Module, unit: str, width: int) -> None:
-    """Keep ``width`` filters of ``unit`` (the largest by :func:`filter_norms`, in their original
-    order) and slice every consumer: depthwise conv, squeeze-excite and projection of a block;
-    the feature-mix conv after ``final_expand``; the classifier after ``feature_mix``."""
-    norms = filter_norms(model, unit)
-    if width >= len(norms):
+def prune_unit(model: nn.Module, unit: str, width: int, scores: torch.Tensor | None = None) -> None:
+    """Keep ``width`` filters of ``unit`` (the largest ``scores``, default :func:`filter_norms`,
+    in their original order) and slice every consumer: depthwise conv, squeeze-excite and
+    projection of a block; the feature-mix conv after ``final_expand``; the classifier after
+    ``feature_mix``."""
+    norms = filter_norms(model, unit) if scores is None else scores
+    n = unit_width(model, unit)
+    if len(norms) != n:
+        raise ValueError(f"{unit}: {len(norms)} scores given for its {n} filters")
+    if width >= n:
         return
     keep = torch.sort(torch.topk(norms, width).indices).values
     if unit.startswith("blocks."):

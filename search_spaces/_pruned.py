@@ -128,8 +128,17 @@ class PrunedSpace(SpaceWrapper[PrunedConfig]):
         return math.ceil(self._slots[slot] / self.channel_step) * self.channel_step
 
     # ---- surgery (through the base's Prunable capability) --------------------------------
-    def prune_unit(self, model: torch.nn.Module, unit: str, width: int) -> None:
-        self.base.prune_unit(model, unit, width)
+    def prune_unit(
+        self,
+        model: torch.nn.Module,
+        unit: str,
+        width: int,
+        scores: torch.Tensor | None = None,
+    ) -> None:
+        self.base.prune_unit(model, unit, width, scores)
+
+    def unit_output(self, model: torch.nn.Module, unit: str) -> torch.nn.Module:
+        return self.base.unit_output(model, unit)
 
     def filter_norms(self, model: torch.nn.Module, unit: str) -> torch.Tensor:
         return self.base.filter_norms(model, unit)

@@ -1,14 +1,17 @@
 """NetAdapt: latency-driven filter pruning of a trained subnet under a device's table.
 
 The pruned-width space is ``search_spaces.pruned(base)``; the filter surgery is the base space's
-``Prunable`` capability. ``prune_to``/``widths_of``/``filter_norms``/``prune_unit`` here are thin
-wrappers kept for callers of the former ``nas.prune`` API.
+``Prunable`` capability; which filters a unit keeps is a registered criterion
+(``nas.registry.CRITERIA``: ``l2``, ``apoz``, ``taylor``; ``netadapt.criterion``).
+``prune_to``/``widths_of``/``filter_norms``/``prune_unit`` here are thin wrappers kept for
+callers of the former ``nas.prune`` API.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nas.prune._criteria import APoZ, FilterCriterion, L2Norm, Taylor, make_criterion
 from nas.prune._netadapt import NetAdaptJob, load_pruned, save_pruned
 from search_spaces import PrunedConfig, PrunedSpace, Unit, get_space
 
@@ -16,6 +19,9 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "APoZ",
+    "FilterCriterion",
+    "L2Norm",
     "NetAdaptJob",
     "PrunedConfig",
     "PrunedSpace",
@@ -24,6 +30,8 @@ __all__ = [
     "load_pruned",
     "prune_to",
     "prune_unit",
+    "Taylor",
+    "make_criterion",
     "save_pruned",
     "widths_of",
 ]

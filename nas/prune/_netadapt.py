@@ -3,8 +3,10 @@
 Each iteration must remove ``ΔR`` ms of predicted latency (the first device's table). For every
 prunable layer the driver finds the largest width whose table latency is at least ``ΔR`` below
 the current model's (entries for new widths measured on demand on a host table, never guessed);
-Ray workers prune those proposals (largest-L2 filters kept), fine-tune each briefly and score it
-on the validation split; the most accurate one is kept. When the budget is met the kept model is
+Ray workers prune those proposals (the filters kept are the most important by
+``netadapt.criterion``: L2 norm, APoZ or first-order Taylor, scored once per iteration on the
+current model), fine-tune each briefly and score it on the validation split; the most accurate
+one is kept. When the budget is met the kept model is
 fine-tuned long, exported, verified and registered like a Pareto model.
 
 State after every iteration (``runs/<job>/netadapt/``): ``state.json`` and the kept model's
@@ -74,14 +76,20 @@ class PruneWorker:
         return self.error
 
     def short_term(
-        self, model: torch.nn.Module, unit: str, width: int, resolution: int, seed: int
+        self,
+        model: torch.nn.Module,
+        unit: str,
+        width: int,
+        resolution: int,
+        seed: int,
+        scores: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         from nas.supernet import train_steps
 
         start = time.perf_counter()
         na = self.spec.netadapt
         model = copy.deepcopy(model)
-        self.space.prune_unit(model, unit, width)
+        self.space.prune_unit(model, unit, width, scores)
         train_steps(
             model,
             self.dataset,
@@ -176,22 +184,33 @@ class NetAdaptJob(Job):
 
     def proposals(self, current: PrunedConfig, latency: float, reduction: float) -> list[Proposal]:
         """Per unit, the fewest filters to remove for the table latency to drop by ``reduction``
-        (none for a unit that cannot drop that much even at its smallest width)."""
+        (none for a unit that cannot drop that much even at its smallest width).
+
+        The width is found by bisection over the unit's smaller widths, on the premise that
+        fewer filters never cost more: about log2(n) widths priced (each may be measured on
+        demand) instead of up to n. Where a table breaks the premise (timing noise between
+        neighbouring widths), the width found still removes ``reduction``; a slightly wider one
+        might have too."""
         out = []
         for index, unit in enumerate(self.space.units(current.base)):
-            widths = self.space.smaller_widths(current, index)
-            if not widths:
+            widths = self.space.smaller_widths(current, index)  # widest first
+            priced = [self._priced(current, index, w) for w in widths[-1:]]
+            if not priced or latency - priced[0][1] < reduction:
                 continue
-            smallest = self.space.with_width(current, index, widths[-1])
-            if latency - self.price(smallest) < reduction:
-                continue
-            for width in widths:
-                candidate = self.space.with_width(current, index, width)
-                ms = self.price(candidate)
-                if latency - ms >= reduction:
-                    out.append(Proposal(index, unit.name, width, candidate, ms))
-                    break
+            lo, hi = 0, len(widths) - 1
+            while lo < hi:  # widths[hi] removes enough; the widest that does is in [lo, hi]
+                mid = (lo + hi) // 2
+                candidate = self._priced(current, index, widths[mid])
+                if latency - candidate[1] >= reduction:
+                    hi, priced = mid, [candidate]
+                else:
+                    lo = mid + 1
+            out.append(Proposal(index, unit.name, widths[hi], *priced[0]))
         return out
+
+    def _priced(self, current: PrunedConfig, index: int, width: int) -> tuple[PrunedConfig, float]:
+        candidate = self.space.with_width(current, index, width)
+        return candidate, self.price(candidate)
 
     def target_ms(self, start_ms: float) -> float:
         na = self.na
@@ -230,6 +249,12 @@ class NetAdaptJob(Job):
                     f"{path} is a NetAdapt run from {state['start']} for {state['device']}; this "
                     f"spec starts from {self.start} for {self.device_name}: delete {self.work} "
                     "or rename the job"
+                )
+            criterion = state.get("criterion", "l2")  # runs from before the criterion field
+            if criterion != self.na.criterion:
+                raise NASError(
+                    f"{path} is a NetAdapt run with netadapt.criterion = {criterion}; this spec "
+                    f"has {self.na.criterion}: delete {self.work} or rename the job"
                 )
             self.progress(
                 f"resuming after iteration {state['iteration']}: {state['config']} "
@@ -271,6 +296,7 @@ class NetAdaptJob(Job):
             "start": str(self.start),
             "device": self.device_name,
             "dtype": self.dtype,
+            "criterion": self.na.criterion,
             "start_latency_ms": start_ms,
             "start_measured_ms": self.measure(self.start),
             "start_val_accuracy": val,
@@ -343,8 +369,9 @@ class NetAdaptJob(Job):
                 f"iteration {k + 1}: {state['latency_ms']:.3f} -> <= "
                 f"{state['latency_ms'] - reduction:.3f} ms, {len(proposals)} proposals"
             )
+            scores = self.filter_scores(current, [p.unit for p in proposals], k)
             pool = pool or self._pool()
-            results = self._short_term(pool, proposals, k)
+            results = self._short_term(pool, proposals, k, scores)
             self._keep(k, reduction, results, began)
         if pool is not None:
             pool.close()
@@ -371,8 +398,27 @@ class NetAdaptJob(Job):
             what="a NetAdapt worker",
         )
 
+    def filter_scores(
+        self, current: PrunedConfig, units: list[str], k: int
+    ) -> dict[str, torch.Tensor]:
+        """Importance of every filter of ``units`` in the current model by
+        ``netadapt.criterion``, on ``criterion_images`` training images drawn for iteration
+        ``k`` (none for ``l2``)."""
+        from nas.data import batches
+        from nas.prune._criteria import make_criterion
+
+        criterion = make_criterion(self.na.criterion)
+        split = self.dataset.train.subset(self.na.criterion_images, seed=self.spec.seed + k)
+        resolution = self.space.input_shape(current)[1]
+        return criterion.scores(
+            self.space,
+            self.model,
+            units,
+            lambda: batches(split, 128, self.dataset.preprocessing, resolution=resolution),
+        )
+
     def _short_term(
-        self, pool: Any, proposals: list[Proposal], k: int
+        self, pool: Any, proposals: list[Proposal], k: int, scores: dict[str, torch.Tensor]
     ) -> list[tuple[Proposal, dict[str, Any]]]:
         """Every proposal pruned, briefly fine-tuned and scored on the pool; one that raised is
         dropped with a warning (a worker that died is replaced and its proposal run again)."""
@@ -389,6 +435,7 @@ class NetAdaptJob(Job):
                 p.width,
                 self.space.input_shape(p.config)[1],
                 seed,
+                scores[p.unit],
             )
         results, errors = [], []
         for done in pool.as_completed():

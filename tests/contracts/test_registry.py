@@ -18,6 +18,7 @@ ALL = {
     "evaluator": registry.EVALUATORS,
     "dataset": registry.DATASETS,
     "export format": registry.EXPORT_FORMATS,
+    "criterion": registry.CRITERIA,
 }
 
 
@@ -78,6 +79,7 @@ def test_a_sampler_registered_by_a_plugin_is_accepted_by_the_spec():
         ({"dataset": {"name": "nope"}}, "dataset.name"),
         ({"export": {"formats": ["nope"]}}, r"export.formats\[0\]"),
         ({"space": "nope"}, "space"),
+        ({"netadapt": {"budget_ratio": 0.5, "criterion": "nope"}}, "netadapt.criterion"),
     ],
 )
 def test_spec_naming_an_unregistered_entry_fails_on_that_field(data, field):

@@ -179,6 +179,8 @@ def test_netadapt_prunes_to_the_budget_resumes_tracks_and_exports(small_fmnist, 
             "short_term_steps": 2,
             "short_term_batch": 32,
             "val_images": 100,
+            "criterion": "taylor",  # data-driven: scored on the driver, sent to the worker
+            "criterion_images": 64,
             "long_term_epochs": 1,
             "workers": 1,
             "max_iterations": 1,
@@ -193,6 +195,11 @@ def test_netadapt_prunes_to_the_budget_resumes_tracks_and_exports(small_fmnist, 
     assert first["iterations"] == 1 and first["latency_ms"] > first["target_latency_ms"]
     state_path = tmp_path / "runs" / "netadapt_test" / "netadapt" / "state.json"
     history_1 = json.loads(state_path.read_text())["history"]
+    data["netadapt"]["criterion"] = "apoz"  # another criterion does not resume this run
+    spec_path.write_text(yaml.safe_dump(data))
+    assert main(["netadapt", str(spec_path), "--json", "--quiet"]) == 2
+    assert "netadapt.criterion = taylor" in capsys.readouterr().err
+    data["netadapt"]["criterion"] = "taylor"
 
     data["netadapt"]["max_iterations"] = 10
     spec_path.write_text(yaml.safe_dump(data))
@@ -227,3 +234,39 @@ def test_netadapt_prunes_to_the_budget_resumes_tracks_and_exports(small_fmnist, 
     # the first run's model (stopped short of the budget) and the final one are both versions
     versions = client.search_model_versions("name='netadapt_test-host-x86-litert'")
     assert sorted(v.tags["config"] for v in versions) == sorted([first["config"], result["config"]])
+
+
+def test_proposals_find_the_widest_width_that_removes_enough_by_bisection():
+    """On a table where fewer filters never cost more, bisection proposes, per unit, the same
+    width as trying every width from the widest down, while pricing about log2(n) of them."""
+    import types
+
+    from nas.prune import NetAdaptJob
+
+    space = _space()
+    current = space.unpruned(space.base.largest())
+    calls = []
+
+    def price(config):
+        calls.append(config)
+        return 0.001 * sum(w * (i + 1) for i, w in enumerate(config.widths))
+
+    job = types.SimpleNamespace(space=space, price=price)
+    job._priced = types.MethodType(NetAdaptJob._priced, job)
+    latency, reduction = price(current), 0.2
+    calls.clear()
+    got = NetAdaptJob.proposals(job, current, latency, reduction)
+    assert got and len(calls) < 10 * len(space.units(current.base))
+    for p in got:
+        widths = space.smaller_widths(current, p.index)
+        linear = next(
+            w for w in widths if latency - price(space.with_width(current, p.index, w)) >= reduction
+        )
+        assert p.width == linear and p.latency_ms == pytest.approx(
+            latency - 0.001 * (p.index + 1) * (current.widths[p.index] - p.width)
+        )
+    skipped = {u.name for u in space.units(current.base)} - {p.unit for p in got}
+    for index, unit in enumerate(space.units(current.base)):
+        if unit.name in skipped and space.smaller_widths(current, index):
+            smallest = space.with_width(current, index, space.smaller_widths(current, index)[-1])
+            assert latency - price(smallest) < reduction

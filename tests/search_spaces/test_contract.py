@@ -342,6 +342,36 @@ def test_prunable_surgery_gives_the_model_its_pruned_layers_describe(name):
     assert len(priced) == len(space.layers(c)) and priced != space.layers(c)
 
 
+@pytest.mark.parametrize("name", PRUNABLE)
+def test_prunable_unit_output_holds_the_units_filters_and_scores_choose_the_kept_ones(name):
+    """``unit_output`` yields one channel per filter of the unit; ``prune_unit`` with explicit
+    scores keeps the highest-scored filters (in their order), whatever their norms."""
+    space = get_space(name)
+    c = space.smallest()
+    torch.manual_seed(0)
+    model = space.build(c).eval()
+    shapes = {}
+    units = space.units(c)
+    handles = [
+        space.unit_output(model, u.name).register_forward_hook(
+            lambda _m, _i, out, n=u.name: shapes.__setitem__(n, out.shape)
+        )
+        for u in units
+    ]
+    with torch.no_grad():
+        model(torch.randn(1, *space.input_shape(c)))
+    for h in handles:
+        h.remove()
+    assert {u.name: shapes[u.name][1] for u in units} == {u.name: u.width for u in units}
+    unit = units[0]
+    norms = space.filter_norms(model, unit.name)
+    kept = torch.sort(torch.topk(-norms, unit.width // 2).indices).values  # the smallest win
+    space.prune_unit(model, unit.name, unit.width // 2, -norms)
+    assert torch.allclose(space.filter_norms(model, unit.name), norms[kept])
+    with pytest.raises(ValueError, match="scores given"):
+        space.prune_unit(model, units[1].name, 8, torch.ones(3))
+
+
 # ---- the Scalable capability -------------------------------------------------------------------
 SCALABLE = [name for name in ALL if isinstance(_make(name), Scalable)]
 
