@@ -513,6 +513,7 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
             threads,
             cache_dir=cache,
             progress=lambda done, total: bar.update(1),
+            span_s=args.span_s,
         )
         bar.close()
         return points
@@ -912,6 +913,16 @@ def _add_lut_calibrate(lsub: Any) -> None:
     p.set_defaults(func=_cmd_lut_calibrate)
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def _add_lut_validate(lsub: Any) -> None:
     p = lsub.add_parser("validate", help="whole random subnets: predicted vs measured on this host")
     p.add_argument("--lut", required=True, type=resolve, help="table folder")
@@ -920,6 +931,14 @@ def _add_lut_validate(lsub: Any) -> None:
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "int8"])
     p.add_argument("--threads", type=int, help="default: the table's threads")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--span-s",
+        type=_non_negative_float,
+        default=60.0,
+        metavar="S",
+        help="spread the timing rounds over at least S seconds, so that a slow spell of a "
+        "shared host cannot cover all of them (default 60; 0: back to back)",
+    )
     p.add_argument(
         "--report-dir",
         help="default: <lut>/validation/<space>/ (runs/validation/<lut name>/<space>/ for a "

@@ -70,6 +70,7 @@ def time_round_robin(
     runs: int = 100,
     seed: int = 0,
     rounds: int = ROUNDS,
+    span_s: float = 0.0,
 ) -> list[Timing]:
     """Each model's latency on this machine, robust to a machine whose speed drifts.
 
@@ -84,23 +85,35 @@ def time_round_robin(
     The undisturbed speed is the one figure that repeats (within 1-2% across a minute, where
     medians of 30 runs moved by up to 2x), so tables, the host check and the whole models they
     are checked against are all taken at it; many short rounds reach it where three long ones
-    may all fall in one slow spell.
+    may all fall in one slow spell. ``span_s`` spreads the rounds over at least that many
+    seconds (idle pauses between them), so that a slow spell longer than the timing itself
+    cannot cover every round.
     """
     interpreters = [_ready_interpreter(m, threads, seed, warmup) for m in models]
-    return round_robin([i.invoke for i in interpreters], runs=runs, rounds=rounds)
+    return round_robin([i.invoke for i in interpreters], runs=runs, rounds=rounds, span_s=span_s)
 
 
 def round_robin(
-    invokes: Sequence[Callable[[], Any]], *, runs: int = 100, rounds: int = ROUNDS
+    invokes: Sequence[Callable[[], Any]],
+    *,
+    runs: int = 100,
+    rounds: int = ROUNDS,
+    span_s: float = 0.0,
 ) -> list[Timing]:
     """The host timing protocol of :func:`time_round_robin` over ready-to-run models of any
     runtime: ``invokes[i]()`` runs model ``i`` once (warmed up already)."""
-    if runs < 1 or rounds < 1:
-        raise ValueError(f"`runs >= 1` and `rounds >= 1` must hold, but got {runs=}, {rounds=}")
+    if runs < 1 or rounds < 1 or span_s < 0:
+        raise ValueError(
+            f"`runs >= 1`, `rounds >= 1` and `span_s >= 0` must hold, but got {runs=}, "
+            f"{rounds=}, {span_s=}"
+        )
     rounds = min(rounds, runs)
     per_round = runs // rounds
     medians: list[list[float]] = [[] for _ in invokes]
-    for _ in range(rounds):
+    began = time.perf_counter()
+    for r in range(rounds):
+        if span_s:  # idle until this round's share of the span has passed
+            time.sleep(max(0.0, began + span_s * r / rounds - time.perf_counter()))
         for invoke, out in zip(invokes, medians, strict=True):
             samples = []
             for _ in range(per_round):

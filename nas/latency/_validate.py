@@ -65,11 +65,13 @@ def measure_subnets(
     progress: Callable[[int, int], None] | None = None,
     cache_dir: Path | None = None,
     space: Any = None,
+    span_s: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Predicted layer sum (without overhead) and measured latency of each config. Every file
     is converted first, then all are timed together (``nas.export.time_round_robin``: each
-    one's fastest of ten round-robin medians, as a table's entries are taken). With
-    ``model=None`` the files are only converted into ``cache_dir`` (nothing is timed)."""
+    one's fastest of ten round-robin medians, as a table's entries are taken; the rounds spread
+    over at least ``span_s`` seconds). With ``model=None`` the files are only converted into
+    ``cache_dir`` (nothing is timed)."""
     from nas.latency._calibrate import cached_tflite
 
     space = model.space if model is not None else space
@@ -86,7 +88,7 @@ def measure_subnets(
             progress(i + 1, len(configs))
     if model is None:
         return []
-    timings = time_round_robin(files, threads=threads, runs=runs)
+    timings = time_round_robin(files, threads=threads, runs=runs, span_s=span_s)
     return [
         {
             "config": str(config),

@@ -3,7 +3,9 @@ use and kept per machine under the cache folder; a phone's table is never re-tim
 
 from __future__ import annotations
 
+import itertools
 import shutil
+import time
 
 import pytest
 import yaml
@@ -176,6 +178,24 @@ def test_round_robin_timing_gives_each_model_its_fastest_round():
     assert time_tflite(files[1], runs=25, rounds=10).count == 20  # 10 rounds of 2 runs
     with pytest.raises(ValueError, match="rounds"):
         time_round_robin(files, rounds=0)
+
+
+def test_round_robin_spreads_its_rounds_over_the_span():
+    """``span_s``: round r starts no earlier than ``r / rounds * span_s`` after the first, so
+    a slow spell shorter than the span cannot cover every round."""
+    from nas.export import round_robin
+
+    starts: list[float] = []
+    (timing,) = round_robin(
+        [lambda: starts.append(time.perf_counter())], runs=4, rounds=4, span_s=0.6
+    )
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert timing.count == 4 and min(gaps) >= 0.14 and starts[-1] - starts[0] >= 0.44
+    starts.clear()
+    round_robin([lambda: starts.append(time.perf_counter())], runs=4, rounds=4)
+    assert starts[-1] - starts[0] < 0.1  # no span: no pauses
+    with pytest.raises(ValueError, match="span_s"):
+        round_robin([lambda: None], span_s=-1)
 
 
 def test_the_whole_model_fit_is_least_squares_per_precision_and_rejects_nonsense(

@@ -147,6 +147,7 @@ def test_validate_measures_whole_subnets_and_reports_against_the_table(tmp_path,
     lut = tmp_path / "host"
     shutil.copytree(assets_root() / "latency_luts" / "host-x86-litert", lut)
     argv = ["lut", "validate", "--lut", str(lut), "--space", "ofa_mbv3_small", "--n", "4"]
+    argv += ["--span-s", "1"]  # rounds spread over 1 s (default 60)
     assert main([*argv, "--fit-overhead", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["n"] == 4 and {"within_10pct", "mape", "kendall_tau"} <= set(report)
@@ -158,3 +159,7 @@ def test_validate_measures_whole_subnets_and_reports_against_the_table(tmp_path,
     folder = lut / "validation" / "ofa_mbv3_small"
     assert (folder / "fp32-t1.json").is_file() and (folder / "fp32-t1.png").stat().st_size > 0
     assert main([*argv, "--min-within", "1.01"]) == 1  # below the bar: non-zero exit
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--span-s", "-1"])
+    assert exit_.value.code == 2
+    assert "--span-s: expected a number >= 0, got '-1'" in capsys.readouterr().err
