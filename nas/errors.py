@@ -42,6 +42,10 @@ class LatencyTableError(NASError, ValueError):
     """A latency lookup table is malformed."""
 
 
+class FewShotError(NASError, ValueError):
+    """An argument of a few-shot latency fit is malformed; the message names the argument."""
+
+
 class MissingLatencyKeyError(LatencyTableError, KeyError):
     """A layer key is not in a latency table; never priced as zero."""
 

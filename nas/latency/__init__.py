@@ -1,12 +1,13 @@
 """Latency per device: the protocol (``LatencyPredictor``, ``Estimate``, ``build_latency``), its
-kinds (per-layer tables, whole-architecture tables), the table file format, calibration and
-validation."""
+kinds (per-layer tables, whole-architecture tables), the table file format, calibration,
+validation, and the few-shot fit of a new device from a few timings (``fit_fewshot``)."""
 
 from nas.latency._android import AdbTarget
 from nas.latency._arch import ArchTableLatency
 from nas.latency._base import Estimate, LatencyPredictor
 from nas.latency._build import build_latency
 from nas.latency._calibrate import HostTimer, calibrate, host_device_info
+from nas.latency._fewshot import FewShotFit, choose_archs, fit_fewshot, smooth
 from nas.latency._host import fill_missing
 from nas.latency._model import LayerTableLatency
 from nas.latency._table import (
@@ -33,11 +34,15 @@ __all__ = [
     "DeviceInfo",
     "Entry",
     "Estimate",
+    "FewShotFit",
     "LatencyPredictor",
     "LatencyTable",
     "LayerTableLatency",
     "build_latency",
     "calibrate",
+    "choose_archs",
+    "fit_fewshot",
+    "smooth",
     "fill_missing",
     "host_device_info",
     "measure_subnets",

@@ -14,14 +14,18 @@ __all__ = ["ArchTableLatency"]
 
 @LATENCY_KINDS.register("arch_table")
 class ArchTableLatency(LatencyPredictor):
-    """The table ``<lut_dir>/<space>/arch.yaml`` maps ``str(config)`` (with a ``-dtype:``
-    suffix for fp16/int8, as layer keys) to ``{mean, std, count}`` in ms. A whole-architecture
-    entry has one precision: a config whose layers carry precisions of their own is not in it."""
+    """The table ``<lut_dir>/<space>/arch.yaml`` (or ``arch.yaml.gz``, gzip-compressed: a table
+    of thousands of architectures) maps ``str(config)`` (with a ``-dtype:`` suffix for
+    fp16/int8, as layer keys) to ``{mean, std, count}`` in ms. A whole-architecture entry has
+    one precision: a config whose layers carry precisions of their own is not in it."""
 
     kind = "arch_table"
 
     def _load(self) -> None:
-        self.table: LatencyTable = load_table(self.lut_dir / self.space.name / "arch.yaml")
+        folder = self.lut_dir / self.space.name
+        packed = folder / "arch.yaml.gz"
+        path = packed if packed.is_file() else folder / "arch.yaml"
+        self.table: LatencyTable = load_table(path)
 
     def reload(self) -> None:
         self.table = load_table(self.table.path)

@@ -35,6 +35,7 @@ __all__ = [
     "layer_tflite",
     "module_tflite",
     "measure_into",
+    "measure_tables_into",
     "measures_here",
 ]
 
@@ -214,6 +215,8 @@ class HostTimer:
 
     threads: int = 1
     runs: int = 100
+    #: the rounds spread over at least this many seconds (``time_round_robin``'s ``span_s``)
+    span_s: float = 0.0
 
     def __call__(self, tflite: bytes, layer: LayerSpec | None) -> Any:
         from nas.export import time_tflite
@@ -223,7 +226,7 @@ class HostTimer:
     def many(self, files: list[bytes]) -> list[Any]:
         from nas.export import time_round_robin
 
-        return time_round_robin(files, threads=self.threads, runs=self.runs)
+        return time_round_robin(files, threads=self.threads, runs=self.runs, span_s=self.span_s)
 
 
 def measure_into(
@@ -242,7 +245,67 @@ def measure_into(
     ``measure(tflite, layer)`` times one layer file at a time (a phone over adb): the table is
     rewritten after every key, so an interrupted calibration loses at most one layer. A
     :class:`HostTimer` times them all together once every file is converted (the converted
-    files are cached in ``cache_dir``, so an interrupted run loses only the timing)."""
+    files are cached in ``cache_dir``, so an interrupted run loses only the timing); see
+    :func:`measure_tables_into` for several tables timed together."""
+    if isinstance(measure, HostTimer):
+        measure_tables_into(
+            [(table_path, dtype, layers)], space, measure, progress, cache_dir, label
+        )
+        return table_path
+    entries, todo = _todo(table_path, layers, dtype, label)
+    for i, layer in enumerate(todo):
+        key = dtype_key(layer.key, dtype)
+        # a Timing (LiteRT here) or an Entry (adb)
+        timing = measure(layer_file(space, layer, dtype, cache_dir), layer)
+        entries[key] = Entry(timing.mean, timing.std, timing.count)
+        write_table(table_path, entries)
+        if progress is not None:
+            progress(i + 1, len(todo), key)
+    return table_path
+
+
+def measure_tables_into(
+    work: list[tuple[Path, str, list[LayerSpec]]],
+    space: SearchSpace,
+    measure: HostTimer,
+    progress: Callable[[int, int, str], None] | None = None,
+    cache_dir: Path | None = None,
+    label: str = "",
+) -> None:
+    """:func:`measure_into` for several (table file, precision, layers) on this host at once:
+    every missing layer's file is converted (cached in ``cache_dir``), then all are timed in
+    one round-robin (``measure.many``), so that a slow spell of the machine touches a few
+    rounds of every table rather than every round of one; each table is then written.
+    ``progress(done, total, key)`` counts the files converted over all the tables."""
+    tables: dict[Path, dict[str, Entry]] = {}  # one table file may hold several precisions
+    todos, changed = [], set()
+    for path, dtype, layers in work:
+        entries, todo = _todo(path, layers, dtype, label)
+        todos.append((tables.setdefault(path, entries), dtype, todo))
+        if todo:
+            changed.add(path)
+    total = sum(len(todo) for *_, todo in todos)
+    files = []
+    for _, dtype, todo in todos:
+        for layer in todo:
+            files.append(layer_file(space, layer, dtype, cache_dir))
+            if progress is not None:
+                progress(len(files), total, dtype_key(layer.key, dtype))
+    if files:
+        logger.info("%s: timing %d layer files together", label or work[0][0], len(files))
+    timings = iter(measure.many(files) if files else [])
+    for entries, dtype, todo in todos:
+        for layer in todo:
+            timing = next(timings)
+            entries[dtype_key(layer.key, dtype)] = Entry(timing.mean, timing.std, timing.count)
+    for path in changed:
+        write_table(path, tables[path])
+
+
+def _todo(
+    table_path: Path, layers: list[LayerSpec], dtype: str, label: str
+) -> tuple[dict[str, Entry], list[LayerSpec]]:
+    """The entries ``table_path`` has, and the distinct ``layers`` it lacks at ``dtype``."""
     entries: dict[str, Entry] = dict(load_table(table_path).entries) if table_path.is_file() else {}
     todo = list(
         {
@@ -255,26 +318,7 @@ def measure_into(
         len(layers),
         len(layers) - len(todo),
     )
-    if isinstance(measure, HostTimer):
-        files = []
-        for i, layer in enumerate(todo):
-            files.append(layer_file(space, layer, dtype, cache_dir))
-            if progress is not None:
-                progress(i + 1, len(todo), dtype_key(layer.key, dtype))
-        for layer, timing in zip(todo, measure.many(files) if files else [], strict=True):
-            entries[dtype_key(layer.key, dtype)] = Entry(timing.mean, timing.std, timing.count)
-        if todo:
-            write_table(table_path, entries)
-        return table_path
-    for i, layer in enumerate(todo):
-        key = dtype_key(layer.key, dtype)
-        # a Timing (LiteRT here) or an Entry (adb)
-        timing = measure(layer_file(space, layer, dtype, cache_dir), layer)
-        entries[key] = Entry(timing.mean, timing.std, timing.count)
-        write_table(table_path, entries)
-        if progress is not None:
-            progress(i + 1, len(todo), key)
-    return table_path
+    return entries, todo
 
 
 def measures_here(device: DeviceInfo) -> bool:

@@ -51,9 +51,14 @@ N_REFERENCE = 4
 TOLERANCE = 0.10
 _CHECKED: dict[tuple[str, str], Path] = {}  # (table folder, space) -> folder to price with
 #: how a re-timing is made (bumped when that changes: 2 = round-robin timing and a whole-model
-#: fit, 3 = ten short rounds instead of three long ones); part of its folder's name, so an older
-#: re-timing is not reused
-RETIME_VERSION = 3
+#: fit, 3 = ten short rounds instead of three long ones, 4 = all tables in one round-robin
+#: spread over RETIME_SPAN_S); part of its folder's name, so an older re-timing is not reused
+RETIME_VERSION = 4
+#: a re-timing's rounds (all of its tables timed together) and each precision's whole-model fit
+#: spread over at least these seconds: a slow spell of a shared host (seen lasting several
+#: seconds) then slows a few rounds of every entry, not every round of some
+RETIME_SPAN_S = 10.0
+FIT_SPAN_S = 3.0
 
 
 def host_name() -> str:
@@ -254,31 +259,27 @@ def retime(
 ) -> Path:
     """Time every entry of ``lut_dir``'s tables for ``space`` on this machine into ``out``
     (resumable: keys already there are kept; layer files are cached under <cache>/layers).
-    Logs its progress (INFO) at every tenth of the layers."""
-    from nas.latency._calibrate import HostTimer, measure_into
+    The files of every table are timed together in one round-robin spread over at least
+    :data:`RETIME_SPAN_S`. Logs its progress (INFO) at every tenth of the layers."""
+    from nas.latency._calibrate import HostTimer, measure_tables_into
 
-    threads = device.threads or 1
-    work = []  # (table file, dtype, layers)
+    work = []  # (table file here, dtype, layers)
     for path in sorted((lut_dir / space.name).glob("*.yaml")):
         by_dtype: dict[str, list[LayerSpec]] = {}
         for key in load_table(path).entries:
             base, _, dtype = key.partition("-dtype:")
             by_dtype.setdefault(dtype or "fp32", []).append(layer_from_key(base))
-        work += [(path, dtype, layers) for dtype, layers in by_dtype.items()]
-    progress = _Progress(sum(len(layers) for *_, layers in work), f"re-timing {lut_dir.name}")
+        work += [(out / space.name / path.name, d, layers) for d, layers in by_dtype.items()]
+    progress = _Progress(f"re-timing {lut_dir.name}")
+    measure_tables_into(
+        work,
+        space,
+        HostTimer(threads=device.threads or 1, span_s=RETIME_SPAN_S),
+        progress=progress,
+        cache_dir=cache_root() / "layers",
+        label=f"re-timing {lut_dir.name}",
+    )
     dtypes = sorted({dtype for _, dtype, _ in work})
-    for path, dtype, layers in work:
-        measure_into(
-            out / space.name / path.name,
-            space,
-            layers,
-            dtype=dtype,
-            measure=HostTimer(threads=threads),
-            cache_dir=cache_root() / "layers",
-            progress=lambda *_: progress.step(),
-            label=f"re-timing {path.name} {dtype}",
-        )
-        progress.skip_to(len(layers))
     here = dataclasses.replace(
         device,
         soc=fingerprint.cpu,
@@ -324,7 +325,7 @@ def fit_whole_models(
                 model.layer_sum(config)
             points = measure_subnets(
                 model, configs, dtype, device.threads or 1, runs=100,
-                cache_dir=cache_root() / "subnets",
+                cache_dir=cache_root() / "subnets", span_s=FIT_SPAN_S,
             )  # fmt: skip
         except LatencyTableError as e:  # a key or a resolution the table lacks
             logger.warning("no whole-model fit for %s %s: %s", lut_dir, dtype, e)
@@ -344,28 +345,18 @@ def fit_whole_models(
 
 
 class _Progress:
-    """Counts layers over several tables; logs at every tenth of the total."""
+    """Logs ``(done, total)`` layers at every tenth of the total, with the seconds so far."""
 
-    def __init__(self, total: int, label: str) -> None:
-        self.total, self.label, self.done, self.table_done = total, label, 0, 0
-        self.start, self.logged = time.perf_counter(), 0
+    def __init__(self, label: str) -> None:
+        self.label, self.start, self.logged = label, time.perf_counter(), 0
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
-    def step(self) -> None:
-        self.done += 1
-        self.table_done += 1
-        if self.done * 10 // max(self.total, 1) > self.logged:
-            self.logged = self.done * 10 // max(self.total, 1)
-            logger.info(
-                "%s: %d/%d layers (%.0f s)", self.label, self.done, self.total, self.elapsed()
-            )
-
-    def skip_to(self, n_table: int) -> None:
-        """A table is finished: its layers measured in an earlier run count as done too."""
-        self.done += n_table - self.table_done
-        self.table_done = 0
+    def __call__(self, done: int, total: int, key: str = "") -> None:
+        if done * 10 // max(total, 1) > self.logged:
+            self.logged = done * 10 // max(total, 1)
+            logger.info("%s: %d/%d layers (%.0f s)", self.label, done, total, self.elapsed())
 
 
 def is_shipped(path: Path) -> bool:

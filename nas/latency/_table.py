@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from nas._yaml import read_yaml
+from nas._yaml import dump_yaml, read_yaml
 from nas.errors import LatencyTableError, MissingLatencyKeyError
 from nas.paths import atomic_write
 
@@ -116,9 +116,10 @@ def load_table(path: str | Path) -> LatencyTable:
 
 
 def write_table(path: str | Path, entries: Mapping[str, Entry]) -> None:
-    """Write a table atomically, keys sorted (OFA's layout)."""
+    """Write a table atomically, keys sorted (OFA's layout); gzip-compressed when ``path``
+    ends in ``.gz`` (a whole-architecture table of thousands of entries)."""
     data = {k: {"count": e.count, "mean": e.mean, "std": e.std} for k, e in sorted(entries.items())}
-    atomic_write(path, yaml.safe_dump(data, sort_keys=True))
+    atomic_write(path, dump_yaml(path, data))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -127,7 +128,7 @@ class DeviceInfo:
 
     kind: the latency source the folder holds (a ``nas.registry.LATENCY_KINDS`` name):
     ``layer_table`` (per-layer entries summed, ``<space>/<resolution>.yaml``) or ``arch_table``
-    (one entry per whole architecture, ``<space>/arch.yaml``).
+    (one entry per whole architecture, ``<space>/arch.yaml``, or ``arch.yaml.gz``).
 
     invoke_overhead_ms: the fixed cost of one interpreter invocation (a trivial one-op model),
     keyed by dtype, measured at calibration. Every layer entry contains it once, a whole model

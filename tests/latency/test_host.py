@@ -131,6 +131,8 @@ def test_a_host_table_timed_elsewhere_is_retimed_here_once_and_kept(monkeypatch,
 
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(host, "machine_busy", lambda: False)  # decide even on a busy CI machine
+    monkeypatch.setattr(host, "RETIME_SPAN_S", 2.0)  # the spans matter on a shared host only
+    monkeypatch.setattr(host, "FIT_SPAN_S", 0.5)
     space = get_space("ofa_mbv3_small")
     lut = tmp_path / "host-x86-litert"
     (lut / "ofa_mbv3_small").mkdir(parents=True)
@@ -180,6 +182,32 @@ def test_round_robin_timing_gives_each_model_its_fastest_round():
         time_round_robin(files, rounds=0)
 
 
+def test_several_tables_are_timed_in_one_round_robin_each_entry_into_its_own(tmp_path):
+    """``measure_tables_into``: the missing layers of every (table, precision) are timed
+    together, and each timing lands in its own table under its own key; keys already there
+    are kept as they are."""
+    from nas.latency._calibrate import HostTimer, measure_tables_into
+    from nas.latency._table import Entry
+
+    space = get_space("ofa_mbv3_small")
+    layers = space.all_layers(24)
+    small = next(x for x in layers if x.op == "AvgPool2D")
+    big = max((x for x in layers if x.op == "expanded_conv"), key=lambda x: x.attr("expand"))
+    one, other = tmp_path / "24.yaml", tmp_path / "28.yaml"
+    write_table(one, {f"{small.key}-dtype:int8": Entry(123.0, 0.0, 1)})  # kept as it is
+    measure_tables_into(  # one file holds both precisions, as a host table's do
+        [(one, "fp32", [small, big]), (one, "int8", [small, big]), (other, "fp32", [small])],
+        space,
+        HostTimer(runs=10),
+        cache_dir=tmp_path / "layers",
+    )
+    a, b = load_table(one), load_table(other)
+    int8 = {f"{small.key}-dtype:int8", f"{big.key}-dtype:int8"}
+    assert set(a.entries) == {small.key, big.key} | int8 and set(b.entries) == {small.key}
+    assert 0 < a.mean(small.key) < a.mean(big.key) and a.entries[big.key].count == 10
+    assert a.mean(f"{small.key}-dtype:int8") == 123.0 and a.mean(f"{big.key}-dtype:int8") > 0
+
+
 def test_round_robin_spreads_its_rounds_over_the_span():
     """``span_s``: round r starts no earlier than ``r / rounds * span_s`` after the first, so
     a slow spell shorter than the span cannot cover every round."""
@@ -207,7 +235,8 @@ def test_the_whole_model_fit_is_least_squares_per_precision_and_rejects_nonsense
     import nas.latency._host as host
     import nas.latency._validate as validate
 
-    def fake_measure(model, configs, dtype, threads, runs, cache_dir):
+    def fake_measure(model, configs, dtype, threads, runs, cache_dir, span_s):
+        assert span_s == host.FIT_SPAN_S  # timed spread over a few seconds, as validation is
         a, b = (1.3, -0.2) if dtype == "fp32" else (10.0, 0.0)
         sums = [model.layer_sum(c)[0] for c in configs]
         return [{"layer_sum_ms": s, "measured_ms": a * s + b} for s in sums]
