@@ -854,9 +854,9 @@ def _add_export(sub: Any) -> None:
 
 
 def _add_lut(sub: Any) -> None:
-    lut = sub.add_parser("lut", help="latency lookup tables: calibrate, validate, predict")
+    lut = sub.add_parser("lut", help="latency lookup tables: calibrate, validate, predict, fit")
     lsub = lut.add_subparsers(dest="lut_command", required=True, metavar="LUT_COMMAND")
-    for add in (_add_lut_predict, _add_lut_calibrate, _add_lut_validate):
+    for add in (_add_lut_predict, _add_lut_calibrate, _add_lut_validate, _add_lut_fit):
         add(lsub)
 
 
@@ -975,6 +975,78 @@ def _add_lut_validate(lsub: Any) -> None:
         "--json", action="store_true", help="print {within_10pct, mape, kendall_tau, n, ...}"
     )
     p.set_defaults(func=_cmd_lut_validate)
+
+
+def _add_lut_fit(lsub: Any) -> None:
+    p = lsub.add_parser(
+        "fit",
+        help="a new device's whole-architecture table from a few timed architectures",
+        description="Fits every architecture of a space for a new device from N whole-model "
+        "timings and the arch tables of devices timed in full (NNLS mix of the sources plus an "
+        "op-count residual; see benchmarks/latency_fewshot.py). First `--suggest N` prints the "
+        "architectures worth timing; time them, then `--timings CSV --out DIR` fits and writes "
+        "an arch_table folder with the fit's held-out error in its provenance.",
+    )
+    p.add_argument("--space", required=True, help="a space with arch tables (nb201)")
+    p.add_argument(
+        "--sources",
+        nargs="+",
+        type=resolve,
+        metavar="DIR",
+        help="arch_table folders of devices timed in full (default: every shipped one of --space)",
+    )
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--suggest", type=int, metavar="N", help="print N architectures to time")
+    what.add_argument("--timings", metavar="CSV", help="columns config,ms: the timed models")
+    p.add_argument("--seed", type=int, default=0, help="for --suggest (default 0)")
+    p.add_argument("--out", help="the new device's table folder (with --timings)")
+    p.add_argument("--name", help="the new device's name (default: the --out folder's name)")
+    p.add_argument("--soc", default="unknown (pass --soc)")
+    p.add_argument("--runtime", default="unknown (pass --runtime)")
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=_cmd_lut_fit)
+
+
+def _cmd_lut_fit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nas.latency import DeviceInfo, fit_arch_table, load_device, read_timings, suggest_archs
+    from nas.paths import assets_root
+
+    sources = args.sources or [
+        d
+        for d in sorted((assets_root() / "latency_luts").iterdir())
+        if (d / "device.yaml").is_file()
+        and load_device(d / "device.yaml").kind == "arch_table"
+        and (d / args.space).is_dir()
+    ]
+    if args.suggest is not None:
+        for config in suggest_archs(sources, args.space, args.suggest, seed=args.seed):
+            print(config)
+        return 0
+    if not args.out:
+        raise SystemExit("nas lut fit: --timings needs --out DIR (the new device's folder)")
+    out = Path(args.out)
+    timings = read_timings(args.timings)
+    device = DeviceInfo(
+        name=args.name or out.name,
+        soc=args.soc,
+        runtime=args.runtime,
+        runtime_version="unknown",
+        threads=args.threads,
+        delegate="unknown",
+        measured=f"{len(timings)} whole-model timings from {args.timings}; every other "
+        "architecture fitted (count 0)",
+        provenance="",
+    )
+    report = fit_arch_table(sources, args.space, timings, out, device)
+    held = (
+        f"held-out MAPE {report.heldout_mape:.1%}, {report.heldout_within_10pct:.0%} within ±10%"
+        if report.n >= 3
+        else "held-out error not measured (fewer than 3 timings)"
+    )
+    print(f"wrote {report.table} from {report.n} timings and {len(report.sources)} sources; {held}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

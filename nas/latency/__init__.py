@@ -1,6 +1,7 @@
 """Latency per device: the protocol (``LatencyPredictor``, ``Estimate``, ``build_latency``), its
 kinds (per-layer tables, whole-architecture tables), the table file format, calibration,
-validation, and the few-shot fit of a new device from a few timings (``fit_fewshot``)."""
+validation, and the few-shot fit of a new device from a few timings (``fit_fewshot``;
+``fit_arch_table`` writes it as a table folder: ``nas lut fit``)."""
 
 from nas.latency._android import AdbTarget
 from nas.latency._arch import ArchTableLatency
@@ -8,6 +9,7 @@ from nas.latency._base import Estimate, LatencyPredictor
 from nas.latency._build import build_latency
 from nas.latency._calibrate import HostTimer, calibrate, host_device_info
 from nas.latency._fewshot import FewShotFit, choose_archs, fit_fewshot, smooth
+from nas.latency._fit import FitReport, fit_arch_table, read_timings, suggest_archs
 from nas.latency._host import fill_missing
 from nas.latency._model import LayerTableLatency
 from nas.latency._table import (
@@ -35,6 +37,7 @@ __all__ = [
     "Entry",
     "Estimate",
     "FewShotFit",
+    "FitReport",
     "LatencyPredictor",
     "LatencyTable",
     "LayerTableLatency",
@@ -42,6 +45,9 @@ __all__ = [
     "calibrate",
     "choose_archs",
     "fit_fewshot",
+    "fit_arch_table",
+    "read_timings",
+    "suggest_archs",
     "smooth",
     "fill_missing",
     "host_device_info",

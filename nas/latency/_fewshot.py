@@ -222,29 +222,7 @@ def fit_fewshot(
 
     sources = _as_sources(sources)
     k, m = sources.shape
-    chosen = np.asarray(chosen)
-    timings = np.asarray(timings, dtype=float)
-    if chosen.ndim != 1 or not np.issubdtype(chosen.dtype, np.integer):
-        raise FewShotError(f"chosen must be a 1-D array of architecture indices, got {chosen!r}")
-    if timings.shape != chosen.shape:
-        raise FewShotError(
-            f"timings must have one value per chosen architecture ({len(chosen)}), "
-            f"got shape {timings.shape}"
-        )
-    if chosen.size and (chosen.min() < 0 or chosen.max() >= m):
-        raise FewShotError(f"chosen must index the sources' {m} architectures (0..{m - 1})")
-    if len(np.unique(chosen)) != len(chosen):
-        raise FewShotError("chosen must not repeat an architecture")
-    if not np.isfinite(timings).all() or (timings < 0).any():
-        raise FewShotError("timings must be finite and >= 0 (ms)")
-    if not (isinstance(alpha, int | float) and alpha >= 0):
-        raise FewShotError(f"alpha must be a number >= 0, got {alpha!r}")
-    needed = 2 if alpha > 0 else k + 1
-    if len(chosen) < needed:
-        raise FewShotError(
-            f"chosen: {len(chosen)} timing(s) cannot fit {needed} parameters "
-            f"({'intercept and scale' if alpha > 0 else f'intercept and {k} source weights'})"
-        )
+    chosen, timings = _check_fit_args(sources, chosen, timings, alpha)
     if log:
         if (sources <= 0).any() or (timings <= 0).any():
             raise FewShotError("log=True needs sources and timings > 0")
@@ -280,6 +258,37 @@ def fit_fewshot(
         residual_coef=residual_coef,
         ridge=ridge,
     )
+
+
+def _check_fit_args(
+    sources: np.ndarray, chosen, timings, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``fit_fewshot``'s argument checks; returns ``chosen`` and ``timings`` as arrays."""
+    k, m = sources.shape
+    chosen = np.asarray(chosen)
+    timings = np.asarray(timings, dtype=float)
+    if chosen.ndim != 1 or not np.issubdtype(chosen.dtype, np.integer):
+        raise FewShotError(f"chosen must be a 1-D array of architecture indices, got {chosen!r}")
+    if timings.shape != chosen.shape:
+        raise FewShotError(
+            f"timings must have one value per chosen architecture ({len(chosen)}), "
+            f"got shape {timings.shape}"
+        )
+    if chosen.size and (chosen.min() < 0 or chosen.max() >= m):
+        raise FewShotError(f"chosen must index the sources' {m} architectures (0..{m - 1})")
+    if len(np.unique(chosen)) != len(chosen):
+        raise FewShotError("chosen must not repeat an architecture")
+    if not np.isfinite(timings).all() or (timings < 0).any():
+        raise FewShotError("timings must be finite and >= 0 (ms)")
+    if not (isinstance(alpha, int | float) and alpha >= 0):
+        raise FewShotError(f"alpha must be a number >= 0, got {alpha!r}")
+    needed = 2 if alpha > 0 else k + 1
+    if len(chosen) < needed:
+        raise FewShotError(
+            f"chosen: {len(chosen)} timing(s) cannot fit {needed} parameters "
+            f"({'intercept and scale' if alpha > 0 else f'intercept and {k} source weights'})"
+        )
+    return chosen, timings
 
 
 def _loo_ridge(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
