@@ -980,53 +980,83 @@ def _add_lut_validate(lsub: Any) -> None:
 def _add_lut_fit(lsub: Any) -> None:
     p = lsub.add_parser(
         "fit",
-        help="a new device's whole-architecture table from a few timed architectures",
-        description="Fits every architecture of a space for a new device from N whole-model "
-        "timings and the arch tables of devices timed in full (NNLS mix of the sources plus an "
-        "op-count residual; see benchmarks/latency_fewshot.py). First `--suggest N` prints the "
-        "architectures worth timing; time them, then `--timings CSV --out DIR` fits and writes "
-        "an arch_table folder with the fit's held-out error in its provenance.",
+        help="a table for a new device or setting from a few timed whole models",
+        description="From N whole-model timings and tables timed in full. With arch_table "
+        "sources (nb201's phones): every architecture of the space, by a non-negative mix of "
+        "the sources plus an op-count residual. With a layer_table source (the host table): "
+        "a per-layer table at another setting (--dtype, --threads), one scale per layer group "
+        "plus a per-model overhead. `--suggest N` prints what to time; `--timings CSV` fits "
+        "those timings; `--device host --n N` times N subnets here and fits. The new folder's "
+        "provenance records the sources and the fit's held-out error "
+        "(benchmarks/latency_fewshot.py measures the method).",
     )
-    p.add_argument("--space", required=True, help="a space with arch tables (nb201)")
+    p.add_argument("--space", required=True, help="nb201 (arch tables) or a layer-table space")
     p.add_argument(
         "--sources",
         nargs="+",
         type=resolve,
         metavar="DIR",
-        help="arch_table folders of devices timed in full (default: every shipped one of --space)",
+        help="table folders timed in full (default: every shipped one with --space)",
     )
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--suggest", type=int, metavar="N", help="print N architectures to time")
+    what.add_argument("--suggest", type=int, metavar="N", help="print N models to time")
     what.add_argument("--timings", metavar="CSV", help="columns config,ms: the timed models")
-    p.add_argument("--seed", type=int, default=0, help="for --suggest (default 0)")
-    p.add_argument("--out", help="the new device's table folder (with --timings)")
+    what.add_argument(
+        "--device",
+        help="host: time --n subnets on this host and fit (layer_table source); adb:SERIAL is "
+        "not built yet (time the --suggest'ed models with benchmark_model, pass --timings)",
+    )
+    p.add_argument("--n", type=int, default=10, help="subnets to time with --device (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="for --suggest and --device (default 0)")
+    p.add_argument("--out", help="the new table folder (with --timings or --device)")
     p.add_argument("--name", help="the new device's name (default: the --out folder's name)")
-    p.add_argument("--soc", default="unknown (pass --soc)")
-    p.add_argument("--runtime", default="unknown (pass --runtime)")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--threads", type=int, help="default: the source's threads")
+    p.add_argument("--soc", default="unknown (pass --soc)", help="arch fit: the new device's SoC")
+    p.add_argument("--runtime", default="unknown (pass --runtime)", help="arch fit: its runtime")
+    p.add_argument(
+        "--span-s",
+        type=_non_negative_float,
+        default=10.0,
+        metavar="S",
+        help="--device host: spread the timing rounds over at least S seconds (default 10)",
+    )
     p.set_defaults(func=_cmd_lut_fit)
 
 
 def _cmd_lut_fit(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from nas.latency import DeviceInfo, fit_arch_table, load_device, read_timings, suggest_archs
+    from nas.errors import FewShotError
+    from nas.latency import load_device
     from nas.paths import assets_root
 
     sources = args.sources or [
         d
         for d in sorted((assets_root() / "latency_luts").iterdir())
-        if (d / "device.yaml").is_file()
-        and load_device(d / "device.yaml").kind == "arch_table"
-        and (d / args.space).is_dir()
+        if (d / "device.yaml").is_file() and (d / args.space).is_dir()
     ]
+    if not sources:
+        raise FewShotError(f"--space {args.space!r}: no shipped table has it; pass --sources")
+    kinds = {load_device(d / "device.yaml").kind for d in sources}
+    if "layer_table" in kinds:
+        return _lut_fit_layers(args, sources)
+    if args.device:
+        raise FewShotError(
+            f"--device {args.device}: timing {args.space} models on a phone over adb is not "
+            "built yet; time the --suggest'ed models with benchmark_model and pass --timings"
+        )
+    return _lut_fit_archs(args, sources)
+
+
+def _lut_fit_archs(args: argparse.Namespace, sources: list) -> int:
+    from pathlib import Path
+
+    from nas.latency import DeviceInfo, fit_arch_table, read_timings, suggest_archs
+
     if args.suggest is not None:
         for config in suggest_archs(sources, args.space, args.suggest, seed=args.seed):
             print(config)
         return 0
-    if not args.out:
-        raise SystemExit("nas lut fit: --timings needs --out DIR (the new device's folder)")
-    out = Path(args.out)
+    out = Path(_fit_out(args))
     timings = read_timings(args.timings)
     device = DeviceInfo(
         name=args.name or out.name,
@@ -1040,13 +1070,59 @@ def _cmd_lut_fit(args: argparse.Namespace) -> int:
         provenance="",
     )
     report = fit_arch_table(sources, args.space, timings, out, device)
-    held = (
-        f"held-out MAPE {report.heldout_mape:.1%}, {report.heldout_within_10pct:.0%} within ±10%"
-        if report.n >= 3
-        else "held-out error not measured (fewer than 3 timings)"
-    )
-    print(f"wrote {report.table} from {report.n} timings and {len(report.sources)} sources; {held}")
+    print(f"wrote {report.table} from {report.n} timings and {len(report.sources)} sources; "
+          f"{_held_out(report)}")  # fmt: skip
     return 0
+
+
+def _lut_fit_layers(args: argparse.Namespace, sources: list) -> int:
+    import time
+
+    from nas.errors import FewShotError
+    from nas.latency import fit_layer_table, load_device, read_timings, suggest_subnets, time_here
+    from nas.paths import cache_root
+    from search_spaces import get_space
+
+    if len(sources) != 1:
+        raise FewShotError(f"--sources: a layer_table fit takes one source folder, got {sources}")
+    source, space = sources[0], get_space(args.space)
+    threads = args.threads or load_device(source / "device.yaml").threads or 1
+    start = time.perf_counter()
+    if args.suggest is not None:
+        for config in suggest_subnets(source, space, args.suggest, seed=args.seed):
+            print(config)
+        return 0
+    out = _fit_out(args)
+    if args.timings:
+        timings = read_timings(args.timings)
+    elif args.device != "host":
+        raise FewShotError(
+            f"--device {args.device!r}: a layer_table fit times on this host (--device host)"
+        )
+    else:
+        configs = suggest_subnets(source, space, args.n, seed=args.seed)
+        timings = time_here(
+            source, space, configs, args.dtype, threads,
+            runs=100, cache_dir=cache_root() / "subnets", span_s=args.span_s,
+        )  # fmt: skip
+    report = fit_layer_table(
+        source, space, timings, out, dtype=args.dtype, threads=threads, name=args.name
+    )
+    print(f"wrote {report.table} ({args.dtype}, {threads} thread(s)) from {report.n} timings "
+          f"in {time.perf_counter() - start:.0f} s; {_held_out(report)}")  # fmt: skip
+    return 0
+
+
+def _fit_out(args: argparse.Namespace) -> str:
+    if not args.out:
+        raise SystemExit("nas lut fit: --timings and --device need --out DIR (the new folder)")
+    return args.out
+
+
+def _held_out(report: Any) -> str:
+    if report.heldout_mape != report.heldout_mape:  # nan: too few timings to leave one out
+        return "held-out error not measured (too few timings)"
+    return f"held-out MAPE {report.heldout_mape:.1%}, {report.heldout_within_10pct:.0%} within ±10%"
 
 
 def main(argv: list[str] | None = None) -> int:

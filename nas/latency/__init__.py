@@ -9,7 +9,15 @@ from nas.latency._base import Estimate, LatencyPredictor
 from nas.latency._build import build_latency
 from nas.latency._calibrate import HostTimer, calibrate, host_device_info
 from nas.latency._fewshot import FewShotFit, choose_archs, fit_fewshot, smooth
-from nas.latency._fit import FitReport, fit_arch_table, read_timings, suggest_archs
+from nas.latency._fit import (
+    FitReport,
+    fit_arch_table,
+    fit_layer_table,
+    read_timings,
+    suggest_archs,
+    suggest_subnets,
+    time_here,
+)
 from nas.latency._host import fill_missing
 from nas.latency._model import LayerTableLatency
 from nas.latency._table import (
@@ -46,6 +54,9 @@ __all__ = [
     "choose_archs",
     "fit_fewshot",
     "fit_arch_table",
+    "fit_layer_table",
+    "suggest_subnets",
+    "time_here",
     "read_timings",
     "suggest_archs",
     "smooth",
