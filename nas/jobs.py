@@ -17,7 +17,10 @@ def space_for(spec: RunSpec, dataset: ImageDataset) -> SearchSpace:
 
 
 def load_supernet(spec: RunSpec, space: SearchSpace, checkpoint: str | Path | None = None):
-    """The spec's trained supernet (``supernet.checkpoint``, or ``checkpoint`` if given).
+    """(space, supernet, checkpoint blob): the spec's trained supernet (``supernet.checkpoint``,
+    or ``checkpoint`` if given), and the space it was trained for: ``space`` rebuilt with the
+    checkpoint's ``space_options`` where they differ (a space with size options, e.g. a
+    smaller ``nb201`` network).
 
     Raises:
         SpecError: the space does not declare the ``WeightSharing`` capability.
@@ -33,10 +36,13 @@ def load_supernet(spec: RunSpec, space: SearchSpace, checkpoint: str | Path | No
         raise CheckpointError(
             f"{path} holds a {blob['space']!r} supernet, the spec asks for {space.name!r}"
         )
+    options = blob.get("space_options") or {}
+    if options and options != space.options:
+        space = get_space(spec.space, **options)
     model = space.supernet()
     space.load_supernet(model, blob["state_dict"])
     model.eval()
-    return model, blob
+    return space, model, blob
 
 
 def subnet_evaluator(
@@ -50,7 +56,7 @@ def subnet_evaluator(
         dataset, space = load_job(spec)
     else:
         space = space_for(spec, dataset)
-    supernet, _ = load_supernet(spec, space, checkpoint)
+    space, supernet, _ = load_supernet(spec, space, checkpoint)
     evaluator = SubnetEvaluator(
         space,
         supernet,

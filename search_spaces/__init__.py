@@ -16,12 +16,14 @@ from search_spaces._base import (
     Prunable,
     Scalable,
     SearchSpace,
+    Shrinkable,
     Unit,
     WeightSharing,
 )
 from search_spaces._mbv3 import ElasticMBV3Space, MBV3Config, make_divisible
 from search_spaces._mixed import MixedConfig, MixedPrecisionSpace, mixed_precision
 from search_spaces._pruned import PrunedConfig, PrunedSpace, pruned
+from search_spaces.nb201 import NB201Config, NB201Space, nb201
 from search_spaces.ofa_mbv3 import ofa_mbv3
 from search_spaces.ofa_mbv3_small import ofa_mbv3_small
 
@@ -31,11 +33,14 @@ __all__ = [
     "MBV3Config",
     "MixedConfig",
     "MixedPrecisionSpace",
+    "NB201Config",
+    "NB201Space",
     "Prunable",
     "Scalable",
     "PrunedConfig",
     "PrunedSpace",
     "SearchSpace",
+    "Shrinkable",
     "Unit",
     "WeightSharing",
     "get_space",
@@ -47,6 +52,7 @@ __all__ = [
 
 SPACES.register("ofa_mbv3", ofa_mbv3)
 SPACES.register("ofa_mbv3_small", ofa_mbv3_small)
+SPACES.register("nb201", nb201)
 SPACE_WRAPPERS.register("pruned", pruned)
 SPACE_WRAPPERS.register("mixed_precision", mixed_precision)
 

@@ -251,13 +251,27 @@ def _pool(ctx: _Context, node: fx.Node, m: nn.Module, x: Any) -> Any:
     if isinstance(m, nn.AdaptiveAvgPool2d):
         return _adaptive_avg(ctx, node, x, m.output_size)
     pair = nn.modules.utils._pair
-    if any(pair(m.padding)) or m.ceil_mode:
-        raise UnsupportedOpError(f"{_describe(ctx, node)}: padding or ceil_mode")
+    kernel = pair(m.kernel_size)
     stride = pair(m.stride if m.stride is not None else m.kernel_size)
+    padding = "valid"
+    if any(pair(m.padding)):
+        # TF's "same" average excludes the padding: PyTorch's count_include_pad=False at stride 1
+        same = (
+            isinstance(m, nn.AvgPool2d)
+            and not m.count_include_pad
+            and stride == (1, 1)
+            and pair(m.padding) == tuple(k // 2 for k in kernel)
+            and all(k % 2 for k in kernel)
+        )
+        if not same:
+            raise UnsupportedOpError(f"{_describe(ctx, node)}: this padding")
+        padding = "same"
+    if m.ceil_mode:
+        raise UnsupportedOpError(f"{_describe(ctx, node)}: ceil_mode")
     cls = (
         ctx.K.layers.MaxPooling2D if isinstance(m, nn.MaxPool2d) else ctx.K.layers.AveragePooling2D
     )
-    return cls(pair(m.kernel_size), strides=stride)(x)
+    return cls(kernel, strides=stride, padding=padding)(x)
 
 
 def _reshape(ctx: _Context, node: fx.Node, x: Any) -> Any:
@@ -323,14 +337,14 @@ def _binary(ctx: _Context, node: fx.Node, op: str) -> Any:
     if not isinstance(c, (int, float)):
         raise UnsupportedOpError(f"{_describe(ctx, node)} with a constant {type(c).__name__}")
     c = float(c)
+    if op == "div" and not (tensor_first and c != 0):
+        raise UnsupportedOpError(f"{_describe(ctx, node)}: a division by a tensor or by 0")
     scale, offset = {
         "add": (1.0, c),
-        "mul": (c, 0.0),
+        "mul": (c, 0.0),  # x * 0 (a "none" op): a constant 0 of x's shape
         "sub": (1.0, -c) if tensor_first else (-1.0, c),
-        "div": (1.0 / c, 0.0) if tensor_first else (None, None),
+        "div": (1.0 / c if c else 0.0, 0.0),
     }[op]
-    if scale is None:
-        raise UnsupportedOpError(f"{_describe(ctx, node)}: a constant divided by a tensor")
     return L.Rescaling(scale, offset)(ctx.value(x, node))
 
 

@@ -18,12 +18,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nas.data import ImageDataset, batches, resize
+from nas.errors import SpecError
 from nas.job import Job
 from nas.spec import PhaseSpec, RunSpec
 from nas.supernet._checkpoint import atomic_save, save_weights
 from nas.supernet._evaluate import SubnetEvaluator
 from nas.tracking import JobRun
-from search_spaces import SearchSpace
+from search_spaces import SearchSpace, Shrinkable
 
 __all__ = ["SupernetTrainer", "TrainResult"]
 
@@ -63,6 +64,13 @@ class SupernetTrainer(Job):
     ) -> None:
         super().__init__(spec, track=track)
         self.cfg, self.space, self.dataset = spec.supernet, space, dataset
+        if not isinstance(space, Shrinkable):
+            for phase in self.cfg.phases:
+                if phase.kernels or phase.expands or phase.depths or phase.reorganize_expand:
+                    raise SpecError(
+                        f"supernet.phases[{phase.name!r}]: {space.name} has no elastic "
+                        "dimensions (kernels, expands, depths); its phases train single paths"
+                    )
         self.work_dir = work_dir
         self.progress = progress
         self.model = space.supernet().to(memory_format=torch.channels_last)
@@ -147,10 +155,6 @@ class SupernetTrainer(Job):
         seed = self.spec.seed * 100_003 + epoch
         gen = torch.Generator().manual_seed(seed)
         rng = np.random.default_rng(seed)
-        largest = self.space.largest()
-        sandwich = (
-            phase.kernels is not None or phase.expands is not None or phase.depths is not None
-        )
         self.model.train()
         total_steps = phase.epochs * self.steps_per_epoch
         sums = {"loss": 0.0, "kd_loss": 0.0}
@@ -170,34 +174,66 @@ class SupernetTrainer(Job):
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
-            # the largest subnet learns from the labels and teaches the others (in-place KD)
-            self.space.activate(self.model, largest)
-            logits = self.model(_at(x, self.space.input_shape(largest)[1]))
-            loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
-            loss.backward()
-            sums["loss"] += loss.item()
-            if sandwich:
-                teacher = F.softmax(logits.detach(), dim=1)
-                students = [self._smallest(phase)] + [
-                    self._sample(phase, rng) for _ in range(self.cfg.n_random_subnets)
-                ]
-                for config in students:
-                    self.space.activate(self.model, config)
-                    out = self.model(_at(x, self.space.input_shape(config)[1]))
-                    kd = -(teacher * F.log_softmax(out, dim=1)).sum(1).mean()
-                    ce = F.cross_entropy(out, y, label_smoothing=self.cfg.label_smoothing)
-                    (ce + self.cfg.kd_weight * kd).backward()
-                    sums["kd_loss"] += kd.item() / len(students)
+            if isinstance(self.space, Shrinkable):
+                loss, kd = self._sandwich_step(x, y, phase, rng)
+            else:
+                loss, kd = self._single_path_step(x, y, rng), 0.0
+            sums["loss"] += loss
+            sums["kd_loss"] += kd
             nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
             self.optimizer.step()
             if self.progress is not None:
-                self.progress(1, {"phase": phase_index, "loss": loss.item(), "lr": lr})
+                self.progress(1, {"phase": phase_index, "loss": loss, "lr": lr})
         steps = max(self.steps_per_epoch, 1)
         return {
             "train_loss": sums["loss"] / steps,
             "train_kd_loss": sums["kd_loss"] / steps,
             "lr": lr,
         }
+
+    def _sandwich_step(
+        self, x: torch.Tensor, y: torch.Tensor, phase: PhaseSpec, rng: np.random.Generator
+    ) -> tuple[float, float]:
+        """Progressive shrinking's step: the largest subnet learns from the labels and teaches
+        the smallest and ``n_random_subnets`` random ones of the phase (in-place KD)."""
+        largest = self.space.largest()
+        self.space.activate(self.model, largest)
+        logits = self.model(_at(x, self.space.input_shape(largest)[1]))
+        loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+        loss.backward()
+        sandwich = (
+            phase.kernels is not None or phase.expands is not None or phase.depths is not None
+        )
+        if not sandwich:
+            return loss.item(), 0.0
+        teacher, kd_sum = F.softmax(logits.detach(), dim=1), 0.0
+        students = [self._smallest(phase)] + [
+            self._sample(phase, rng) for _ in range(self.cfg.n_random_subnets)
+        ]
+        for config in students:
+            self.space.activate(self.model, config)
+            out = self.model(_at(x, self.space.input_shape(config)[1]))
+            kd = -(teacher * F.log_softmax(out, dim=1)).sum(1).mean()
+            ce = F.cross_entropy(out, y, label_smoothing=self.cfg.label_smoothing)
+            (ce + self.cfg.kd_weight * kd).backward()
+            kd_sum += kd.item() / len(students)
+        return loss.item(), kd_sum
+
+    def _single_path_step(
+        self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator
+    ) -> float:
+        """A space without elastic dimensions (``Shrinkable``), e.g. a cell space: single-path
+        uniform sampling (SPOS; NAS-Bench-201's weight-sharing baselines), ``n_random_subnets``
+        (at least 1) subnets drawn uniformly, each learning from the labels."""
+        n, total = max(1, self.cfg.n_random_subnets), 0.0
+        for _ in range(n):
+            config = self.space.sample(rng)
+            self.space.activate(self.model, config)
+            out = self.model(_at(x, self.space.input_shape(config)[1]))
+            loss = F.cross_entropy(out, y, label_smoothing=self.cfg.label_smoothing) / n
+            loss.backward()
+            total += loss.item()
+        return total
 
     def _validate(self) -> dict[str, float]:
         evaluator = SubnetEvaluator(

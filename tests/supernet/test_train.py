@@ -48,7 +48,7 @@ def test_training_learns_and_resumes_after_interruption(small_fmnist, tmp_path):
     assert "supernet.batch_size" in run.data.params
 
     # the shipped format loads back and extracted subnets beat chance on held-out test images
-    supernet, blob = load_supernet(spec, space)
+    _, supernet, blob = load_supernet(spec, space)
     assert (
         blob["meta"]["epochs"] == 3
         and blob["state_dict"]["first_conv.conv.weight"].dtype == torch.float32
@@ -89,3 +89,31 @@ def test_bn_recalibration_replaces_running_statistics():
     assert torch.allclose(bn.running_mean, torch.full((3,), 5.0), atol=0.2)
     assert torch.allclose(bn.running_var, torch.full((3,), 4.0), atol=0.4)
     assert bn.momentum == 0.1 and not model.training
+
+
+def test_a_space_without_elastic_dimensions_trains_single_paths(small_fmnist, tmp_path):
+    """nb201 (no ``Shrinkable``): every step trains uniformly drawn subnets; phases that name
+    elastic choices are refused, naming the phase."""
+    from nas.errors import SpecError
+
+    phases = [{"name": "single-path", "epochs": 3, "lr": 0.1}]
+    spec_dict = tiny_spec_dict(small_fmnist, tmp_path, batch_size=50, phases=phases)
+    spec = spec_from_dict({**spec_dict, "space": "nb201"})
+    dataset, space = load_job(spec)
+    result = SupernetTrainer(spec, space, dataset, work_dir=tmp_path / "work", track=False).run()
+    assert [h["phase"] for h in result.history] == ["single-path"] * 3
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    _, supernet, blob = load_supernet(spec, space)
+    assert blob["space"] == "nb201"
+    evaluator = SubnetEvaluator(space, supernet, dataset, bn_calibration_images=200)
+    config = space.parse(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
+    assert evaluator.evaluate(config, "test")["accuracy"] > 0.3  # chance is 0.1 (0.39 here)
+
+    elastic = [{"name": "kernel", "epochs": 1, "lr": 0.05, "kernels": [3, 5]}]
+    bad = spec_from_dict(
+        {**tiny_spec_dict(small_fmnist, tmp_path, phases=elastic), "space": "nb201"}
+    )
+    with pytest.raises(SpecError, match=r"supernet.phases\['kernel'\]"):
+        SupernetTrainer(bad, space, dataset, work_dir=tmp_path / "bad", track=False)
