@@ -117,7 +117,7 @@ def test_six_phones_one_study_a_front_exported_and_registered_per_phone(
     assert main([*argv, "--json"]) == 0
     picked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     path = out / pathlib.Path(picked["path"]).name
-    assert path.suffix == ".tflite" and path.is_file()
+    assert path.suffix == ".tflite" and path.is_file() and "|" not in path.name
     assert picked["preprocessing"]["height"] == 32
     from ai_edge_litert.interpreter import Interpreter
 
