@@ -1036,7 +1036,13 @@ def _cmd_lut_fit(args: argparse.Namespace) -> int:
     ]
     if not sources:
         raise FewShotError(f"--space {args.space!r}: no shipped table has it; pass --sources")
-    kinds = {load_device(d / "device.yaml").kind for d in sources}
+    kind_of = {d: load_device(d / "device.yaml").kind for d in sources}
+    kinds = set(kind_of.values())
+    if len(kinds) > 1:
+        raise FewShotError(
+            "--sources: a fit takes folders of one kind, got "
+            + ", ".join(f"{d.name} ({k})" for d, k in kind_of.items())
+        )
     if "layer_table" in kinds:
         return _lut_fit_layers(args, sources)
     if args.device:

@@ -72,11 +72,11 @@ def test_bad_timings_are_named_by_file_and_line(tmp_path, capsys):
     assert rc == 2 and "'not|an|arch'" in capsys.readouterr().err
 
 
-def test_a_per_layer_table_is_not_a_source(capsys):
-    host = str(LUTS / "host-x86-litert")
-    assert main(["lut", "fit", "--space", "nb201", "--sources", host, "--suggest", "3"]) == 2
+def test_sources_of_two_kinds_are_refused_naming_each(capsys):
+    sources = [str(LUTS / "pixel2"), str(LUTS / "host-x86-litert")]
+    assert main(["lut", "fit", "--space", "nb201", "--sources", *sources, "--suggest", "3"]) == 2
     err = capsys.readouterr().err
-    assert "host-x86-litert" in err and "not an arch_table" in err
+    assert "pixel2 (arch_table)" in err and "host-x86-litert (layer_table)" in err
 
 
 def test_a_host_setting_fitted_from_a_few_subnets_timed_here_predicts_others(tmp_path, capsys):
