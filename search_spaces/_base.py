@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
-from nas.errors import ConfigError
+from nas.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
     import optuna
@@ -22,6 +22,7 @@ __all__ = [
     "Shrinkable",
     "Unit",
     "WeightSharing",
+    "load_supernet_weights",
 ]
 
 ConfigT = TypeVar("ConfigT")
@@ -381,3 +382,25 @@ class Prunable(abc.ABC, Generic[ConfigT]):
     @abc.abstractmethod
     def widths_of(self, model: torch.nn.Module, config: ConfigT) -> tuple[int, ...]:
         """The widths ``model`` (a possibly pruned subnet of ``config``) has, unit by unit."""
+
+
+def load_supernet_weights(supernet: torch.nn.Module, state_dict: dict, space_name: str) -> None:
+    """Strictly load a supernet state dict; a mismatch is a ``CheckpointError`` naming tensors."""
+    own = supernet.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    wrong = sorted(
+        k for k in set(own) & set(state_dict) if tuple(own[k].shape) != tuple(state_dict[k].shape)
+    )
+    if missing or unexpected or wrong:
+        detail = "; ".join(
+            f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for label, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("wrong shape", wrong),
+            )
+            if keys
+        )
+        raise CheckpointError(f"weights do not fit the {space_name} supernet ({detail})")
+    supernet.load_state_dict(state_dict)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nas.errors import CheckpointError, ConfigError
+from nas.errors import ConfigError
 from search_spaces._base import (
     LayerSpec,
     Prunable,
@@ -21,6 +21,7 @@ from search_spaces._base import (
     Shrinkable,
     Unit,
     WeightSharing,
+    load_supernet_weights,
 )
 
 if TYPE_CHECKING:
@@ -597,28 +598,6 @@ def _set_width(layers: list[LayerSpec], i: int, width: int) -> None:
     if layer.op == "Conv_1":
         after = layers[i + 2]
         layers[i + 2] = dataclasses.replace(after, input_shape=(*after.input_shape[:-1], width))
-
-
-def load_supernet_weights(supernet: torch.nn.Module, state_dict: dict, space_name: str) -> None:
-    """Strictly load a supernet state dict; a mismatch is a ``CheckpointError`` naming tensors."""
-    own = supernet.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    wrong = sorted(
-        k for k in set(own) & set(state_dict) if tuple(own[k].shape) != tuple(state_dict[k].shape)
-    )
-    if missing or unexpected or wrong:
-        detail = "; ".join(
-            f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-            for label, keys in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("wrong shape", wrong),
-            )
-            if keys
-        )
-        raise CheckpointError(f"weights do not fit the {space_name} supernet ({detail})")
-    supernet.load_state_dict(state_dict)
 
 
 def _block(size, cin, cout, mid, k, stride, idskip, se, hs) -> LayerSpec:

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.errors import CheckpointError, ConfigError
-from search_spaces._base import LayerSpec, SearchSpace, WeightSharing
+from nas.errors import ConfigError
+from search_spaces._base import LayerSpec, SearchSpace, WeightSharing, load_supernet_weights
 
 __all__ = ["EDGES", "NB201Config", "NB201Space", "OPS", "nb201"]
 
@@ -301,20 +301,9 @@ class NB201Space(SearchSpace[NB201Config], WeightSharing[NB201Config]):
         return self._network((OPS,) * 6)
 
     def load_supernet(self, supernet: nn.Module, state_dict: dict[str, Any]) -> None:
-        mine = supernet.state_dict()
-        missing = sorted(set(mine) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(mine))
-        misshapen = sorted(
-            k for k in set(mine) & set(state_dict) if mine[k].shape != state_dict[k].shape
+        load_supernet_weights(
+            supernet, state_dict, f"{self.name} (width {self.width}, cells {self.cells})"
         )
-        for what, keys in (("missing", missing), ("unexpected", unexpected),
-                           ("misshapen", misshapen)):  # fmt: skip
-            if keys:
-                raise CheckpointError(
-                    f"nb201 supernet (width {self.width}, cells {self.cells}): {len(keys)} "
-                    f"{what} tensor(s), e.g. {keys[0]!r}"
-                )
-        supernet.load_state_dict(state_dict, strict=True)
 
     def activate(self, supernet: nn.Module, config: NB201Config) -> None:
         supernet.activate(config.ops)

@@ -3,13 +3,20 @@ latencies), looked up by the config's string form; nothing is summed or guessed.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from nas.latency._base import Estimate, LatencyPredictor
 from nas.latency._table import LatencyTable, dtype_key, load_table
 from nas.registry import LATENCY_KINDS
 
-__all__ = ["ArchTableLatency"]
+__all__ = ["ArchTableLatency", "arch_table_path"]
+
+
+def arch_table_path(lut_dir: Path, space: str) -> Path:
+    """``<lut_dir>/<space>/arch.yaml.gz`` where it exists, else ``.../arch.yaml``."""
+    packed = lut_dir / space / "arch.yaml.gz"
+    return packed if packed.is_file() else lut_dir / space / "arch.yaml"
 
 
 @LATENCY_KINDS.register("arch_table")
@@ -22,10 +29,7 @@ class ArchTableLatency(LatencyPredictor):
     kind = "arch_table"
 
     def _load(self) -> None:
-        folder = self.lut_dir / self.space.name
-        packed = folder / "arch.yaml.gz"
-        path = packed if packed.is_file() else folder / "arch.yaml"
-        self.table: LatencyTable = load_table(path)
+        self.table: LatencyTable = load_table(arch_table_path(self.lut_dir, self.space.name))
 
     def reload(self) -> None:
         self.table = load_table(self.table.path)

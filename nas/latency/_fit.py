@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import FewShotError
+from nas.latency._arch import arch_table_path
 from nas.latency._fewshot import (
     _loo_ridge,
     choose_archs,
@@ -83,11 +84,6 @@ class _Sources:
     latency: np.ndarray  # sources x configs
 
 
-def _arch_table_path(folder: Path, space: str) -> Path:
-    packed = folder / space / "arch.yaml.gz"
-    return packed if packed.is_file() else folder / space / "arch.yaml"
-
-
 def _load_sources(dirs: Sequence[Path], space: str) -> _Sources:
     if space not in OP_PARSERS:
         raise FewShotError(f"--space {space!r}: nas lut fit supports {sorted(OP_PARSERS)}")
@@ -99,7 +95,7 @@ def _load_sources(dirs: Sequence[Path], space: str) -> _Sources:
         device = load_device(folder / "device.yaml")
         if device.kind != "arch_table":
             raise FewShotError(f"--sources {folder}: a {device.kind} folder, not an arch_table")
-        tables.append(load_table(_arch_table_path(folder, space)))
+        tables.append(load_table(arch_table_path(folder, space)))
         names.append(device.name)
     common = set(tables[0].entries)
     for table in tables[1:]:
