@@ -11,6 +11,7 @@ Per setting (precision:threads):
    cached under ``<cache>/layers``, so a second run times without converting): seconds.
 2. ``nas lut fit --device host --n N`` for each N (the source is the shipped table as a job
    prices it here, i.e. this machine's re-timing of it when this is another machine): seconds.
+   Where N is enough for a scale per layer group, the same fit with one scale beside it.
 3. 50 random subnets (``nas lut validate``'s draw, seed 0; none of them is a fitted subnet)
    converted and timed end to end once; every table above predicts them: share within +/-10%,
    MAPE, Kendall tau.
@@ -32,6 +33,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 import nas  # noqa: F401  (the torchvision/ofa import trap)
+import nas.latency._fit as fit
 from nas.cli import main as nas_main
 from nas.latency import LayerTableLatency, load_device, suggest_subnets, time_here
 from nas.paths import cache_root, resolve
@@ -63,6 +65,17 @@ def _figures(folder: Path, space, dtype: str, configs, measured: np.ndarray) -> 
     }
 
 
+@contextlib.contextmanager
+def _one_scale(on: bool):
+    """While ``on``: ``nas lut fit`` keeps one scale for every layer group whatever N."""
+    saved = fit.TIMINGS_PER_PARAMETER
+    fit.TIMINGS_PER_PARAMETER = 10**9 if on else saved
+    try:
+        yield
+    finally:
+        fit.TIMINGS_PER_PARAMETER = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--settings", default="fp32:2,int8:1")
@@ -74,6 +87,8 @@ def main() -> None:
     space, source = get_space(SPACE), resolve(args.lut)
     out = Path(args.out or tempfile.mkdtemp(prefix="host_fit_"))
     ns = [int(n) for n in args.n.split(",")]
+    groups = 4  # ofa_mbv3_small's layer groups: kernels 3, 5, 7, and stem and head
+    per_group = fit.TIMINGS_PER_PARAMETER * (groups + 1)  # N from which the fit is per group
     rng = np.random.default_rng(0)
     configs = [space.sample(rng) for _ in range(args.validate)]
     fitted = {str(c) for n in ns for c in suggest_subnets(source, space, n, seed=FIT_SEED)}
@@ -86,13 +101,14 @@ def main() -> None:
                         "--threads", threads, "--dtype", dtype, "--out", str(full),
                         "--cache", str(cache_root() / "layers")])  # fmt: skip
         tables["full calibration"] = (full, seconds)
-        for n in ns:
-            folder = out / f"fit{n}-{dtype}-t{threads}"
-            seconds = _run(["lut", "fit", "--space", SPACE, "--sources", str(source),
-                            "--device", "host", "--n", str(n), "--seed", str(FIT_SEED),
-                            "--dtype", dtype, "--threads", threads,
-                            "--out", str(folder)])  # fmt: skip
-            tables[f"fit N={n}"] = (folder, seconds)
+        for n, one_scale in [(n, False) for n in ns] + [(n, True) for n in ns if n >= per_group]:
+            name = f"fit{n}-{dtype}-t{threads}" + ("-one-scale" if one_scale else "")
+            with _one_scale(one_scale):
+                seconds = _run(["lut", "fit", "--space", SPACE, "--sources", str(source),
+                                "--device", "host", "--n", str(n), "--seed", str(FIT_SEED),
+                                "--dtype", dtype, "--threads", threads,
+                                "--out", str(out / name)])  # fmt: skip
+            tables[f"fit N={n}" + (", one scale" if one_scale else "")] = (out / name, seconds)
         start = time.perf_counter()
         timed = time_here(
             source, space, configs, dtype, int(threads),

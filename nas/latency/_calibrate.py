@@ -4,12 +4,13 @@ written as an OFA-format table. Resumable: keys already in the output table are 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
 import logging
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +218,9 @@ class HostTimer:
     runs: int = 100
     #: the rounds spread over at least this many seconds (``time_round_robin``'s ``span_s``)
     span_s: float = 0.0
+    #: a context manager entered around each ``many`` (``nas.latency._host.CpuWatch``: how long
+    #: the timing waited for a CPU)
+    watch: Any = None
 
     def __call__(self, tflite: bytes, layer: LayerSpec | None) -> Any:
         from nas.export import time_tflite
@@ -226,7 +230,8 @@ class HostTimer:
     def many(self, files: list[bytes]) -> list[Any]:
         from nas.export import time_round_robin
 
-        return time_round_robin(files, threads=self.threads, runs=self.runs, span_s=self.span_s)
+        with self.watch or contextlib.nullcontext():
+            return time_round_robin(files, threads=self.threads, runs=self.runs, span_s=self.span_s)
 
 
 def measure_into(
@@ -271,12 +276,16 @@ def measure_tables_into(
     progress: Callable[[int, int, str], None] | None = None,
     cache_dir: Path | None = None,
     label: str = "",
-) -> None:
+    also: Sequence[bytes | str] = (),
+) -> list[Any]:
     """:func:`measure_into` for several (table file, precision, layers) on this host at once:
     every missing layer's file is converted (cached in ``cache_dir``), then all are timed in
     one round-robin (``measure.many``), so that a slow spell of the machine touches a few
     rounds of every table rather than every round of one; each table is then written.
-    ``progress(done, total, key)`` counts the files converted over all the tables."""
+    ``also``: more model files timed in the same round-robin (whole subnets a fit compares
+    with the layers, so both are taken in the same state of the machine); their timings are
+    returned, in order. ``progress(done, total, key)`` counts the files converted over all
+    the tables."""
     tables: dict[Path, dict[str, Entry]] = {}  # one table file may hold several precisions
     todos, changed = [], set()
     for path, dtype, layers in work:
@@ -291,15 +300,21 @@ def measure_tables_into(
             files.append(layer_file(space, layer, dtype, cache_dir))
             if progress is not None:
                 progress(len(files), total, dtype_key(layer.key, dtype))
-    if files:
-        logger.info("%s: timing %d layer files together", label or work[0][0], len(files))
-    timings = iter(measure.many(files) if files else [])
+    if files or also:
+        logger.info(
+            "%s: timing %d layer files and %d other models together",
+            label or work[0][0],
+            len(files),
+            len(also),
+        )
+    timings = iter(measure.many([*files, *also]) if files or also else [])
     for entries, dtype, todo in todos:
         for layer in todo:
             timing = next(timings)
             entries[dtype_key(layer.key, dtype)] = Entry(timing.mean, timing.std, timing.count)
     for path in changed:
         write_table(path, tables[path])
+    return list(timings)
 
 
 def _todo(

@@ -9,7 +9,8 @@ timing left out in turn) and record it in the new folder's provenance.
 - a ``layer_table`` source (``fit_layer_table``): a per-layer table at another setting (threads,
   precision) from the source's fp32 entries, one scale per layer group (``layer_group``: the
   depthwise kernel size, or stem and head) plus a per-model overhead, fitted by least squares
-  around the single best scale (ridge on the groups' deviations, its penalty by leave-one-out).
+  around the single best scale (ridge on the groups' deviations, its penalty by leave-one-out;
+  one scale for all groups below ``TIMINGS_PER_PARAMETER`` timings per parameter).
   ``suggest_subnets`` picks subnets that span the source's latency range; ``time_here`` times
   them end to end on this host as ``nas lut validate`` does.
 """
@@ -266,10 +267,18 @@ def time_here(
     return {p["config"]: p["measured_ms"] for p in points}
 
 
+#: timings per fitted parameter (a scale per layer group, and the overhead) below which the fit
+#: keeps one scale for every group: with 10 timings the groups' scales overfit (measured with
+#: ``benchmarks/latency_host_fit.py``, 4 groups: 20% within +-10% on held-out subnets, against
+#: 80% for the per-group fit from 20 timings)
+TIMINGS_PER_PARAMETER = 3
+
+
 def _fit_scales(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     """(per-group scales, overhead ms) for ``y ~ overhead + x @ scales``: the single scale and
-    overhead by least squares on the sums, then the groups' deviations from that scale by ridge
-    (``_loo_ridge``) on the residual."""
+    overhead by least squares on the sums, then, with at least ``TIMINGS_PER_PARAMETER`` timings
+    per parameter, the groups' deviations from that scale by ridge (``_loo_ridge``) on the
+    residual; with fewer, every group keeps the single scale."""
     total = x.sum(axis=1)
     if np.ptp(total) == 0:
         raise FewShotError("--timings: the timed subnets all have the same source latency")
@@ -278,6 +287,8 @@ def _fit_scales(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
         raise FewShotError(
             f"--timings: the timings do not grow with the source's latency (slope {scale:.3g})"
         )
+    if len(y) < TIMINGS_PER_PARAMETER * (x.shape[1] + 1):
+        return np.full(x.shape[1], scale), float(overhead)
     mean = x.mean(axis=0)
     delta, _ = _loo_ridge(x - mean, y - (scale * total + overhead))
     scales = np.maximum(scale + delta, 0.0)

@@ -32,6 +32,7 @@ from nas.paths import assets_root, cache_root
 from search_spaces import LayerSpec
 
 __all__ = [
+    "CpuWatch",
     "HostCheck",
     "HostFingerprint",
     "check_host",
@@ -52,13 +53,13 @@ TOLERANCE = 0.10
 _CHECKED: dict[tuple[str, str], Path] = {}  # (table folder, space) -> folder to price with
 #: how a re-timing is made (bumped when that changes: 2 = round-robin timing and a whole-model
 #: fit, 3 = ten short rounds instead of three long ones, 4 = all tables in one round-robin
-#: spread over RETIME_SPAN_S); part of its folder's name, so an older re-timing is not reused
-RETIME_VERSION = 4
-#: a re-timing's rounds (all of its tables timed together) and each precision's whole-model fit
-#: spread over at least these seconds: a slow spell of a shared host (seen lasting several
-#: seconds) then slows a few rounds of every entry, not every round of some
+#: spread over RETIME_SPAN_S, 5 = the fit's whole subnets in that same round-robin, fitted on
+#: relative errors); part of its folder's name, so an older re-timing is not reused
+RETIME_VERSION = 5
+#: a re-timing's rounds (all of its tables and the fit's subnets timed together) spread over at
+#: least these seconds: a slow spell of a shared host (seen lasting several seconds) then slows
+#: a few rounds of every entry, not every round of some
 RETIME_SPAN_S = 10.0
-FIT_SPAN_S = 3.0
 
 
 def host_name() -> str:
@@ -135,12 +136,14 @@ def check_host(
     measured every 0.3 s for a minute: the longest slow spell lasted 2.3 s), and a slow spell
     only ever makes things slower: so the fastest attempt counts, and attempts repeat, 0.25 s
     apart, while the ratio is above ``1 + TOLERANCE`` and for at most ``budget_s``. On the
-    machine that timed the table the first attempt usually settles it (0.1 s); another machine
-    spends the budget before its table is re-timed."""
+    machine that timed the table the first attempt usually settles it (0.1 s); a machine with
+    another CPU model is settled by its first attempt too (its ratio only goes into the log);
+    one with the same model but other timings spends the budget before it is re-timed."""
     from nas.export import time_round_robin
     from nas.latency._calibrate import layer_file
 
     start = time.perf_counter()
+    fingerprint = HostFingerprint.here()
     keys = reference_keys(table)
     files = [layer_file(space, layer_from_key(k), "fp32", cache_root() / "layers") for k in keys]
     ratio = math.inf
@@ -148,11 +151,15 @@ def check_host(
         timings = time_round_robin(files, threads=device.threads or 1, runs=200, rounds=20)
         here = statistics.median(t.mean / table.mean(k) for t, k in zip(timings, keys, strict=True))
         ratio = min(ratio, here)
-        if ratio <= 1 + TOLERANCE or time.perf_counter() - start > budget_s:
+        if (
+            ratio <= 1 + TOLERANCE
+            or device.soc != fingerprint.cpu  # another CPU: settled, the ratio is for the log
+            or time.perf_counter() - start > budget_s
+        ):
             break
         time.sleep(0.25)
     return HostCheck(
-        fingerprint=HostFingerprint.here(),
+        fingerprint=fingerprint,
         table_cpu=device.soc,
         ratio=ratio,
         seconds=time.perf_counter() - start,
@@ -178,6 +185,40 @@ def machine_busy() -> bool:
     """Other processes keep the cores busy (1-minute load above the core count, this process
     counted in): timings taken now would describe the load, not the machine."""
     return os.getloadavg()[0] > (os.cpu_count() or 1)
+
+
+#: a re-timing whose thread, when it wanted to run, waited for a CPU more than this share of
+#: the time was taken on a machine busier than its cores: its timings describe the load, so it
+#: prices that job only and the next job re-times (2 busy loops beside it on 2 cores: 0.35;
+#: quiet, or one busy loop: 0.000)
+WAITED_MAX = 0.10
+
+
+class CpuWatch:
+    """Between ``__enter__`` and ``__exit__``, the share of the time this thread wanted a CPU
+    that it spent waiting for one (``waited`` = run-queue wait / (wait + running), from the
+    scheduler's own count in ``/proc/thread-self/schedstat``; ``nan`` where that is not
+    there). 0 on a machine with a core free for it, whatever the thread's sleeps; other
+    processes wanting every core make it wait."""
+
+    def __enter__(self) -> CpuWatch:
+        self.waited = math.nan
+        self._start = _schedstat()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        ran, waited = (b - a for a, b in zip(self._start, _schedstat(), strict=True))
+        if not math.isnan(waited) and ran + waited > 0:
+            self.waited = waited / (ran + waited)
+
+
+def _schedstat() -> tuple[float, float]:
+    """(seconds running, seconds waiting on a run queue) of this thread so far."""
+    try:
+        ran, waited = Path("/proc/thread-self/schedstat").read_text().split()[:2]
+        return int(ran) / 1e9, int(waited) / 1e9
+    except (OSError, ValueError):
+        return math.nan, math.nan
 
 
 def _checked_folder(lut_dir: Path, device: DeviceInfo, space: Any) -> Path:
@@ -210,8 +251,7 @@ def _checked_folder(lut_dir: Path, device: DeviceInfo, space: Any) -> Path:
         check.fingerprint.describe(),
         local,
     )
-    retime(lut_dir, device, space, local, check.fingerprint)
-    return local
+    return retime(lut_dir, device, space, local, check.fingerprint)
 
 
 def _retiming_dir(lut_dir: Path, fingerprint: HostFingerprint) -> Path:
@@ -258,9 +298,15 @@ def retime(
     lut_dir: Path, device: DeviceInfo, space: Any, out: Path, fingerprint: HostFingerprint
 ) -> Path:
     """Time every entry of ``lut_dir``'s tables for ``space`` on this machine into ``out``
-    (resumable: keys already there are kept; layer files are cached under <cache>/layers).
-    The files of every table are timed together in one round-robin spread over at least
-    :data:`RETIME_SPAN_S`. Logs its progress (INFO) at every tenth of the layers."""
+    (resumable: keys already there are kept; layer files are cached under <cache>/layers),
+    then fit each precision's whole-model scale and overhead (:func:`fit_whole_models`) on
+    :data:`N_FIT` whole subnets timed in the same round-robin as the layers (spread over at
+    least :data:`RETIME_SPAN_S`): a slow spell of the machine then slows layers and subnets
+    alike instead of skewing the fit. Logs its progress (INFO) at every tenth of the layers.
+
+    Returns ``out``; or, when the timing waited for a CPU more than :data:`WAITED_MAX` of its
+    time (a machine busier than its cores), the re-timing moved to ``<out>.busy``, for the
+    job at hand only: the next job re-times."""
     from nas.latency._calibrate import HostTimer, measure_tables_into
 
     work = []  # (table file here, dtype, layers)
@@ -270,16 +316,23 @@ def retime(
             base, _, dtype = key.partition("-dtype:")
             by_dtype.setdefault(dtype or "fp32", []).append(layer_from_key(base))
         work += [(out / space.name / path.name, d, layers) for d, layers in by_dtype.items()]
+    configs = fit_subnets(space)
+    fit_files = _fit_files(lut_dir, device, space, sorted({d for _, d, _ in work}), configs)
     progress = _Progress(f"re-timing {lut_dir.name}")
-    measure_tables_into(
+    watch = CpuWatch()
+    timings = measure_tables_into(
         work,
         space,
-        HostTimer(threads=device.threads or 1, span_s=RETIME_SPAN_S),
+        HostTimer(threads=device.threads or 1, span_s=RETIME_SPAN_S, watch=watch),
         progress=progress,
         cache_dir=cache_root() / "layers",
         label=f"re-timing {lut_dir.name}",
+        also=[f for files in fit_files.values() for f in files],
     )
-    dtypes = sorted({dtype for _, dtype, _ in work})
+    measured = {
+        dtype: [t.mean for t in timings[i * len(configs) : (i + 1) * len(configs)]]
+        for i, dtype in enumerate(fit_files)
+    }
     here = dataclasses.replace(
         device,
         soc=fingerprint.cpu,
@@ -291,55 +344,92 @@ def retime(
             f"{device.provenance}"
         ),
     )
-    write_device(out / "device.yaml", fit_whole_models(out, here, space, dtypes))
+    write_device(out / "device.yaml", fit_whole_models(out, here, space, configs, measured))
     logger.info("%s: done in %.0f s", progress.label, progress.elapsed())
+    if watch.waited > WAITED_MAX:  # not kept: the next job re-times
+        busy = out.with_name(f"{out.name}.busy")
+        shutil.rmtree(busy, ignore_errors=True)
+        out.rename(busy)
+        logger.warning(
+            "the machine was busy while %s was re-timed (the timing waited for a CPU %.0f%% of "
+            "its time): pricing this job with it (%s), and the next job on this machine "
+            "re-times it",
+            lut_dir.name,
+            100 * watch.waited,
+            busy,
+        )
+        return busy
     return out
 
 
-#: whole subnets per precision timed after a re-timing, to fit the per-model scale and overhead
+#: whole subnets per precision timed with a re-timing, to fit the per-model scale and overhead
 N_FIT = 12
 #: their seed: never one `nas lut validate` draws the subnets it checks with (0, 1,000,003)
 FIT_SEED = 20_261_123
+#: a whole-model scale outside this range is not a machine's: the fit is not kept
+PLAUSIBLE_SCALE = (0.67, 1.5)
 
 
-def fit_whole_models(
-    lut_dir: Path, device: DeviceInfo, space: Any, dtypes: list[str]
-) -> DeviceInfo:
-    """``device`` with ``scale`` and ``overhead_ms`` fitted, per precision, by least squares of
-    the measured latency of :data:`N_FIT` random whole subnets on the layer sums of
-    ``lut_dir``'s tables (timed as ``nas lut validate`` times, their files cached under
-    ``<cache>/subnets``). A fit that makes no sense (scale outside 0.5-3) is not kept."""
+def fit_subnets(space: Any) -> list[Any]:
+    """The :data:`N_FIT` random subnets (seed :data:`FIT_SEED`) a re-timing's fit times."""
     import numpy as np
 
+    rng = np.random.default_rng(FIT_SEED)
+    return [space.sample(rng) for _ in range(N_FIT)]
+
+
+def _fit_files(
+    lut_dir: Path, device: DeviceInfo, space: Any, dtypes: list[str], configs: list[Any]
+) -> dict[str, list[Any]]:
+    """dtype -> the fit subnets' files (converted once, cached under ``<cache>/subnets``), for
+    each precision whose table has every key the subnets need (checked before converting)."""
     from nas.errors import LatencyTableError
     from nas.latency._model import LayerTableLatency
-    from nas.latency._validate import measure_subnets
+    from nas.latency._validate import subnet_files
 
-    rng = np.random.default_rng(FIT_SEED)
-    configs = [space.sample(rng) for _ in range(N_FIT)]
-    scale, overhead = dict(device.scale), dict(device.overhead_ms)
+    files = {}
     for dtype in dtypes:
         model = LayerTableLatency(lut_dir, space, dtype=dtype, device=device)
         try:
-            for config in configs:  # every key there, before anything is converted
+            for config in configs:
                 model.layer_sum(config)
-            points = measure_subnets(
-                model, configs, dtype, device.threads or 1, runs=100,
-                cache_dir=cache_root() / "subnets", span_s=FIT_SPAN_S,
-            )  # fmt: skip
         except LatencyTableError as e:  # a key or a resolution the table lacks
             logger.warning("no whole-model fit for %s %s: %s", lut_dir, dtype, e)
             continue
-        a, b = np.polyfit(
-            [p["layer_sum_ms"] for p in points], [p["measured_ms"] for p in points], 1
-        )
-        if not 0.5 <= a <= 3.0:
-            logger.warning("whole-model fit for %s rejected: scale %.3f", dtype, a)
+        files[dtype] = subnet_files(space, configs, dtype, cache_root() / "subnets")
+    return files
+
+
+def fit_whole_models(
+    lut_dir: Path,
+    device: DeviceInfo,
+    space: Any,
+    configs: list[Any],
+    measured: dict[str, list[float]],
+) -> DeviceInfo:
+    """``device`` with ``scale`` and ``overhead_ms`` fitted, per precision, by least squares of
+    the relative error between ``measured[dtype]`` (ms, one per config) and the layer sums of
+    ``lut_dir``'s tables (what ``nas lut validate`` scores is relative: within +-10%). A fit
+    whose scale is outside :data:`PLAUSIBLE_SCALE` is not kept (logged)."""
+    import numpy as np
+
+    from nas.latency._model import LayerTableLatency
+
+    scale, overhead = dict(device.scale), dict(device.overhead_ms)
+    for dtype, ms in measured.items():
+        model = LayerTableLatency(lut_dir, space, dtype=dtype, device=device)
+        sums = [model.layer_sum(config)[0] for config in configs]
+        a, b = np.polyfit(sums, ms, 1, w=1.0 / np.asarray(ms))
+        if not PLAUSIBLE_SCALE[0] <= a <= PLAUSIBLE_SCALE[1]:
+            logger.warning(
+                "whole-model fit for %s %s rejected: scale %.3f is outside %s",
+                lut_dir.name, dtype, a, PLAUSIBLE_SCALE,
+            )  # fmt: skip
             continue
         scale[dtype], overhead[dtype] = float(a), float(b)
         logger.info(
             "%s %s: whole models run %.3f x the layer sum %+.3f ms here (%d subnets)",
-            lut_dir.name, dtype, a, b, len(points),
+            lut_dir.name, dtype, a, b, len(ms),
         )  # fmt: skip
     return dataclasses.replace(device, scale=scale, overhead_ms=overhead)
 

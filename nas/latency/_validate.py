@@ -13,7 +13,13 @@ import numpy as np
 from nas.export import time_round_robin
 from nas.latency._model import LayerTableLatency
 
-__all__ = ["ValidationReport", "measure_subnets", "validation_report", "subnet_tflite"]
+__all__ = [
+    "ValidationReport",
+    "measure_subnets",
+    "subnet_files",
+    "subnet_tflite",
+    "validation_report",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +62,31 @@ def subnet_tflite(space, config, dtype: str) -> bytes:
     )
 
 
+def subnet_files(
+    space: Any,
+    configs: list,
+    dtype: str,
+    cache_dir: Path | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Any]:
+    """Each config's whole subnet as it ships, as ``.tflite`` (``subnet_tflite``), converted
+    once and cached in ``cache_dir`` (file paths there; the bytes without a cache)."""
+    from nas.latency._calibrate import cached_tflite
+
+    files = []
+    for i, config in enumerate(configs):
+        files.append(
+            cached_tflite(
+                cache_dir,
+                f"subnet|{space.name}|{config}|{dtype}",
+                lambda config=config: subnet_tflite(space, config, dtype),
+            )
+        )
+        if progress is not None:
+            progress(i + 1, len(configs))
+    return files
+
+
 def measure_subnets(
     model: LayerTableLatency | None,
     configs: list,
@@ -72,20 +103,8 @@ def measure_subnets(
     one's fastest of ten round-robin medians, as a table's entries are taken; the rounds spread
     over at least ``span_s`` seconds). With ``model=None`` the files are only converted into
     ``cache_dir`` (nothing is timed)."""
-    from nas.latency._calibrate import cached_tflite
-
     space = model.space if model is not None else space
-    files = []
-    for i, config in enumerate(configs):
-        files.append(
-            cached_tflite(
-                cache_dir,
-                f"subnet|{space.name}|{config}|{dtype}",
-                lambda config=config: subnet_tflite(space, config, dtype),
-            )
-        )
-        if progress is not None:
-            progress(i + 1, len(configs))
+    files = subnet_files(space, configs, dtype, cache_dir, progress)
     if model is None:
         return []
     timings = time_round_robin(files, threads=threads, runs=runs, span_s=span_s)

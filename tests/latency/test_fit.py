@@ -123,3 +123,24 @@ def test_a_layer_fit_names_a_config_the_space_cannot_read(tmp_path, capsys):
     argv = ["lut", "fit", "--space", "ofa_mbv3_small", "--timings", str(timings)]
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2
     assert "'r99_nonsense' is not a ofa_mbv3_small config" in capsys.readouterr().err
+
+
+def test_a_layer_fit_keeps_one_scale_until_it_has_the_timings_for_one_per_group():
+    """Per-group scales need TIMINGS_PER_PARAMETER timings per parameter; with fewer, every group
+    gets the single scale of the sums (with 10 noisy timings the groups' scales overfit)."""
+    from nas.latency._fit import TIMINGS_PER_PARAMETER, _fit_scales
+
+    rng = np.random.default_rng(0)
+    truth, overhead = np.array([0.6, 1.0, 1.4, 2.0]), 0.05
+    needed = TIMINGS_PER_PARAMETER * (len(truth) + 1)
+    x = rng.uniform(0.01, 0.5, size=(needed + 10, len(truth)))
+    y = overhead + x @ truth
+
+    few_scales, few_overhead = _fit_scales(x[: needed - 1], y[: needed - 1])
+    assert np.ptp(few_scales) == 0 and few_scales[0] > 0
+    single, intercept = np.polyfit(x[: needed - 1].sum(axis=1), y[: needed - 1], 1)
+    assert few_scales[0] == pytest.approx(single) and few_overhead == pytest.approx(intercept)
+
+    scales, fitted_overhead = _fit_scales(x, y)  # exact timings: the groups are recovered
+    assert scales == pytest.approx(truth, abs=0.05)
+    assert fitted_overhead == pytest.approx(overhead, abs=0.01)

@@ -3,14 +3,17 @@ use and kept per machine under the cache folder; a phone's table is never re-tim
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import os
 import shutil
 import time
 
+import numpy as np
 import pytest
 import yaml
 
-from nas.latency import build_latency, load_device, load_table, write_table
+from nas.latency import LayerTableLatency, build_latency, load_device, load_table, write_table
 from nas.latency._host import (
     _CHECKED,
     HostCheck,
@@ -58,19 +61,21 @@ def test_another_cpu_or_reference_timings_off_by_over_10pct_is_another_machine(c
 
 
 @pytest.mark.parametrize(
-    ("speeds", "attempts", "ratio"),
+    ("speeds", "attempts", "ratio", "table_cpu"),
     [
-        ([1.0], 1, 1.0),  # the machine that timed the table: settled by the first attempt
-        ([1.35, 1.3, 1.02, 1.4], 3, 1.02),  # a slow spell, then the undisturbed speed
-        ([2.0, 0.6, 2.0], 2, 0.6),  # faster than the table: nothing slows it back to "same"
-        ([2.0] * 1000, None, 2.0),  # another machine: attempts until the budget is spent
+        ([1.0], 1, 1.0, "here"),  # the machine that timed the table: settled by the first attempt
+        ([1.35, 1.3, 1.02, 1.4], 3, 1.02, "here"),  # a slow spell, then the undisturbed speed
+        ([2.0, 0.6, 2.0], 2, 0.6, "here"),  # faster than the table: nothing slows it to "same"
+        ([2.0] * 1000, None, 2.0, "here"),  # same CPU, other timings: until the budget is spent
+        ([2.0] * 1000, 1, 2.0, "Other CPU"),  # another CPU model: settled by the first attempt
     ],
 )
 def test_the_check_retries_a_slow_spell_and_keeps_the_fastest_attempt(
-    monkeypatch, speeds, attempts, ratio
+    monkeypatch, speeds, attempts, ratio, table_cpu
 ):
     """Noise only makes a machine slower: the fastest attempt counts, attempts stop as soon as
-    one is within 10% (or faster), and a machine that stays slower spends ``budget_s``."""
+    one is within 10% (or faster), and a machine of the table's CPU model that stays slower
+    spends ``budget_s``; another CPU model needs no second attempt."""
     import nas.export
     import nas.latency._calibrate as calibrate
     from nas.export import Timing
@@ -88,7 +93,10 @@ def test_the_check_retries_a_slow_spell_and_keeps_the_fastest_attempt(
 
     monkeypatch.setattr(calibrate, "layer_file", lambda *a: b"")
     monkeypatch.setattr(nas.export, "time_round_robin", timed)
-    device = load_device(HOST / "device.yaml")
+    here = HostFingerprint.here().cpu
+    device = dataclasses.replace(
+        load_device(HOST / "device.yaml"), soc=here if table_cpu == "here" else table_cpu
+    )
     budget = 5.0 if attempts else 0.3  # attempts are 0.25 s apart
     check = check_host(device, table, get_space("ofa_mbv3_small"), budget_s=budget)
     assert check.ratio == pytest.approx(ratio)
@@ -122,6 +130,69 @@ def test_a_phone_table_is_never_retimed(monkeypatch, tmp_path):
     assert predictor.lut_dir == NOTE10 and not (tmp_path / "cache").exists()
 
 
+def _five_times_too_fast(tmp_path, space):
+    """A host table folder holding the shipped entries of the smallest subnet at 24 px, made
+    5x too fast: (folder, its entries)."""
+    lut = tmp_path / "host-x86-litert"
+    (lut / "ofa_mbv3_small").mkdir(parents=True)
+    shutil.copy(HOST / "device.yaml", lut / "device.yaml")
+    keys = [x.key for x in space.layers(space.smallest())]
+    shipped = load_table(HOST / "ofa_mbv3_small" / "24.yaml")
+    fast = {k: type(e)(e.mean / 5, e.std, e.count) for k, e in shipped.entries.items() if k in keys}
+    write_table(lut / "ofa_mbv3_small" / "24.yaml", fast)
+    return lut, fast
+
+
+@pytest.mark.slow
+def test_a_retiming_on_a_machine_busier_than_its_cores_prices_one_job_and_is_not_kept(
+    monkeypatch, tmp_path, caplog
+):
+    """Real busy loops, one more than the cores, while a table is re-timed: the timing waits
+    for a CPU, so that re-timing prices the job at hand (a ``.busy`` folder) and is not kept;
+    once the loops stop, the next job re-times it for good."""
+    import subprocess
+    import sys
+
+    import nas.latency._host as host
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(host, "machine_busy", lambda: False)  # the 1-minute load lags anyway
+    monkeypatch.setattr(host, "RETIME_SPAN_S", 2.0)
+    space = get_space("ofa_mbv3_small")
+    lut, _ = _five_times_too_fast(tmp_path, space)
+    loops = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range((os.cpu_count() or 1) + 1)
+    ]
+    try:
+        _CHECKED.clear()
+        with caplog.at_level("WARNING", logger="nas.latency._host"):
+            busy = build_latency(lut, space).lut_dir
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+    assert busy.name.endswith(".busy") and (busy / "device.yaml").is_file()
+    assert "the machine was busy while host-x86-litert was re-timed" in caplog.text
+    assert host._known_retiming(lut) is None  # not kept for later jobs
+
+    _CHECKED.clear()  # the next job, on the machine now quiet: re-timed and kept
+    kept = build_latency(lut, space).lut_dir
+    assert kept == busy.with_name(busy.name.removesuffix(".busy"))
+    assert host._known_retiming(lut) == kept
+
+
+def test_cpu_watch_counts_the_time_a_thread_waited_for_a_cpu():
+    """``CpuWatch``: the scheduler's run-queue wait of this thread, as a share of the time it
+    wanted a CPU (its sleeps do not count)."""
+    from nas.latency._host import CpuWatch
+
+    with CpuWatch() as watch:
+        time.sleep(0.1)
+        sum(range(1_000_000))
+    assert 0 <= watch.waited < 0.1
+
+
 @pytest.mark.slow
 def test_a_host_table_timed_elsewhere_is_retimed_here_once_and_kept(monkeypatch, tmp_path, caplog):
     """A copy of a few host entries made 5x too fast (as if timed on a much faster machine):
@@ -132,16 +203,9 @@ def test_a_host_table_timed_elsewhere_is_retimed_here_once_and_kept(monkeypatch,
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(host, "machine_busy", lambda: False)  # decide even on a busy CI machine
     monkeypatch.setattr(host, "RETIME_SPAN_S", 2.0)  # the spans matter on a shared host only
-    monkeypatch.setattr(host, "FIT_SPAN_S", 0.5)
     space = get_space("ofa_mbv3_small")
-    lut = tmp_path / "host-x86-litert"
-    (lut / "ofa_mbv3_small").mkdir(parents=True)
-    shutil.copy(HOST / "device.yaml", lut / "device.yaml")
     config = space.smallest()
-    keys = [x.key for x in space.layers(config)]
-    shipped = load_table(HOST / "ofa_mbv3_small" / "24.yaml")
-    fast = {k: type(e)(e.mean / 5, e.std, e.count) for k, e in shipped.entries.items() if k in keys}
-    write_table(lut / "ofa_mbv3_small" / "24.yaml", fast)
+    lut, fast = _five_times_too_fast(tmp_path, space)
 
     _CHECKED.clear()
     with caplog.at_level("INFO", logger="nas.latency._host"):
@@ -226,28 +290,24 @@ def test_round_robin_spreads_its_rounds_over_the_span():
         round_robin([lambda: None], span_s=-1)
 
 
-def test_the_whole_model_fit_is_least_squares_per_precision_and_rejects_nonsense(
-    monkeypatch, tmp_path
-):
-    """After a re-timing, whole subnets timed here fit ``scale`` and ``overhead_ms`` per
+def test_the_whole_model_fit_is_least_squares_per_precision_and_rejects_nonsense(monkeypatch):
+    """After a re-timing, the whole subnets timed with it fit ``scale`` and ``overhead_ms`` per
     precision (here their timings are given: 1.3 x the layer sum - 0.2 ms for fp32, and a
     nonsense 10 x for int8, which is not kept)."""
     import nas.latency._host as host
-    import nas.latency._validate as validate
 
-    def fake_measure(model, configs, dtype, threads, runs, cache_dir, span_s):
-        assert span_s == host.FIT_SPAN_S  # timed spread over a few seconds, as validation is
-        a, b = (1.3, -0.2) if dtype == "fp32" else (10.0, 0.0)
-        sums = [model.layer_sum(c)[0] for c in configs]
-        return [{"layer_sum_ms": s, "measured_ms": a * s + b} for s in sums]
-
-    monkeypatch.setattr(validate, "measure_subnets", fake_measure)
-    monkeypatch.setenv("NAS_HOST_RETIME", "off")  # the shipped table as it is
+    space = get_space("ofa_mbv3_small")
+    configs = host.fit_subnets(space)
+    assert len(configs) == host.N_FIT and configs == host.fit_subnets(space)  # always the same
+    table = LayerTableLatency(HOST, space, dtype="fp32", device=load_device(HOST / "device.yaml"))
+    sums = np.array([table.layer_sum(c)[0] for c in configs])
+    measured = {"fp32": list(1.3 * sums - 0.2), "int8": list(10.0 * sums)}
     device = load_device(HOST / "device.yaml")
-    fitted = host.fit_whole_models(HOST, device, get_space("ofa_mbv3_small"), ["fp32", "int8"])
+    fitted = host.fit_whole_models(HOST, device, space, configs, measured)
     assert fitted.scale["fp32"] == pytest.approx(1.3) and "int8" not in fitted.scale
     assert fitted.overhead_ms["fp32"] == pytest.approx(-0.2)
-    predictor = build_latency(HOST, get_space("ofa_mbv3_small"))
+    monkeypatch.setenv("NAS_HOST_RETIME", "off")  # the shipped table as it is
+    predictor = build_latency(HOST, space)
     plain = predictor.predict(get_space("ofa_mbv3_small").largest()).ms
     fitted_predictor = type(predictor)(HOST, predictor.space, device=fitted)
     layer_sum = predictor.layer_sum(predictor.space.largest())[0]
