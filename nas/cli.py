@@ -108,9 +108,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
     }
     if overrides:
         spec = dataclasses.replace(spec, search=dataclasses.replace(spec.search, **overrides))
-    bar = tqdm(total=spec.search.trials, unit="trial", dynamic_ncols=True, disable=args.quiet)
+    bars: list[Any] = []  # drawn at the first report: a refused spec prints its error alone
 
     def progress(info: dict) -> None:
+        if not bars:
+            bars.append(
+                tqdm(total=spec.search.trials, unit="trial", dynamic_ncols=True, disable=args.quiet)
+            )
+        bar = bars[0]
         bar.n = info["done"]
         # one redraw per report: set_postfix would draw the line a second time
         bar.set_postfix(pareto=info["pareto_size"], hv=f"{info['hypervolume']:.4g}", refresh=False)
@@ -129,7 +134,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     job = SearchJob(spec, track=not args.no_mlflow, progress=progress)
     result = job.run(export=not args.no_export)
-    bar.close()
+    for bar in bars:
+        bar.close()
     if args.json:
         print(json.dumps(result.summary()))
         return 0
@@ -313,12 +319,17 @@ def _cmd_train_predictor(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     import torch
 
+    from nas.errors import SpecError
     from nas.export import export_subnet
     from nas.jobs import distillation, subnet_evaluator
     from nas.latency import build_latency
+    from nas.registry import EXPORT_FORMATS
     from nas.spec import load_spec
     from nas.supernet import finetune
 
+    for name in args.format.split(","):  # before any work
+        if name not in EXPORT_FORMATS:
+            raise SpecError(f"--format {name!r} is not one of {EXPORT_FORMATS.names()}")
     source = Path(args.source)
     if source.suffix in (".yaml", ".yml") or source.is_file():
         spec, config_str = load_spec(source), args.subnet
@@ -913,6 +924,16 @@ def _add_lut_calibrate(lsub: Any) -> None:
     p.set_defaults(func=_cmd_lut_calibrate)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -927,9 +948,9 @@ def _add_lut_validate(lsub: Any) -> None:
     p = lsub.add_parser("validate", help="whole random subnets: predicted vs measured on this host")
     p.add_argument("--lut", required=True, type=resolve, help="table folder")
     p.add_argument("--space", required=True)
-    p.add_argument("--n", type=int, default=50, help="random subnets (default 50)")
+    p.add_argument("--n", type=_positive_int, default=50, help="random subnets (default 50)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "int8"])
-    p.add_argument("--threads", type=int, help="default: the table's threads")
+    p.add_argument("--threads", type=_positive_int, help="default: the table's threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--span-s",
@@ -1006,7 +1027,9 @@ def _add_lut_fit(lsub: Any) -> None:
         help="host: time --n subnets on this host and fit (layer_table source); adb:SERIAL is "
         "not built yet (time the --suggest'ed models with benchmark_model, pass --timings)",
     )
-    p.add_argument("--n", type=int, default=10, help="subnets to time with --device (default 10)")
+    p.add_argument(
+        "--n", type=_positive_int, default=10, help="subnets to time with --device (default 10)"
+    )
     p.add_argument("--seed", type=int, default=0, help="for --suggest and --device (default 0)")
     p.add_argument("--out", help="the new table folder (with --timings or --device)")
     p.add_argument("--name", help="the new device's name (default: the --out folder's name)")

@@ -25,7 +25,8 @@ class JobTerminated(KeyboardInterrupt):
 class Job(abc.ABC):
     """One job of a run spec.
 
-    :meth:`run` resumes (:meth:`load_checkpoint` then :meth:`load_state_dict`), opens or resumes
+    :meth:`run` checks its inputs (:meth:`preflight`, before anything is written), resumes
+    (:meth:`load_checkpoint` then :meth:`load_state_dict`), opens or resumes
     the MLflow run (``self.tracker``, a :class:`nas.tracking.JobRun`, None without tracking),
     calls :meth:`_run`, and always ends: the MLflow run FINISHED on success, FAILED on an error,
     KILLED on KeyboardInterrupt or SIGTERM (never left RUNNING); every actor pool opened with
@@ -64,6 +65,19 @@ class Job(abc.ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
 
+    def preflight(self) -> None:
+        """Check every input the job needs before anything is written or started, each failure
+        one :class:`nas.errors.NASError` naming the field, variable or file. The base checks
+        that the runs folder and (when tracking) the MLflow store can be written; a subclass
+        adds its own inputs and calls ``super().preflight()``."""
+        from nas.paths import check_writable, runs_root
+
+        check_writable(runs_root(), "NAS_RUNS_DIR (the runs folder)")
+        if self.track:
+            from nas.tracking import check_tracking_uri
+
+            check_tracking_uri(self.spec.tracking_uri)
+
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The state saved by an earlier process of this job, or None (a fresh start)."""
         return None
@@ -88,6 +102,7 @@ class Job(abc.ABC):
             JobTerminated: SIGTERM arrived (the MLflow run ends KILLED).
             whatever the steps raise (the MLflow run ends FAILED).
         """
+        self.preflight()  # before the status, the MLflow run or any file: nothing to clean up
         self.status = "running"
         with _sigterm_raises():
             try:

@@ -22,6 +22,29 @@ def runs_root() -> Path:
     return Path(os.environ.get("NAS_RUNS_DIR") or Path.cwd() / "runs").absolute()
 
 
+def check_writable(path: str | Path, what: str) -> None:
+    """``path`` is a folder this process can write into, or one it can create: its nearest
+    existing folder takes a file (made and removed at once, so nothing stays).
+
+    Raises:
+        SpecError: naming ``what`` (the field or variable that gave ``path``) and why.
+    """
+    import tempfile
+
+    from nas.errors import SpecError
+
+    path = Path(path).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise SpecError(f"{what} = {str(path)!r} cannot be written ({why}: {existing})") from None
+
+
 def cache_root() -> Path:
     """What nas derives once per machine and reuses across jobs (converted layer files, host
     tables re-timed on this machine): ``NAS_CACHE_DIR`` if set, else ``<runs>/cache``."""

@@ -7,6 +7,7 @@ for choices, the allowed values.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -15,6 +16,9 @@ from typing import Any, Literal
 from nas import registry
 from nas.errors import SpecError
 from nas.paths import resolve, runs_root
+
+#: Fashion-MNIST's training images (``dataset.val_size`` of them are held out as validation)
+FASHION_MNIST_TRAIN = 60_000
 
 __all__ = [
     "DatasetSpec",
@@ -57,6 +61,13 @@ class DatasetSpec:
         if self.name == "image_folder" and self.root is None:
             raise SpecError("dataset.root is required when dataset.name is image_folder")
         _check(self.val_size > 0, "dataset.val_size", self.val_size, "must be > 0")
+        if self.name == "fashion_mnist":
+            _check(
+                self.val_size < FASHION_MNIST_TRAIN,
+                "dataset.val_size",
+                self.val_size,
+                f"must be < {FASHION_MNIST_TRAIN} (Fashion-MNIST's training images)",
+            )
         _check(
             0 < self.val_fraction < 1,
             "dataset.val_fraction",
@@ -451,10 +462,11 @@ class RunSpec:
         for wrapper in wrappers:
             _check_name(registry.SPACE_WRAPPERS, "space (wrapper)", wrapper)
         _check(
-            bool(self.name) and "/" not in self.name,
+            re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", self.name) is not None,
             "name",
             self.name,
-            "must be a non-empty name without '/'",
+            "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit "
+            "(it names the job's folder, its MLflow experiment and its registered models)",
         )
 
     def run_dir(self) -> Path:

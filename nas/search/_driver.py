@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from nas.latency import build_latency
 from nas.search._objectives import make_objective
 from nas.search._pareto import hypervolume_2d, pareto_front
 from nas.search._samplers import make_proposer, make_sampler
-from nas.search._workers import make_worker_class
+from nas.search._workers import FAULTS_ENV, make_worker_class, parse_faults
 from nas.spec import RunSpec
 from nas.tracking import JobRun
 from search_spaces import SearchSpace
@@ -91,6 +92,34 @@ def storage_label(spec: RunSpec) -> str:
         return str(spec.run_dir() / "study.journal")
     head, sep, tail = spec.search.storage.rpartition("@")
     return f"{head.split(':')[0]}://…@{tail}" if sep else spec.search.storage
+
+
+def check_storage(spec: RunSpec) -> None:
+    """``search.storage`` names a database this process can open: SQLAlchemy reads the URL,
+    knows its dialect and imports its driver (a SQLite file's folder can be written); nothing
+    is connected to or created.
+
+    Raises:
+        SpecError: naming the field, with the URL's password left out.
+    """
+    url = spec.search.storage
+    if not url:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    label = storage_label(spec)
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as e:
+        why = str(e).replace(url, label)
+        hint = " (PostgreSQL's driver: pip install psycopg)" if "psycopg" in why else ""
+        raise SpecError(f"search.storage = {label!r} cannot be opened: {why}{hint}") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        from nas.paths import check_writable
+
+        check_writable(Path(parsed.database).parent, f"search.storage ({label}): its folder")
 
 
 def seed_extremes(study: optuna.Study, space: SearchSpace) -> None:
@@ -197,6 +226,11 @@ class SearchJob(Job):
             NASError: the workers could not start, or too many trials failed.
         """
         return super().run(trials=trials, workers=workers, export=export)
+
+    def preflight(self) -> None:
+        check_storage(self.spec)
+        parse_faults(os.environ.get(FAULTS_ENV, ""))  # the workers' fault drill, before Ray
+        super().preflight()
 
     def state_dict(self) -> dict[str, Any]:
         # the study lives in its journal and the parent run is found by its tags

@@ -7,7 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FAULTS_ENV", "EvaluatorWorker", "InjectedFault", "make_worker_class"]
+__all__ = [
+    "FAULTS_ENV",
+    "EvaluatorWorker",
+    "InjectedFault",
+    "make_worker_class",
+    "parse_faults",
+]
 
 #: fault injection for resilience tests and drills, e.g. ``raise_every=4,die_once=/tmp/died``:
 #: every 4th evaluation of a worker raises InjectedFault; the first evaluation to find
@@ -19,12 +25,21 @@ class InjectedFault(RuntimeError):
     pass
 
 
-def _parse_faults(text: str) -> dict[str, str]:
+def parse_faults(text: str) -> dict[str, str]:
+    """The faults ``NAS_INJECT_FAULTS`` asks for (checked by the driver before Ray starts).
+
+    Raises:
+        SpecError: an unknown fault, or ``raise_every`` not an integer >= 1 (named).
+    """
+    from nas.errors import SpecError
+
     faults = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
         key, _, value = item.partition("=")
         if key not in ("raise_every", "die_once") or not value:
-            raise ValueError(f"{FAULTS_ENV}: unknown fault {item!r} (raise_every=N, die_once=FILE)")
+            raise SpecError(f"{FAULTS_ENV}: unknown fault {item!r} (raise_every=N, die_once=FILE)")
+        if key == "raise_every" and not (value.isdigit() and int(value) >= 1):
+            raise SpecError(f"{FAULTS_ENV}: raise_every={value!r} must be an integer >= 1")
         faults[key] = value
     return faults
 
@@ -41,7 +56,7 @@ class EvaluatorWorker:
         from nas.spec import spec_from_dict
 
         torch.set_num_threads(threads)
-        self.faults = _parse_faults(os.environ.get(FAULTS_ENV, ""))
+        self.faults = parse_faults(os.environ.get(FAULTS_ENV, ""))
         self.calls = 0
         self.error: str | None = None
         try:
@@ -78,6 +93,6 @@ def make_worker_class(threads: int):
 
     options: dict[str, Any] = {"num_cpus": threads}
     if os.environ.get(FAULTS_ENV):
-        _parse_faults(os.environ[FAULTS_ENV])  # a typo fails here, in the driver
+        parse_faults(os.environ[FAULTS_ENV])  # a typo fails here, in the driver
         options["runtime_env"] = {"env_vars": {FAULTS_ENV: os.environ[FAULTS_ENV]}}
     return ray.remote(**options)(EvaluatorWorker)

@@ -3,6 +3,6 @@ job goes through it). The model registry and ``nas pick`` live in ``nas.tracking
 imports mlflow's pyfunc on import)."""
 
 from nas.tracking._tracker import JobRun
-from nas.tracking._uri import artifact_location, tracking_uri
+from nas.tracking._uri import artifact_location, check_tracking_uri, tracking_uri
 
-__all__ = ["JobRun", "artifact_location", "tracking_uri"]
+__all__ = ["JobRun", "artifact_location", "check_tracking_uri", "tracking_uri"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["tracking_uri", "artifact_location"]
+__all__ = ["artifact_location", "check_tracking_uri", "tracking_uri"]
 
 
 def tracking_uri(spec_uri: str | None = None) -> str:
@@ -28,3 +28,26 @@ def artifact_location(uri: str | None = None) -> str | None:
     if not uri.startswith("sqlite:///"):
         return None
     return (Path(uri[len("sqlite:///") :]).resolve().parent / "mlartifacts").as_uri()
+
+
+def check_tracking_uri(spec_uri: str | None = None) -> None:
+    """The store :func:`tracking_uri` picks can be written (a SQLite file's folder, or a local
+    folder store), checked before a job writes anything; a tracking server is not probed.
+
+    Raises:
+        SpecError: naming where the URI came from (``MLFLOW_TRACKING_URI``, ``tracking_uri`` or
+            ``NAS_RUNS_DIR``) and the folder.
+    """
+    from nas.paths import check_writable, runs_root
+
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        uri, what = os.environ["MLFLOW_TRACKING_URI"], "MLFLOW_TRACKING_URI"
+    elif spec_uri:
+        uri, what = spec_uri, "tracking_uri"
+    else:
+        check_writable(runs_root(), "NAS_RUNS_DIR (the runs folder)")
+        return
+    if uri.startswith("sqlite:///"):
+        check_writable(Path(uri[len("sqlite:///") :]).parent, f"{what} ({uri}): its folder")
+    elif uri.startswith("file:") or "://" not in uri:
+        check_writable(Path(uri.removeprefix("file://").removeprefix("file:")), what)

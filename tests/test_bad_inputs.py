@@ -1,0 +1,94 @@
+"""Bad inputs of a job: one line naming the field, variable or file, exit 2, and nothing written
+(no runs folder, no journal, no MLflow store), before any data is read or Ray starts."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from nas.cli import main
+from nas.paths import assets_root
+
+BASE = {
+    "name": "bad_inputs",
+    "space": "ofa_mbv3_small",
+    "supernet": {"checkpoint": "checkpoints/ofa_mbv3_small_fashion_mnist/supernet.pt"},
+    "devices": [{"lut": "latency_luts/host-x86-litert", "dtype": "fp32"}],
+    "search": {"trials": 2, "workers": 1},
+}
+
+
+def _spec(tmp_path, **changes) -> str:
+    spec = {**BASE, **changes}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def _written(tmp_path) -> set[str]:
+    """What the job left under ``tmp_path`` besides its inputs."""
+    return {p.name for p in tmp_path.iterdir()} - {"spec.yaml", "a_file"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "env", "named"),
+    [
+        ({"name": ".."}, {}, "name = '..'"),  # would write one level above the runs folder
+        ({"name": "bob's job"}, {}, 'name = "bob\'s job"'),  # pasted into an MLflow filter
+        ({"name": "a/b"}, {}, "name = 'a/b'"),
+        ({"dataset": {"val_size": 60000}}, {}, "dataset.val_size = 60000 must be < 60000"),
+        (
+            {"search": {"trials": 2, "storage": "postgresl://me:s3cret@127.0.0.1/db"}},
+            {},
+            "search.storage = 'postgresl://…@127.0.0.1/db' cannot be opened",
+        ),
+        (
+            {"search": {"trials": 2, "storage": "not a database URL"}},
+            {},
+            "search.storage = 'not a database URL' cannot be opened",
+        ),
+        (
+            {"tracking_uri": "sqlite:///{tmp}/a_file/mlflow.db"},
+            {"MLFLOW_TRACKING_URI": None},
+            "tracking_uri (sqlite:///",
+        ),
+        ({}, {"MLFLOW_TRACKING_URI": "sqlite:///{tmp}/a_file/m.db"}, "MLFLOW_TRACKING_URI"),
+        ({}, {"NAS_RUNS_DIR": "{tmp}/a_file/runs"}, "NAS_RUNS_DIR (the runs folder) = "),
+        ({}, {"NAS_INJECT_FAULTS": "raise_evry=2"}, "NAS_INJECT_FAULTS: unknown fault"),
+        ({}, {"NAS_INJECT_FAULTS": "raise_every=0"}, "raise_every='0' must be an integer >= 1"),
+    ],
+)
+def test_a_bad_search_input_is_one_line_naming_it_and_nothing_is_written(
+    tmp_path, monkeypatch, capsys, changes, env, named
+):
+    (tmp_path / "a_file").write_text("a file where a folder is expected")
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("NAS_RUNS_DIR", str(runs))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name)
+        else:
+            monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    changes = yaml.safe_load(yaml.safe_dump(changes).replace("{tmp}", str(tmp_path)))
+
+    assert main(["search", _spec(tmp_path, **changes)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nas: error:") and named in err, err
+    assert len(err.splitlines()) == 1 and "s3cret" not in err
+    assert _written(tmp_path) == set() and not runs.exists()
+
+
+def test_bad_command_line_values_are_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["lut", "validate", "--lut", str(assets_root() / "latency_luts" / "host-x86-litert"),
+              "--space", "ofa_mbv3_small", "--n", "0"])  # fmt: skip
+    assert exit_.value.code == 2
+    assert "argument --n: expected an integer >= 1, got '0'" in capsys.readouterr().err
+
+    spec = _spec(tmp_path)
+    argv = ["export", spec, "--subnet", "r24_k33e33_k33e33_k33e33_k33e33", "--format", "tflite"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--format 'tflite' is not one of [" in err and "'tflite-fp32'" in err
+    assert not (tmp_path / "out").exists()
