@@ -92,3 +92,16 @@ def test_bad_command_line_values_are_refused_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--format 'tflite' is not one of [" in err and "'tflite-fp32'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_urls_lose_their_user_and_password_wherever_they_are_shown():
+    from nas.tracking import redact_urls
+
+    text = "storage: postgresql+psycopg://me:p@ss@db:5432/x  # and http://u:p@host:5000/"
+    assert (
+        redact_urls(text) == "storage: postgresql+psycopg://…@db:5432/x  # and http://…@host:5000/"
+    )
+    assert (
+        redact_urls("sqlite:////tmp/x.db and http://host/")
+        == "sqlite:////tmp/x.db and http://host/"
+    )

@@ -24,7 +24,7 @@ from nas.search._pareto import hypervolume_2d, pareto_front
 from nas.search._samplers import make_proposer, make_sampler
 from nas.search._workers import FAULTS_ENV, make_worker_class, parse_faults
 from nas.spec import RunSpec
-from nas.tracking import JobRun
+from nas.tracking import JobRun, redact_urls
 from search_spaces import SearchSpace
 
 __all__ = ["SearchJob", "SearchResult", "make_sampler", "open_study"]
@@ -90,8 +90,7 @@ def storage_label(spec: RunSpec) -> str:
     """Where the spec's study lives, for messages (the URL without a password)."""
     if not spec.search.storage:
         return str(spec.run_dir() / "study.journal")
-    head, sep, tail = spec.search.storage.rpartition("@")
-    return f"{head.split(':')[0]}://…@{tail}" if sep else spec.search.storage
+    return redact_urls(spec.search.storage)
 
 
 def check_storage(spec: RunSpec) -> None:
@@ -408,7 +407,7 @@ class SearchJob(Job):
             }
         )
         if s.source:
-            tracker.log_artifact(s.source, artifact_path="spec")
+            tracker.log_spec(s.source)
         for d in s.devices:
             tracker.log_artifacts(s.resolve_path(d.lut), artifact_path=f"luts/{Path(d.lut).name}")
 

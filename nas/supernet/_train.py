@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nas.data import ImageDataset, batches, resize
-from nas.errors import SpecError
+from nas.errors import CheckpointError, SpecError
 from nas.job import Job
 from nas.spec import PhaseSpec, RunSpec
 from nas.supernet._checkpoint import atomic_save, save_weights
@@ -262,7 +262,13 @@ class SupernetTrainer(Job):
         if not state_path.is_file():
             return None
         logger.info("resuming from %s", state_path)
-        return torch.load(state_path, map_location="cpu", weights_only=False)
+        try:  # tensors and plain values only: a file in runs/ is never unpickled as code
+            return torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - truncated, or not a state this job wrote
+            raise CheckpointError(
+                f"{state_path}: cannot resume from it ({type(e).__name__}: {e}); remove it to "
+                "start the training again"
+            ) from None
 
     def _setup_tracking(self, tracker: JobRun) -> None:
         if tracker.resumed:
@@ -277,7 +283,7 @@ class SupernetTrainer(Job):
             )
         )
         if self.spec.source:
-            tracker.log_artifact(self.spec.source, artifact_path="spec")
+            tracker.log_spec(self.spec.source)
 
     def _run(self) -> TrainResult:
         torch.set_num_threads(self.cfg.threads)

@@ -105,6 +105,18 @@ class JobRun:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
 
+    def log_spec(self, source: str | Path) -> None:
+        """The job's spec file under ``spec/``, as written but without the user and password
+        of any URL in it (``redact_urls``: a storage or tracking URL)."""
+        import tempfile
+
+        from nas.tracking._uri import redact_urls
+
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / Path(source).name
+            copy.write_text(redact_urls(Path(source).read_text()))
+            self.log_artifact(copy, artifact_path="spec")
+
     def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path=artifact_path)
 

@@ -4,9 +4,20 @@ spec's ``tracking_uri``, else ``runs/mlflow.db`` of the working directory (``run
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-__all__ = ["artifact_location", "check_tracking_uri", "tracking_uri"]
+__all__ = ["artifact_location", "check_tracking_uri", "redact_urls", "tracking_uri"]
+
+#: the user (and password) part of a URL: ``scheme://user:password@``
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s'\"]*@")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the user and password of every URL in it left out
+    (``postgresql://me:secret@db/x`` -> ``postgresql://…@db/x``): what a message, a log line or
+    an artifact may show of a storage or tracking URL."""
+    return _USERINFO.sub(r"\1…@", text)
 
 
 def tracking_uri(spec_uri: str | None = None) -> str:

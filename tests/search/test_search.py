@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import optuna
@@ -53,6 +54,8 @@ def test_ofa_predictor_loads_on_cpu_and_ranks_largest_above_smallest():
 def test_search_logs_study_to_mlflow_and_prints_the_json_summary(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec_path = _spec(tmp_path, max_latency_ms=40)
+    with spec_path.open("a") as f:  # unused here (MLFLOW_TRACKING_URI wins); must not leak
+        f.write("tracking_uri: http://me:s3cret@127.0.0.1:1/\n")
     assert main(["search", str(spec_path), "--json", "--workers", "2"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(summary) == {"experiment", "parent_run_id", "n_complete", "hypervolume", "pareto"}
@@ -76,7 +79,11 @@ def test_search_logs_study_to_mlflow_and_prints_the_json_summary(tmp_path, capsy
         "report/pareto_front.html",
         "report/hypervolume_history.png",
     } <= artifacts
-    assert client.list_artifacts(summary["parent_run_id"], "spec")
+    logged = Path(
+        client.download_artifacts(summary["parent_run_id"], "spec/note10_test.yaml", str(tmp_path))
+    ).read_text()  # the spec as written, but no URL's user or password
+    assert "tracking_uri: http://…@127.0.0.1:1/" in logged and "s3cret" not in logged
+    assert "search:" in logged and "note10_test" in logged
 
 
 @pytest.mark.slow

@@ -16,6 +16,22 @@ class _Crash(Exception):
     pass
 
 
+def test_a_truncated_training_state_is_named_not_unpickled(small_fmnist, tmp_path):
+    """The resume file is read with ``weights_only=True``; a truncated one is one error naming
+    it (and what to do), not a traceback from inside torch."""
+    from nas.errors import CheckpointError
+
+    spec = spec_from_dict(tiny_spec_dict(small_fmnist, tmp_path))
+    dataset, space = load_job(spec)
+    (tmp_path / "work").mkdir()
+    state = tmp_path / "work" / "train_state.pt"
+    torch.save({"epoch": 1, "model": {"w": torch.zeros(3)}}, state)
+    state.write_bytes(state.read_bytes()[:40])
+    trainer = SupernetTrainer(spec, space, dataset, work_dir=tmp_path / "work")
+    with pytest.raises(CheckpointError, match="train_state.pt: cannot resume from it"):
+        trainer.run()
+
+
 @pytest.mark.slow
 def test_training_learns_and_resumes_after_interruption(small_fmnist, tmp_path):
     phases = tiny_spec_dict(small_fmnist, tmp_path)["supernet"]["phases"]
