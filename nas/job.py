@@ -9,6 +9,7 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from nas.spec import RunSpec
@@ -78,6 +79,11 @@ class Job(abc.ABC):
 
             check_tracking_uri(self.spec.tracking_uri)
 
+    def lock_path(self) -> Path | None:
+        """A file only one process may hold while this job runs (None: no lock): a second
+        process of the same job is refused, naming the first, instead of sharing its state."""
+        return None
+
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The state saved by an earlier process of this job, or None (a fresh start)."""
         return None
@@ -103,6 +109,10 @@ class Job(abc.ABC):
             whatever the steps raise (the MLflow run ends FAILED).
         """
         self.preflight()  # before the status, the MLflow run or any file: nothing to clean up
+        with _exclusive(self.lock_path()):
+            return self._run_locked(**kwargs)
+
+    def _run_locked(self, **kwargs: Any) -> Any:
         self.status = "running"
         with _sigterm_raises():
             try:
@@ -173,6 +183,42 @@ class Job(abc.ABC):
 
             ray.shutdown()
             self._ray_started = False
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (``flock``: the kernel drops it when the process ends,
+    however it ends, so no lock outlives its job); refuse, naming the holder, when another
+    process has it."""
+    if path is None:
+        yield
+        return
+    import fcntl
+    import os
+    import socket
+    import time
+
+    from nas.errors import SpecError
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise SpecError(
+                f"{holder} is running this job ({path}); wait for it to end or stop it, or "
+                "give this run another name"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

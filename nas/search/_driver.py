@@ -231,6 +231,10 @@ class SearchJob(Job):
         parse_faults(os.environ.get(FAULTS_ENV, ""))  # the workers' fault drill, before Ray
         super().preflight()
 
+    def lock_path(self) -> Path:
+        """One driver per study on this machine (``runs/<name>/driver.lock``)."""
+        return self.spec.run_dir() / "driver.lock"
+
     def state_dict(self) -> dict[str, Any]:
         # the study lives in its journal and the parent run is found by its tags
         return {"tracking_run_id": self.tracking_run_id}
@@ -251,6 +255,8 @@ class SearchJob(Job):
         threads = spec.search.threads_per_worker
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = open_study(spec)
+        if study.trials:  # a resumed study: not the seeded sequence of proposals again
+            study.sampler = make_sampler(spec.search.sampler, spec.seed + len(study.trials))
         seed_extremes(study, self.space)
         recover_interrupted(study)
         start = time.perf_counter()
@@ -480,6 +486,9 @@ class _TrialLoop:
         self.deadline = time.perf_counter() + 60 * s.timeout_minutes if s.timeout_minutes else None
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         self.cache = {t.user_attrs.get("config"): t for t in complete}
+        #: config -> trials asked while the same subnet was being evaluated: told its result
+        self.parked: dict[str, list[tuple[optuna.trial.Trial, dict[str, Any]]]] = {}
+        self.in_flight: set[str] = set()
         self.done = len(complete)
         self.stats = {"eval_seconds": 0.0, "dispatched": 0, "cached": 0, "failed": 0}
         self.proposer = job._proposer()
@@ -506,7 +515,8 @@ class _TrialLoop:
         self.job._flush_trials()
 
     def _wanted(self) -> bool:
-        return self.done + self.pool.pending < self.trials and (
+        parked = sum(len(v) for v in self.parked.values())
+        return self.done + self.pool.pending + parked < self.trials and (
             self.deadline is None or time.perf_counter() < self.deadline
         )
 
@@ -515,15 +525,24 @@ class _TrialLoop:
             trial, config, priced = self._ask()
             hit = self.cache.get(str(config))
             if hit is not None:  # the same subnet again (inactive-block params differ)
-                accuracy = hit.user_attrs["accuracy"]
-                trial.set_user_attr("accuracy", accuracy)
-                trial.set_user_attr("duplicate_of", hit.number)
-                self.study.tell(trial, self.job._values(accuracy, priced))
-                self.stats["cached"] += 1
-                self.done += 1
+                self._tell_duplicate(trial, priced, hit)
                 continue
+            if str(config) in self.in_flight:  # being evaluated: never twice at once
+                self.parked.setdefault(str(config), []).append((trial, priced))
+                continue
+            self.in_flight.add(str(config))
             self.pool.submit((trial, config, priced), "evaluate", str(config))
             self.stats["dispatched"] += 1
+
+    def _tell_duplicate(
+        self, trial: optuna.trial.Trial, priced: dict[str, Any], hit: optuna.trial.FrozenTrial
+    ) -> None:
+        accuracy = hit.user_attrs["accuracy"]
+        trial.set_user_attr("accuracy", accuracy)
+        trial.set_user_attr("duplicate_of", hit.number)
+        self.study.tell(trial, self.job._values(accuracy, priced))
+        self.stats["cached"] += 1
+        self.done += 1
 
     def _ask(self) -> tuple[optuna.trial.Trial, Any, dict[str, Any]]:
         job, study = self.job, self.study
@@ -543,12 +562,15 @@ class _TrialLoop:
 
     def _collect(self, done: Any) -> None:
         trial, config, priced = done.item
+        self.in_flight.discard(str(config))
+        parked = self.parked.pop(str(config), [])
         if done.worker_deaths:  # a replacement worker ran it again
             trial.set_user_attr("worker_died", "; ".join(done.worker_deaths)[:2000])
         if not done.ok:
-            trial.set_user_attr("error", done.error[:2000])
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            self.stats["failed"] += 1
+            for other, _ in [(trial, priced), *parked]:
+                other.set_user_attr("error", done.error[:2000])
+                self.study.tell(other, state=optuna.trial.TrialState.FAIL)
+                self.stats["failed"] += 1
             return
         accuracy = done.value["accuracy"]
         trial.set_user_attr("accuracy", accuracy)
@@ -558,6 +580,8 @@ class _TrialLoop:
             self.job._log_trial(trial, config, priced)
         self.cache[str(config)] = self.study.tell(trial, self.job._values(accuracy, priced))
         self.done += 1
+        for other, other_priced in parked:
+            self._tell_duplicate(other, other_priced, self.cache[str(config)])
         if self.job.progress is not None:
             self.job.progress(
                 {

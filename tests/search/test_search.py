@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import optuna
 import pytest
 import yaml
@@ -87,7 +88,7 @@ def test_search_logs_study_to_mlflow_and_prints_the_json_summary(tmp_path, capsy
 
 
 @pytest.mark.slow
-def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeypatch):
+def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     spec_path = _spec(tmp_path, name="killed", trials=100000, workers=1)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -110,6 +111,9 @@ def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeyp
             n_before = len(open_study(spec).get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
             if n_before >= 30:
                 break
+    # a second driver on the same study is refused, naming the first, and changes nothing
+    assert main(["search", str(spec_path), "--quiet", "--no-mlflow"]) == 2
+    assert f"pid {proc.pid} on " in capsys.readouterr().err
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert n_before >= 30, "the study never got going"
@@ -130,6 +134,27 @@ def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeyp
     for t in running:  # left RUNNING by the kill: failed, and its parameters asked again
         assert study.trials[t.number].state == optuna.trial.TrialState.FAIL
         assert any(u.user_attrs.get("requeued_from") == t.number for u in study.trials)
+    evaluated = [  # a repeat of a subnet is answered from the study, never evaluated again
+        t.user_attrs["config"]
+        for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        if "duplicate_of" not in t.user_attrs
+    ]
+    assert len(evaluated) == len(set(evaluated))
+
+
+def test_a_resumed_study_does_not_replay_its_seeded_proposals(tmp_path):
+    """Run 6 trials, then the same spec to 12: the second driver's sampler is not the first's
+    seeded sequence again (whose first draws would all repeat trials 2-5, answered from the
+    study but spending the budget)."""
+    from nas.search import SearchJob, open_study
+
+    spec = load_spec(_spec(tmp_path, name="resumed", trials=6, workers=1, sampler="tpe"))
+    assert SearchJob(spec, track=False).run().n_complete == 6
+    assert SearchJob(spec, track=False).run(trials=12).n_complete == 12
+    trials = sorted(open_study(spec).trials, key=lambda t: t.number)
+    assert not [t.number for t in trials[6:] if "duplicate_of" in t.user_attrs]
+    configs = [t.user_attrs["config"] for t in trials]
+    assert len(set(configs)) == 12
 
 
 def test_surrogate_sampler_queries_its_proposals_after_the_warm_up(tmp_path):
@@ -230,3 +255,21 @@ def test_a_worker_that_cannot_build_its_evaluator_is_one_clear_error(tmp_path, m
     err = capsys.readouterr().err
     assert "could not start its evaluator" in err and "not_a_predictor.pth" in err
     assert "Traceback" not in err
+
+
+def test_a_subnet_asked_again_while_it_is_evaluated_waits_for_that_evaluation(tmp_path):
+    """Two trials of the same subnet at once (enqueued twice, two workers): one evaluation, the
+    second trial told its result as a duplicate, never evaluated beside it."""
+    from nas.search import SearchJob, open_study
+
+    spec = load_spec(_spec(tmp_path, name="twice", trials=4, workers=2, sampler="tpe"))
+    space = get_space("ofa_mbv3")
+    params = space.trial_params(space.sample(np.random.default_rng(3)))
+    study = open_study(spec)
+    study.enqueue_trial(params, skip_if_exists=False)
+    study.enqueue_trial(params, skip_if_exists=False)
+    assert SearchJob(spec, track=False).run().n_complete == 4
+    first, second = sorted(open_study(spec).trials, key=lambda t: t.number)[:2]
+    assert first.user_attrs["config"] == second.user_attrs["config"]
+    assert "eval_seconds" in first.user_attrs and "eval_seconds" not in second.user_attrs
+    assert second.user_attrs["duplicate_of"] == first.number and second.values == first.values
