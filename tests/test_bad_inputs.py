@@ -27,7 +27,7 @@ def _spec(tmp_path, **changes) -> str:
 
 def _written(tmp_path) -> set[str]:
     """What the job left under ``tmp_path`` besides its inputs."""
-    return {p.name for p in tmp_path.iterdir()} - {"spec.yaml", "a_file"}
+    return {p.name for p in tmp_path.iterdir()} - {"spec.yaml", "a_file", "half.pt"}
 
 
 @pytest.mark.parametrize(
@@ -54,6 +54,17 @@ def _written(tmp_path) -> set[str]:
         ),
         ({}, {"MLFLOW_TRACKING_URI": "sqlite:///{tmp}/a_file/m.db"}, "MLFLOW_TRACKING_URI"),
         ({}, {"NAS_RUNS_DIR": "{tmp}/a_file/runs"}, "NAS_RUNS_DIR (the runs folder) = "),
+        ({"supernet": {"checkpoint": "{tmp}/none.pt"}}, {}, "supernet checkpoint not found: "),
+        ({"supernet": {"checkpoint": "{tmp}/half.pt"}}, {}, "cannot read supernet checkpoint "),
+        (
+            {
+                "space": "ofa_mbv3",
+                "evaluator": {"kind": "predictor", "predictor": "{tmp}/none.pth"},
+                "devices": [{"lut": "latency_luts/note10"}],
+            },
+            {},
+            "evaluator.predictor = '",
+        ),
         ({}, {"NAS_INJECT_FAULTS": "raise_evry=2"}, "NAS_INJECT_FAULTS: unknown fault"),
         ({}, {"NAS_INJECT_FAULTS": "raise_every=0"}, "raise_every='0' must be an integer >= 1"),
     ],
@@ -62,6 +73,8 @@ def test_a_bad_search_input_is_one_line_naming_it_and_nothing_is_written(
     tmp_path, monkeypatch, capsys, changes, env, named
 ):
     (tmp_path / "a_file").write_text("a file where a folder is expected")
+    whole = (assets_root() / BASE["supernet"]["checkpoint"]).read_bytes()
+    (tmp_path / "half.pt").write_bytes(whole[: len(whole) // 2])  # a truncated checkpoint
     runs = tmp_path / "runs"
     monkeypatch.setenv("NAS_RUNS_DIR", str(runs))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")

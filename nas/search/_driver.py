@@ -19,6 +19,7 @@ from nas.cluster import spec_to_dict
 from nas.errors import SpecError
 from nas.job import Job
 from nas.latency import build_latency
+from nas.search._evaluators import check_input_files
 from nas.search._objectives import make_objective
 from nas.search._pareto import hypervolume_2d, pareto_front
 from nas.search._samplers import make_proposer, make_sampler
@@ -227,6 +228,7 @@ class SearchJob(Job):
         return super().run(trials=trials, workers=workers, export=export)
 
     def preflight(self) -> None:
+        check_input_files(self.spec)  # the workers' files: named now, not after Ray starts
         check_storage(self.spec)
         parse_faults(os.environ.get(FAULTS_ENV, ""))  # the workers' fault drill, before Ray
         super().preflight()

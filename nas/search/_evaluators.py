@@ -34,7 +34,8 @@ class Evaluator(abc.ABC):
       (a :class:`nas.spec.RunSpec`); the constructor loads what every evaluation needs (a
       supernet and a dataset, a predictor file) and raises if it cannot, which is the worker's
       one start-up error. Paths it reads from the spec are listed by ``portable_paths``, so that
-      a worker on another machine or in another folder gets them absolute.
+      a worker on another machine or in another folder gets them absolute; the files it reads
+      by ``input_files``, which the driver checks before Ray starts.
     - ``space`` is the :class:`search_spaces.SearchSpace` whose configs it scores.
     - ``evaluate(config)`` returns a dict of float metrics with at least ``accuracy``: validation
       top-1 in [0, 1], measured or predicted; further keys are extra metrics. It does not depend
@@ -62,6 +63,12 @@ class Evaluator(abc.ABC):
         """``evaluator.*`` fields of ``spec`` that are paths, resolved to absolute paths
         (default: none)."""
         return {}
+
+    @classmethod
+    def input_files(cls, spec: RunSpec) -> dict[str, Path]:
+        """The files a worker will read, by the spec field that names them, checked by the
+        driver before Ray starts (``check_input_files``); default: ``portable_paths``."""
+        return {f"evaluator.{k}": Path(v) for k, v in cls.portable_paths(spec).items()}
 
 
 @EVALUATORS.register("supernet")
@@ -148,6 +155,19 @@ class PredictorAccuracy(Evaluator):
 
         x = torch.from_numpy(np.stack([self.space.encode(c) for c in configs]))
         return self._model(x).squeeze(1).tolist()
+
+
+def check_input_files(spec: RunSpec) -> None:
+    """Every file the spec's evaluator will read (``Evaluator.input_files``) is there, so that
+    a missing one is named by the driver, not by a worker after Ray's start-up (the supernet
+    checkpoint is read by the driver itself).
+
+    Raises:
+        SpecError: naming the field and the file.
+    """
+    for field, path in EVALUATORS.get(spec.evaluator.kind).input_files(spec).items():
+        if not path.is_file():
+            raise SpecError(f"{field} = {str(path)!r}: no such file")
 
 
 def build_evaluator(spec: RunSpec) -> Evaluator:
