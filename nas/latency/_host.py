@@ -144,6 +144,7 @@ def check_host(
 
     start = time.perf_counter()
     fingerprint = HostFingerprint.here()
+    another_cpu = device.soc != fingerprint.cpu  # settled: the ratio is only for the log
     keys = reference_keys(table)
     files = [layer_file(space, layer_from_key(k), "fp32", cache_root() / "layers") for k in keys]
     ratio = math.inf
@@ -151,11 +152,7 @@ def check_host(
         timings = time_round_robin(files, threads=device.threads or 1, runs=200, rounds=20)
         here = statistics.median(t.mean / table.mean(k) for t, k in zip(timings, keys, strict=True))
         ratio = min(ratio, here)
-        if (
-            ratio <= 1 + TOLERANCE
-            or device.soc != fingerprint.cpu  # another CPU: settled, the ratio is for the log
-            or time.perf_counter() - start > budget_s
-        ):
+        if ratio <= 1 + TOLERANCE or another_cpu or time.perf_counter() - start > budget_s:
             break
         time.sleep(0.25)
     return HostCheck(

@@ -488,9 +488,8 @@ class _TrialLoop:
         self.deadline = time.perf_counter() + 60 * s.timeout_minutes if s.timeout_minutes else None
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         self.cache = {t.user_attrs.get("config"): t for t in complete}
-        #: config -> trials asked while the same subnet was being evaluated: told its result
-        self.parked: dict[str, list[tuple[optuna.trial.Trial, dict[str, Any]]]] = {}
-        self.in_flight: set[str] = set()
+        #: config being evaluated -> the trials asked for it meanwhile, told its result then
+        self.in_flight: dict[str, list[tuple[optuna.trial.Trial, dict[str, Any]]]] = {}
         self.done = len(complete)
         self.stats = {"eval_seconds": 0.0, "dispatched": 0, "cached": 0, "failed": 0}
         self.proposer = job._proposer()
@@ -517,7 +516,7 @@ class _TrialLoop:
         self.job._flush_trials()
 
     def _wanted(self) -> bool:
-        parked = sum(len(v) for v in self.parked.values())
+        parked = sum(len(v) for v in self.in_flight.values())
         return self.done + self.pool.pending + parked < self.trials and (
             self.deadline is None or time.perf_counter() < self.deadline
         )
@@ -530,9 +529,9 @@ class _TrialLoop:
                 self._tell_duplicate(trial, priced, hit)
                 continue
             if str(config) in self.in_flight:  # being evaluated: never twice at once
-                self.parked.setdefault(str(config), []).append((trial, priced))
+                self.in_flight[str(config)].append((trial, priced))
                 continue
-            self.in_flight.add(str(config))
+            self.in_flight[str(config)] = []
             self.pool.submit((trial, config, priced), "evaluate", str(config))
             self.stats["dispatched"] += 1
 
@@ -564,8 +563,7 @@ class _TrialLoop:
 
     def _collect(self, done: Any) -> None:
         trial, config, priced = done.item
-        self.in_flight.discard(str(config))
-        parked = self.parked.pop(str(config), [])
+        parked = self.in_flight.pop(str(config), [])
         if done.worker_deaths:  # a replacement worker ran it again
             trial.set_user_attr("worker_died", "; ".join(done.worker_deaths)[:2000])
         if not done.ok:
