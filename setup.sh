@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent setup: Fashion-MNIST (Debian package), a virtual environment in .venv with the
+# Idempotent setup: Fashion-MNIST and PostgreSQL (Debian packages), a virtual environment in .venv with the
 # pinned dependencies (requirements/constraints.txt) and nas installed editable. A second run
 # skips what is already there.
 set -euo pipefail
@@ -12,6 +12,16 @@ if [ ! -f "$DATA/train-images-idx3-ubyte.gz" ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
     else
         echo "setup: $DATA is missing; install Debian's dataset-fashion-mnist (as root) or set dataset.root in the spec" >&2
+    fi
+fi
+
+# PostgreSQL's server (Debian's package): study storage for a cluster, and the tests' database
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing Debian's postgresql" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+        echo "setup: PostgreSQL is not installed; its tests are skipped (as root: apt-get install postgresql)" >&2
     fi
 fi
 

@@ -316,6 +316,26 @@ def _cmd_train_predictor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import optuna_dashboard
+
+    from nas.errors import SpecError
+    from nas.search import check_storage, open_storage, storage_label
+    from nas.spec import load_spec
+
+    spec = load_spec(args.spec)
+    check_storage(spec)
+    if not spec.search.storage and not (spec.run_dir() / "study.journal").is_file():
+        raise SpecError(f"{args.spec}: no study yet ({storage_label(spec)}); run nas search first")
+    print(
+        f"optuna-dashboard for {storage_label(spec)} on http://{args.host}:{args.port}/ "
+        "(Ctrl-C stops it)",
+        file=sys.stderr,
+    )
+    optuna_dashboard.run_server(open_storage(spec), host=args.host, port=args.port)
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     import torch
 
@@ -692,6 +712,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search(sub)
     _add_netadapt(sub)
     _add_pick(sub)
+    _add_dashboard(sub)
     _add_train_predictor(sub)
     _add_export(sub)
     _add_lut(sub)
@@ -783,6 +804,19 @@ def _add_netadapt(sub: Any) -> None:
     p.add_argument("--no-mlflow", action="store_true", help="do not track in MLflow")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_netadapt)
+
+
+def _add_dashboard(sub: Any) -> None:
+    p = sub.add_parser(
+        "dashboard",
+        help="serve optuna-dashboard over a spec's study",
+        description="optuna-dashboard (trials, Pareto front, parameter importances) over the "
+        "spec's study: its journal file or search.storage. Binds 127.0.0.1 unless --host.",
+    )
+    p.add_argument("spec", help="run spec YAML of a search")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
+    p.set_defaults(func=_cmd_dashboard)
 
 
 def _add_pick(sub: Any) -> None:
@@ -931,6 +965,13 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 1-65535, got {text!r}")
     return value
 
 

@@ -84,6 +84,12 @@ class Job(abc.ABC):
         process of the same job is refused, naming the first, instead of sharing its state."""
         return None
 
+    def locks(self) -> contextlib.AbstractContextManager[Any]:
+        """What the job holds while it runs, refused when another process holds it: by default
+        :meth:`lock_path`'s file; a subclass adds a lock of its own storage (entered after the
+        file's, so a refusal names the process holding it)."""
+        return _exclusive(self.lock_path())
+
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The state saved by an earlier process of this job, or None (a fresh start)."""
         return None
@@ -109,7 +115,7 @@ class Job(abc.ABC):
             whatever the steps raise (the MLflow run ends FAILED).
         """
         self.preflight()  # before the status, the MLflow run or any file: nothing to clean up
-        with _exclusive(self.lock_path()):
+        with self.locks():
             return self._run_locked(**kwargs)
 
     def _run_locked(self, **kwargs: Any) -> Any:

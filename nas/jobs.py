@@ -92,15 +92,16 @@ def distillation(spec: RunSpec, where: str, evaluator) -> object | None:
     field = f"{where}.distill.teacher"
     path = spec.resolve_path(distill.teacher)
     if path.is_file():
-        try:
-            teacher = torch.load(path, map_location="cpu", weights_only=False)
+        try:  # an exported program: a graph and its weights, no pickled Python object to run
+            teacher = torch.export.load(str(path)).module()
         except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
-            raise SpecError(f"{field}: cannot read {path}: {e}") from None
-        if not isinstance(teacher, torch.nn.Module):
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise SpecError(
-                f"{field}: {path} holds a {type(teacher).__name__}, not a whole PyTorch module "
-                "saved with torch.save(model)"
-            )
+                f"{field}: {path} is not an exported program ({why}); save the teacher with "
+                "torch.export.save(torch.export.export(model, (x,), dynamic_shapes=({0: "
+                "torch.export.Dim('batch')},)), path) (a pickled torch.save file is not loaded: "
+                "unpickling runs whatever code it names)"
+            ) from None
     else:
         try:
             config = evaluator.space.resolve(distill.teacher)
@@ -109,7 +110,7 @@ def distillation(spec: RunSpec, where: str, evaluator) -> object | None:
                 f"{field} = {distill.teacher!r} is neither largest, a config of "
                 f"{evaluator.space.name} nor a file ({path} does not exist): {e}"
             ) from None
-        teacher = evaluator.subnet(config)
+        teacher = evaluator.subnet(config).eval()  # (an exported program is frozen as exported)
     for p in teacher.parameters():
         p.requires_grad_(False)
-    return Distillation(teacher.eval(), alpha=distill.alpha, temperature=distill.temperature)
+    return Distillation(teacher, alpha=distill.alpha, temperature=distill.temperature)

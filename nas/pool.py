@@ -4,7 +4,9 @@ NetAdapt proposals, end-of-search exports).
 The policy:
 
 - a worker that dies (``RayActorError``: OOM kill, segfault, node lost) is replaced by a fresh
-  actor built from the same arguments, and the task it held is queued again, first in line;
+  actor built from the same arguments, and the task it held is queued again, first in line; a
+  replacement is given work once it answers ``ping()`` (never while Ray cannot place it: a lost
+  node's CPUs are gone, and the pool goes on with the workers it has until there is room);
 - a task that raises is reported to the caller as a failed :class:`Completion` (the caller
   decides: the search marks the trial FAIL, NetAdapt drops the proposal);
 - both count as failures; at ``max_failures`` the pool raises one :class:`~nas.errors.NASError`
@@ -20,7 +22,7 @@ import collections
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from nas.cluster import wait_ready
@@ -63,6 +65,8 @@ class ActorPool:
     :meth:`next_completed` (one at a time, e.g. to dispatch more work in between) or
     :meth:`as_completed` (until nothing is pending).
 
+    ``label``: how a task's item is named in log lines (default ``repr``).
+
     ``ready``: wait on start for every actor's ``ping()`` (None when it could build what it
     holds, else a message why not, raised as one :class:`NASError`).
 
@@ -80,6 +84,7 @@ class ActorPool:
         max_failures: int,
         what: str = "a worker",
         ready: bool = True,
+        label: Callable[[Any], str] = repr,
     ) -> None:
         if size < 1:
             raise ValueError(f"`size >= 1` must hold, but got ({size=}).")
@@ -87,12 +92,15 @@ class ActorPool:
             raise ValueError(f"`max_failures >= 1` must hold, but got ({max_failures=}).")
         self._actor_class, self._args = actor_class, tuple(args)
         self.size, self.max_failures, self.what = size, max_failures, what
+        self.label = label
         self.failures = 0
         self.last_error: str | None = None
         self._all: list[Any] = []
         self._idle: list[Any] = []
         self._queue: collections.deque[_Task] = collections.deque()
         self._inflight: dict[Any, tuple[Any, _Task, float]] = {}
+        #: replacements not yet ready: their ping() -> the actor
+        self._starting: dict[Any, Any] = {}
         try:
             for _ in range(size):
                 self._idle.append(self._new_actor())
@@ -118,6 +126,7 @@ class ActorPool:
             except Exception:  # noqa: BLE001 - an actor already gone is what we want
                 pass
         self._all, self._idle = [], []
+        self._starting.clear()
         self._queue.clear()
         self._inflight.clear()
 
@@ -153,10 +162,14 @@ class ActorPool:
         nothing is pending or ``timeout`` seconds passed."""
         import ray
 
-        while self._inflight:
-            ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=timeout)
+        while self._inflight or (self._queue and self._starting):
+            waiting = [*self._inflight, *self._starting]
+            ready, _ = ray.wait(waiting, num_returns=1, timeout=timeout)
             if not ready:
                 return None
+            if ready[0] in self._starting:
+                self._started(ready[0])
+                continue
             actor, task, sent = self._inflight.pop(ready[0])
             seconds = time.perf_counter() - sent
             try:
@@ -169,7 +182,7 @@ class ActorPool:
                 error = f"{type(cause).__name__}: {cause}"
                 self._idle.append(actor)
                 self._dispatch()
-                logger.warning("%s: task %r failed: %s", self.what, task.item, error)
+                logger.warning("%s: %s failed: %s", self.what, self.label(task.item), error)
                 self._count_failure(error)
                 return Completion(
                     task.item, error=error, seconds=seconds, worker_deaths=task.deaths
@@ -188,15 +201,33 @@ class ActorPool:
 
     def _requeue(self, dead: Any, task: _Task, error: str) -> None:
         logger.warning(
-            "%s died on %r (%s): replacing it and running the task again",
+            "%s died on %s (%s): replacing it and running the task again",
             self.what,
-            task.item,
+            self.label(task.item),
             error,
         )
         self._count_failure(error)
         task.deaths = (*task.deaths, error)
         self._queue.appendleft(task)
-        self._idle.append(self._new_actor())
+        actor = self._new_actor()
+        self._starting[actor.ping.remote()] = actor
+        self._dispatch()
+
+    def _started(self, ping: Any) -> None:
+        """A replacement answered: idle and given work, or (it could not start) a failure."""
+        import ray
+
+        actor = self._starting.pop(ping)
+        try:
+            error = ray.get(ping)
+        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as e:
+            error = f"worker died: {e}"
+        if error:
+            self._count_failure(f"a replacement could not start: {error}")  # bounded
+            actor = self._new_actor()
+            self._starting[actor.ping.remote()] = actor
+            return
+        self._idle.append(actor)
         self._dispatch()
 
     def _count_failure(self, error: str) -> None:

@@ -210,7 +210,11 @@ class SearchSpec:
     trials: completed trials the study should reach (a re-run continues towards it).
     timeout_minutes: stop dispatching after this wall time (null: no limit).
     workers / threads_per_worker: Ray actors, each holding the evaluator, and their torch threads.
-    storage: Optuna storage URL (e.g. ``postgresql://…``); null: a journal file in runs/<name>/.
+    storage: Optuna storage URL (``postgresql://user:password@host/db``, ``sqlite:///file.db``);
+    null: a journal file in runs/<name>/ (see ``nas/search/_storage.py``).
+    heartbeat_seconds: with a database storage, the driver records a heartbeat of each trial in
+    flight this often; a trial whose heartbeat is 3 intervals old (a killed driver's) is failed
+    and its parameters asked again.
     objective: what the study optimizes, a registered objective (``nas.registry.OBJECTIVES``):
     ``pareto`` (the ``objectives`` below, a multi-objective study), ``mnasnet-soft`` or
     ``mnasnet-hard`` (MnasNet's reward ``accuracy x (latency / target_latency_ms) ** w``, one
@@ -232,6 +236,7 @@ class SearchSpec:
     workers: int = 2
     threads_per_worker: int = 1
     storage: str | None = None
+    heartbeat_seconds: int = 10
     objective: str = "pareto"
     objectives: tuple[Literal["accuracy", "latency", "params", "macs"], ...] = (
         "accuracy",
@@ -254,6 +259,12 @@ class SearchSpec:
             )
         _check(self.trials >= 1, "search.trials", self.trials, "must be >= 1")
         _check(self.workers >= 1, "search.workers", self.workers, "must be >= 1")
+        _check(
+            isinstance(self.heartbeat_seconds, int) and self.heartbeat_seconds >= 1,
+            "search.heartbeat_seconds",
+            self.heartbeat_seconds,
+            "must be a whole number of seconds >= 1",
+        )
         _check(
             self.surrogate_warmup >= 2,
             "search.surrogate_warmup",
@@ -287,8 +298,10 @@ class DistillSpec:
     ``alpha * CE(student, labels) + (1 - alpha) * temperature**2 * KL(teacher/T || student/T)``.
 
     teacher: ``largest`` (the largest subnet of ``supernet.checkpoint``, BatchNorm recalibrated),
-    a subnet config string of the space, or a file holding a whole PyTorch module saved with
-    ``torch.save`` (a path relative to the spec's folder) that takes the student's input.
+    a subnet config string of the space, or an exported program (``torch.export.save(
+    torch.export.export(model, (x,), dynamic_shapes=...), path)``, a path relative to the spec's
+    folder) that takes the student's input; a pickled ``torch.save`` module is refused
+    (unpickling runs code).
     alpha: weight of the cross-entropy on the labels, 0-1.
     temperature: softening of both logits, > 0.
     """

@@ -4,6 +4,7 @@ isolated MLflow store per test."""
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -73,6 +74,21 @@ def _session_runs(tmp_path_factory):
     patch.setenv("NAS_HOST_RETIME", "off")
     yield
     patch.undo()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server on 127.0.0.1 for the session (Debian's package, installed by setup.sh;
+    skipped only where it is absent and NAS_TEST_POSTGRES is not ``required``, as .ci/run sets)."""
+    from tests.servers import PostgreSQL, postgres_bin
+
+    if postgres_bin() is None:
+        if os.environ.get("NAS_TEST_POSTGRES") == "required":
+            pytest.fail("PostgreSQL is not installed (setup.sh installs Debian's postgresql)")
+        pytest.skip("PostgreSQL is not installed (setup.sh installs Debian's postgresql)")
+    server = PostgreSQL()
+    yield server
+    server.close()
 
 
 @pytest.fixture(autouse=True)

@@ -27,7 +27,34 @@ def _spec(tmp_path, **changes) -> str:
 
 def _written(tmp_path) -> set[str]:
     """What the job left under ``tmp_path`` besides its inputs."""
-    return {p.name for p in tmp_path.iterdir()} - {"spec.yaml", "a_file", "half.pt"}
+    return {p.name for p in tmp_path.iterdir()} - {
+        "spec.yaml",
+        "a_file",
+        "half.pt",
+        "gap_lut",
+        "half_lut",
+    }
+
+
+PREDICTED = {  # OFA's space priced by the Note10 table: the predictor evaluator
+    "space": "ofa_mbv3",
+    "evaluator": {"kind": "predictor", "predictor": "predictors/ofa_mbv3_w12_imagenet_acc.pth"},
+}
+
+
+def _bad_tables(tmp_path) -> None:
+    """Copies of the Note10 table: one without a layer its space can produce, one whose
+    224-px file was cut in half on disk."""
+    import shutil
+
+    for name in ("gap_lut", "half_lut"):
+        shutil.copytree(assets_root() / "latency_luts" / "note10", tmp_path / name)
+    gap = tmp_path / "gap_lut" / "ofa_mbv3" / "224.yaml"
+    table = yaml.safe_load(gap.read_text())
+    del table[next(k for k in table if k.startswith("expanded_conv-") and "kernel:5" in k)]
+    gap.write_text(yaml.safe_dump(table))
+    half = tmp_path / "half_lut" / "ofa_mbv3" / "224.yaml"
+    half.write_bytes(half.read_bytes()[: half.stat().st_size // 2])
 
 
 @pytest.mark.parametrize(
@@ -53,6 +80,11 @@ def _written(tmp_path) -> set[str]:
             "tracking_uri (sqlite:///",
         ),
         ({}, {"MLFLOW_TRACKING_URI": "sqlite:///{tmp}/a_file/m.db"}, "MLFLOW_TRACKING_URI"),
+        (
+            {},
+            {"MLFLOW_TRACKING_URI": "http://me:s3cret@127.0.0.1:9"},
+            "MLFLOW_TRACKING_URI = 'http://…@127.0.0.1:9': the MLflow tracking server does not",
+        ),
         ({}, {"NAS_RUNS_DIR": "{tmp}/a_file/runs"}, "NAS_RUNS_DIR (the runs folder) = "),
         ({"supernet": {"checkpoint": "{tmp}/none.pt"}}, {}, "supernet checkpoint not found: "),
         ({"supernet": {"checkpoint": "{tmp}/half.pt"}}, {}, "cannot read supernet checkpoint "),
@@ -65,6 +97,12 @@ def _written(tmp_path) -> set[str]:
             {},
             "evaluator.predictor = '",
         ),
+        (
+            {**PREDICTED, "devices": [{"lut": "{tmp}/gap_lut"}]},
+            {},
+            "1 layer key(s) of space 'ofa_mbv3' are not in ",
+        ),
+        ({**PREDICTED, "devices": [{"lut": "{tmp}/half_lut"}]}, {}, "half_lut/ofa_mbv3/224.yaml"),
         ({}, {"NAS_INJECT_FAULTS": "raise_evry=2"}, "NAS_INJECT_FAULTS: unknown fault"),
         ({}, {"NAS_INJECT_FAULTS": "raise_every=0"}, "raise_every='0' must be an integer >= 1"),
     ],
@@ -75,6 +113,7 @@ def test_a_bad_search_input_is_one_line_naming_it_and_nothing_is_written(
     (tmp_path / "a_file").write_text("a file where a folder is expected")
     whole = (assets_root() / BASE["supernet"]["checkpoint"]).read_bytes()
     (tmp_path / "half.pt").write_bytes(whole[: len(whole) // 2])  # a truncated checkpoint
+    _bad_tables(tmp_path)
     runs = tmp_path / "runs"
     monkeypatch.setenv("NAS_RUNS_DIR", str(runs))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -26,8 +26,12 @@ def ray_cluster():
 class Squarer:
     """Squares numbers; ``die_on`` kills its process once (marker file), ``fail_on`` raises."""
 
-    def __init__(self, marker: str, die_on: int = -1, fail_on: int = -1) -> None:
+    def __init__(self, marker: str, die_on: int = -1, fail_on: int = -1, slow: float = 0) -> None:
         self.marker, self.die_on, self.fail_on = Path(marker), die_on, fail_on
+        if self.marker.exists():  # a replacement: starts slowly (a node being provisioned)
+            import time
+
+            time.sleep(slow)
 
     def ping(self) -> str | None:
         return None
@@ -45,7 +49,7 @@ class Squarer:
 
 
 def _pool(ray, tmp_path, **kw) -> ActorPool:
-    args = (str(tmp_path / "died"), kw.pop("die_on", -1), kw.pop("fail_on", -1))
+    args = (str(tmp_path / "died"), kw.pop("die_on", -1), kw.pop("fail_on", -1), kw.pop("slow", 0))
     cls = ray.remote(num_cpus=0)(Squarer)
     return ActorPool(cls, args, size=2, what="a squarer", **kw)
 
@@ -72,6 +76,23 @@ def test_a_dead_worker_is_replaced_and_its_item_run_again(ray_cluster, tmp_path)
     assert len(done[3].worker_deaths) == 1 and done[3].worker_deaths[0].startswith("worker died")
 
 
+def test_a_replacement_gets_work_only_once_it_has_started(ray_cluster, tmp_path):
+    """A replacement that Ray cannot start yet (here: 60 s to start; on a cluster: no room once
+    a node is lost) is never given the task; the live worker runs it and the rest."""
+    import time
+
+    start = time.monotonic()
+    with _pool(ray_cluster, tmp_path, die_on=3, slow=60, max_failures=3) as pool:
+        for x in range(8):
+            pool.submit(x, "square", x)
+        done = {c.item: c for c in pool.as_completed()}
+    assert time.monotonic() - start < 45  # nobody waited for the replacement
+    assert sorted(done) == list(range(8)) and all(c.ok for c in done.values())
+    assert len(done[3].worker_deaths) == 1
+    survivors = {c.value[1] for c in done.values()}
+    assert len(survivors) == 2  # the worker that died (before 3) and the live one: no third
+
+
 def test_a_raising_task_is_a_failed_completion_and_the_pool_goes_on(ray_cluster, tmp_path):
     with _pool(ray_cluster, tmp_path, fail_on=2, max_failures=3) as pool:
         for x in range(5):
@@ -93,8 +114,14 @@ def test_close_kills_every_actor(ray_cluster, tmp_path):
     pool = _pool(ray_cluster, tmp_path, max_failures=1)
     actors = list(pool._all)
     pool.close()
+    # ray.kill is asynchronous: a call sent at once may still be answered; within 30 s, none is
+    import time
+
+    deadline = time.monotonic() + 30
     with pytest.raises(ray_cluster.exceptions.RayActorError):
-        ray_cluster.get(actors[0].ping.remote(), timeout=30)
+        while time.monotonic() < deadline:
+            ray_cluster.get(actors[0].ping.remote(), timeout=30)
+            time.sleep(0.2)
 
 
 def test_sizes_and_bounds_below_one_are_rejected(ray_cluster):

@@ -87,5 +87,13 @@ class LatencyPredictor(abc.ABC):
             cache[dtype] = type(self)(self.lut_dir, self.space, dtype=dtype, device=self.device)
         return cache[dtype]
 
+    def check_complete(self) -> None:  # noqa: B027 - optional: sources that can lack entries
+        """Every config of the space can be priced, or raise now (a job calls this before it
+        starts workers): a source that measures what it lacks on this machine passes.
+
+        Raises:
+            LatencyTableError: naming the file and a missing key or resolution.
+        """
+
     def reload(self) -> None:  # noqa: B027 - optional: sources whose files can grow
         """Read the source's files again (after entries were added to them)."""

@@ -57,6 +57,27 @@ class LayerTableLatency(LatencyPredictor):
                 f"(has {sorted(self.tables)})"
             ) from None
 
+    def check_complete(self) -> None:
+        """A table for every resolution of the space, with every layer it can produce (a
+        host table measures what it lacks here, on demand, so it passes)."""
+        from nas.errors import MissingLatencyKeyError
+        from nas.latency._calibrate import measures_here
+
+        if measures_here(self.device):
+            return
+        for resolution in self.space.resolutions:
+            table = self.table(resolution)
+            keys = {
+                dtype_key(x.key, x.dtype or self.dtype) for x in self.space.all_layers(resolution)
+            }
+            missing = sorted(keys - set(table.entries))
+            if missing:
+                raise MissingLatencyKeyError(
+                    f"{len(missing)} layer key(s) of space {self.space.name!r} are not in "
+                    f"{table.path}, e.g. {missing[0]!r}: every subnet using them would fail; "
+                    "calibrate them on the device (nas lut calibrate --device adb:SERIAL)"
+                )
+
     def layer_keys(self, config: Any) -> list[str]:
         """The table key of every layer of ``config``, each at its own precision."""
         return [dtype_key(x.key, x.dtype or self.dtype) for x in self.space.layers(config)]

@@ -6,6 +6,7 @@ from nas.search._objectives import Objective, make_objective
 from nas.search._pareto import hypervolume_2d, pareto_front
 from nas.search._predictor import save_predictor, train_predictor
 from nas.search._samplers import Proposer, Sampler, make_proposer, make_sampler
+from nas.search._storage import check_storage, open_storage, storage_label, study_lock
 
 __all__ = [
     "Evaluator",
@@ -15,13 +16,17 @@ __all__ = [
     "SearchJob",
     "SearchResult",
     "build_evaluator",
+    "check_storage",
     "hypervolume_2d",
     "load_ofa_predictor",
     "make_objective",
     "make_proposer",
     "make_sampler",
+    "open_storage",
     "open_study",
     "pareto_front",
     "save_predictor",
+    "storage_label",
+    "study_lock",
     "train_predictor",
 ]

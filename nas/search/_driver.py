@@ -4,6 +4,7 @@ same spec resumes the study."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -23,6 +24,15 @@ from nas.search._evaluators import check_input_files
 from nas.search._objectives import make_objective
 from nas.search._pareto import hypervolume_2d, pareto_front
 from nas.search._samplers import make_proposer, make_sampler
+from nas.search._storage import (
+    Heartbeat,
+    batched_writes,
+    check_storage,
+    open_storage,
+    recover_interrupted,
+    storage_label,
+    study_lock,
+)
 from nas.search._workers import FAULTS_ENV, make_worker_class, parse_faults
 from nas.spec import RunSpec
 from nas.tracking import JobRun, redact_urls
@@ -59,19 +69,12 @@ class SearchResult:
 
 
 def open_study(spec: RunSpec) -> optuna.Study:
-    """Create or load the spec's study (journal file in runs/<name>/ unless ``search.storage``)."""
-    if spec.search.storage:
-        storage: Any = spec.search.storage
-    else:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        spec.run_dir().mkdir(parents=True, exist_ok=True)
-        storage = JournalStorage(JournalFileBackend(str(spec.run_dir() / "study.journal")))
+    """Create or load the spec's study (``nas.search._storage``: a journal file in
+    ``runs/<name>/`` unless ``search.storage``)."""
     directions = make_objective(spec.search).directions
     study = optuna.create_study(
         study_name=spec.name,
-        storage=storage,
+        storage=open_storage(spec),
         directions=directions,
         sampler=make_sampler(spec.search.sampler, spec.seed),
         load_if_exists=True,
@@ -87,64 +90,12 @@ def open_study(spec: RunSpec) -> optuna.Study:
     return study
 
 
-def storage_label(spec: RunSpec) -> str:
-    """Where the spec's study lives, for messages (the URL without a password)."""
-    if not spec.search.storage:
-        return str(spec.run_dir() / "study.journal")
-    return redact_urls(spec.search.storage)
-
-
-def check_storage(spec: RunSpec) -> None:
-    """``search.storage`` names a database this process can open: SQLAlchemy reads the URL,
-    knows its dialect and imports its driver (a SQLite file's folder can be written); nothing
-    is connected to or created.
-
-    Raises:
-        SpecError: naming the field, with the URL's password left out.
-    """
-    url = spec.search.storage
-    if not url:
-        return
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    label = storage_label(spec)
-    try:
-        parsed = make_url(url)
-        parsed.get_dialect().import_dbapi()
-    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as e:
-        why = str(e).replace(url, label)
-        hint = " (PostgreSQL's driver: pip install psycopg)" if "psycopg" in why else ""
-        raise SpecError(f"search.storage = {label!r} cannot be opened: {why}{hint}") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        from nas.paths import check_writable
-
-        check_writable(Path(parsed.database).parent, f"search.storage ({label}): its folder")
-
-
 def seed_extremes(study: optuna.Study, space: SearchSpace) -> None:
     """A new study evaluates the smallest and the largest subnet first: the two ends of every
     front, which random draws almost never reach."""
     if not study.trials:
         for config in (space.smallest(), space.largest()):
             study.enqueue_trial(space.trial_params(config))
-
-
-def recover_interrupted(study: optuna.Study) -> int:
-    """Trials left RUNNING by a killed driver: mark them FAIL and queue their parameters again."""
-    n = 0
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(
-            trial._trial_id, "error", "interrupted: the driver stopped mid-trial"
-        )
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(
-            trial.params, user_attrs={"requeued_from": trial.number}, skip_if_exists=False
-        )
-        n += 1
-    if n:
-        logger.info("re-queued %d trial(s) left running by an interrupted driver", n)
-    return n
 
 
 class SearchJob(Job):
@@ -229,6 +180,8 @@ class SearchJob(Job):
 
     def preflight(self) -> None:
         check_input_files(self.spec)  # the workers' files: named now, not after Ray starts
+        for model in self.devices:  # a table lacking a layer would fail trials mid-study
+            model.check_complete()
         check_storage(self.spec)
         parse_faults(os.environ.get(FAULTS_ENV, ""))  # the workers' fault drill, before Ray
         super().preflight()
@@ -236,6 +189,18 @@ class SearchJob(Job):
     def lock_path(self) -> Path:
         """One driver per study on this machine (``runs/<name>/driver.lock``)."""
         return self.spec.run_dir() / "driver.lock"
+
+    def locks(self) -> contextlib.AbstractContextManager[Any]:
+        """The lock file, then (PostgreSQL storage) the study's advisory lock: one driver per
+        study on any machine."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(super().locks())
+        try:
+            stack.enter_context(study_lock(self.spec))
+        except BaseException:
+            stack.close()
+            raise
+        return stack
 
     def state_dict(self) -> dict[str, Any]:
         # the study lives in its journal and the parent run is found by its tags
@@ -261,6 +226,8 @@ class SearchJob(Job):
             study.sampler = make_sampler(spec.search.sampler, spec.seed + len(study.trials))
         seed_extremes(study, self.space)
         recover_interrupted(study)
+        if self.tracker is not None:
+            self._backfill(study)
         start = time.perf_counter()
         self.start_ray(workers * threads)
         pool = self.actor_pool(
@@ -269,8 +236,10 @@ class SearchJob(Job):
             size=workers,
             max_failures=max(10, trials),  # a bound, so that a broken evaluator cannot loop forever
             what="a search worker",
+            label=lambda item: f"trial {item[0].number} ({item[1]})",
         )
-        stats = _TrialLoop(self, study, pool, trials).run()
+        with Heartbeat(study) as heartbeat:
+            stats = _TrialLoop(self, study, pool, trials, heartbeat).run()
         pool.close()
         result = self._result(study)
         result.timing = {"wall_seconds": time.perf_counter() - start, **stats}
@@ -437,8 +406,45 @@ class SearchJob(Job):
 
     def _flush_trials(self) -> None:
         """Write the queued child runs (a finished trial's attributes can no longer change: the
-        driver keeps each trial's run id, and a resumed study reads them back from MLflow)."""
-        self.trial_runs.update(self.tracker.flush())
+        driver keeps each trial's run id, and a resumed study reads them back from MLflow).
+        While MLflow cannot be written the study goes on: the runs stay queued, tried again
+        at the next flush (and a later run of the job writes whatever is still missing)."""
+        was_failing = self.tracker.failing
+        try:
+            written = self.tracker.flush()
+        except Exception as e:
+            if not was_failing:  # once per outage
+                why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+                logger.warning(
+                    "MLflow cannot be written (%s): the study goes on, its trial runs are kept "
+                    "and written once MLflow answers again",
+                    redact_urls(why),
+                )
+        else:
+            if was_failing:
+                logger.warning("MLflow answers again: %d trial run(s) written", len(written))
+        finally:
+            self.trial_runs.update(self.tracker.written)
+
+    def _backfill(self, study: optuna.Study) -> None:
+        """Write the child run of every evaluated trial MLflow does not have (the study is the
+        source of truth: a driver killed before it wrote its queued runs, MLflow unreachable)."""
+        missing = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if "duplicate_of" not in t.user_attrs and t.number not in self.trial_runs
+        ]
+        for t in missing:
+            config = self.space.parse(t.user_attrs["config"])
+            priced = {
+                "latency_ms": t.user_attrs["latency_ms"],
+                "macs": float(self.space.macs(config)),
+                "params": float(self.space.params(config)),
+            }
+            self._log_trial(t, config, priced)
+        if missing:
+            logger.info("writing %d trial run(s) missing from MLflow", len(missing))
+            self._flush_trials()
 
     def _with_run_id(self, trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
         """A copy of ``trial`` whose ``mlflow_run_id`` attribute names its child run."""
@@ -482,9 +488,12 @@ class _TrialLoop:
     evaluated subnet from the cache, tell every result back; MLflow child runs are written
     after dispatching, in batches."""
 
-    def __init__(self, job: SearchJob, study: optuna.Study, pool: Any, trials: int) -> None:
+    def __init__(
+        self, job: SearchJob, study: optuna.Study, pool: Any, trials: int, heartbeat: Heartbeat
+    ) -> None:
         s = job.spec.search
         self.job, self.study, self.pool, self.trials = job, study, pool, trials
+        self.heartbeat = heartbeat
         self.deadline = time.perf_counter() + 60 * s.timeout_minutes if s.timeout_minutes else None
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         self.cache = {t.user_attrs.get("config"): t for t in complete}
@@ -498,6 +507,8 @@ class _TrialLoop:
     def run(self) -> dict[str, Any]:
         tracker = self.job.tracker
         while True:
+            if self.heartbeat.recover_due():  # a dead driver's trials, once their grace is over
+                recover_interrupted(self.study)
             self._dispatch()
             if tracker is not None and tracker.flush_due():
                 self._flush()
@@ -539,9 +550,11 @@ class _TrialLoop:
         self, trial: optuna.trial.Trial, priced: dict[str, Any], hit: optuna.trial.FrozenTrial
     ) -> None:
         accuracy = hit.user_attrs["accuracy"]
-        trial.set_user_attr("accuracy", accuracy)
-        trial.set_user_attr("duplicate_of", hit.number)
+        with batched_writes(trial):
+            trial.set_user_attr("accuracy", accuracy)
+            trial.set_user_attr("duplicate_of", hit.number)
         self.study.tell(trial, self.job._values(accuracy, priced))
+        self.heartbeat.remove(trial)
         self.stats["cached"] += 1
         self.done += 1
 
@@ -551,34 +564,40 @@ class _TrialLoop:
             self.proposals.extend(job._propose(study, self.proposer, self.done))
         if self.proposals:
             study.enqueue_trial(job.space.trial_params(self.proposals.pop(0)))
-        trial = study.ask()
-        config = job.space.suggest(trial)
-        priced = job._price(config)
-        trial.set_user_attr("config", str(config))
-        trial.set_user_attr("latency_ms", priced["latency_ms"])
-        limit = job.spec.search.max_latency_ms
-        if limit is not None:
-            trial.set_constraint("latency", priced["latency_ms"][job.device_names[0]] - limit)
+        trial = self.heartbeat.ask(study)
+        with batched_writes(trial):  # one write for the subnet's parameters and attributes
+            config = job.space.suggest(trial)
+            priced = job._price(config)
+            trial.set_user_attr("config", str(config))
+            trial.set_user_attr("latency_ms", priced["latency_ms"])
+            limit = job.spec.search.max_latency_ms
+            if limit is not None:
+                trial.set_constraint("latency", priced["latency_ms"][job.device_names[0]] - limit)
         return trial, config, priced
 
     def _collect(self, done: Any) -> None:
         trial, config, priced = done.item
         parked = self.in_flight.pop(str(config), [])
-        if done.worker_deaths:  # a replacement worker ran it again
-            trial.set_user_attr("worker_died", "; ".join(done.worker_deaths)[:2000])
+        with batched_writes(trial):
+            if done.worker_deaths:  # a replacement worker ran it again
+                trial.set_user_attr("worker_died", "; ".join(done.worker_deaths)[:2000])
+            if done.ok:
+                trial.set_user_attr("accuracy", done.value["accuracy"])
+                trial.set_user_attr("eval_seconds", done.value["eval_seconds"])
+                trial.set_user_attr("node", done.value.get("node", ""))
         if not done.ok:
             for other, _ in [(trial, priced), *parked]:
                 other.set_user_attr("error", done.error[:2000])
                 self.study.tell(other, state=optuna.trial.TrialState.FAIL)
+                self.heartbeat.remove(other)
                 self.stats["failed"] += 1
             return
         accuracy = done.value["accuracy"]
-        trial.set_user_attr("accuracy", accuracy)
-        trial.set_user_attr("eval_seconds", done.value["eval_seconds"])
         self.stats["eval_seconds"] += done.value["eval_seconds"]
         if self.job.tracker is not None:
             self.job._log_trial(trial, config, priced)
         self.cache[str(config)] = self.study.tell(trial, self.job._values(accuracy, priced))
+        self.heartbeat.remove(trial)
         self.done += 1
         for other, other_priced in parked:
             self._tell_duplicate(other, other_priced, self.cache[str(config)])

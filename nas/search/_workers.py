@@ -17,7 +17,8 @@ __all__ = [
 
 #: fault injection for resilience tests and drills, e.g. ``raise_every=4,die_once=/tmp/died``:
 #: every 4th evaluation of a worker raises InjectedFault; the first evaluation to find
-#: ``/tmp/died`` absent creates it and kills its worker process (as an OOM kill would)
+#: ``/tmp/died`` absent creates it and kills its worker process (as an OOM kill would);
+#: ``slow_ms=200``: every evaluation takes 200 ms more (a study that lasts, for a drill)
 FAULTS_ENV = "NAS_INJECT_FAULTS"
 
 
@@ -36,12 +37,26 @@ def parse_faults(text: str) -> dict[str, str]:
     faults = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
         key, _, value = item.partition("=")
-        if key not in ("raise_every", "die_once") or not value:
-            raise SpecError(f"{FAULTS_ENV}: unknown fault {item!r} (raise_every=N, die_once=FILE)")
-        if key == "raise_every" and not (value.isdigit() and int(value) >= 1):
-            raise SpecError(f"{FAULTS_ENV}: raise_every={value!r} must be an integer >= 1")
+        if key not in ("raise_every", "die_once", "slow_ms") or not value:
+            raise SpecError(
+                f"{FAULTS_ENV}: unknown fault {item!r} (raise_every=N, die_once=FILE, slow_ms=N)"
+            )
+        if key in ("raise_every", "slow_ms") and not (value.isdigit() and int(value) >= 1):
+            raise SpecError(f"{FAULTS_ENV}: {key}={value!r} must be an integer >= 1")
         faults[key] = value
     return faults
+
+
+def _node_address() -> str:
+    """The address of the Ray node this worker runs on (its hostname outside Ray)."""
+    import socket
+
+    try:
+        import ray
+
+        return ray.util.get_node_ip_address() if ray.is_initialized() else socket.gethostname()
+    except Exception:
+        return socket.gethostname()
 
 
 class EvaluatorWorker:
@@ -58,6 +73,7 @@ class EvaluatorWorker:
         torch.set_num_threads(threads)
         self.faults = parse_faults(os.environ.get(FAULTS_ENV, ""))
         self.calls = 0
+        self.node = _node_address()
         self.error: str | None = None
         try:
             self.evaluator = build_evaluator(spec_from_dict(spec_dict))
@@ -77,9 +93,15 @@ class EvaluatorWorker:
         if every and self.calls % every == 0:
             raise InjectedFault(f"injected fault on evaluation {self.calls} of {config_text}")
         start = time.perf_counter()
+        if "slow_ms" in self.faults:
+            time.sleep(int(self.faults["slow_ms"]) / 1000)
         config = self.evaluator.space.parse(config_text)
         accuracy = self.evaluator.accuracy(config)
-        return {"accuracy": accuracy, "eval_seconds": time.perf_counter() - start}
+        return {
+            "accuracy": accuracy,
+            "eval_seconds": time.perf_counter() - start,
+            "node": self.node,
+        }
 
     def ping(self) -> str | None:
         """None when the evaluator is ready, else why it could not be built."""

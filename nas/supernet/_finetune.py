@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 class Distillation:
     """A teacher for a fine-tune (Hinton et al., 2015): the loss becomes
     ``alpha * CE(student, labels) + (1 - alpha) * T**2 * KL(softmax(teacher / T) ||
-    softmax(student / T))``; the teacher runs in eval mode without gradients on the same
+    softmax(student / T))``; the teacher (given in eval mode) runs without gradients on the same
     (augmented) batch as the student."""
 
     teacher: nn.Module
@@ -33,7 +33,7 @@ class Distillation:
         self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, label_smoothing: float
     ) -> torch.Tensor:
         with torch.no_grad():
-            target = self.teacher.eval()(x)
+            target = self.teacher(x)  # given in eval mode (an exported one is frozen)
         t = self.temperature
         kl = F.kl_div(
             F.log_softmax(logits / t, dim=1),

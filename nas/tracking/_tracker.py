@@ -4,15 +4,33 @@ tracking never holds up the job's dispatch loop), and end with a status."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from nas.tracking._uri import artifact_location, tracking_uri
 
 __all__ = ["JobRun"]
+
+#: MLflow's HTTP client settings for a flush, unless the environment sets them: one try, no
+#: retries (MLflow's own retries of one request last minutes, and the job would wait on them)
+_TRY_ONCE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+@contextlib.contextmanager
+def _try_once() -> Iterator[None]:
+    added = [k for k in _TRY_ONCE if k not in os.environ]
+    os.environ.update({k: _TRY_ONCE[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +60,12 @@ class JobRun:
         self.resumed = resumed
         self.flush_every, self.flush_seconds = flush_every, flush_seconds
         self._buffer: list[tuple[Any, str, dict, dict, dict]] = []
+        #: every child run :meth:`flush` has written: its key -> run id
+        self.written: dict[Any, str] = {}
+        #: the last flush failed (MLflow unreachable): its children are still queued
+        self.failing = False
+        #: child runs created by a write that failed half-way: deleted before writing again
+        self._partial: list[str] = []
         self._last_flush = time.monotonic()
 
     @classmethod
@@ -148,16 +172,37 @@ class JobRun:
         )
 
     def flush_due(self) -> bool:
-        return bool(self._buffer) and (
-            len(self._buffer) >= self.flush_every
-            or time.monotonic() - self._last_flush >= self.flush_seconds
-        )
+        """Children are queued, and ``flush_every`` of them or ``flush_seconds`` since the last
+        flush (only the time while MLflow is failing: one try per ``flush_seconds``)."""
+        if not self._buffer:
+            return False
+        waited = time.monotonic() - self._last_flush >= self.flush_seconds
+        return waited or (not self.failing and len(self._buffer) >= self.flush_every)
+
+    @property
+    def pending(self) -> int:
+        """Child runs queued and not yet written."""
+        return len(self._buffer)
 
     def flush(self) -> dict[Any, str]:
-        """Write every queued child run; their keys -> run ids."""
-        buffer, self._buffer = self._buffer, []
-        out = {key: self._write_child(name, *record) for key, name, *record in buffer}
+        """Write every queued child run; their keys -> run ids. A write that fails (MLflow
+        unreachable) raises, with that run and every later one still queued (those written
+        before it are in :attr:`written`)."""
         self._last_flush = time.monotonic()
+        out = {}
+        with _try_once():
+            try:
+                while self._partial:  # never two runs of one child
+                    self.client.delete_run(self._partial[-1])
+                    self._partial.pop()
+                while self._buffer:
+                    key, name, *record = self._buffer[0]
+                    out[key] = self.written[key] = self._write_child(name, *record)
+                    self._buffer.pop(0)
+            except Exception:
+                self.failing = True
+                raise
+        self.failing = False
         return out
 
     def child(
@@ -182,19 +227,31 @@ class JobRun:
             tags={"mlflow.parentRunId": self.run_id, **{k: str(v) for k, v in tags.items()}},
         )
         now = int(time.time() * 1000)
-        self.client.log_batch(
-            run.info.run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-            params=[Param(k, str(v)) for k, v in params.items()],
-        )
-        self.client.set_terminated(run.info.run_id)
+        try:
+            self.client.log_batch(
+                run.info.run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                params=[Param(k, str(v)) for k, v in params.items()],
+            )
+            self.client.set_terminated(run.info.run_id)
+        except Exception:
+            self._partial.append(run.info.run_id)
+            raise
         return run.info.run_id
 
     def children(self, tag: str) -> dict[str, str]:
-        """This run's child runs already written: their ``tag`` value -> run id."""
+        """This run's child runs already written: their ``tag`` value -> run id. A child left
+        unfinished (its process killed while writing it) is deleted, to be written again by
+        the caller: called while this job alone writes the run (its lock held)."""
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`mlflow.parentRunId` = '{self.run_id}'",
             max_results=50000,  # the store's page limit; a study has fewer evaluated trials
         )
-        return {r.data.tags[tag]: r.info.run_id for r in runs if tag in r.data.tags}
+        out = {}
+        for r in runs:
+            if r.info.status != "FINISHED":
+                self.client.delete_run(r.info.run_id)
+            elif tag in r.data.tags:
+                out[r.data.tags[tag]] = r.info.run_id
+        return out

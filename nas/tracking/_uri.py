@@ -43,7 +43,8 @@ def artifact_location(uri: str | None = None) -> str | None:
 
 def check_tracking_uri(spec_uri: str | None = None) -> None:
     """The store :func:`tracking_uri` picks can be written (a SQLite file's folder, or a local
-    folder store), checked before a job writes anything; a tracking server is not probed.
+    folder store) or answers (a tracking server: any HTTP answer from its ``/health``), checked
+    before a job writes anything.
 
     Raises:
         SpecError: naming where the URI came from (``MLFLOW_TRACKING_URI``, ``tracking_uri`` or
@@ -62,3 +63,19 @@ def check_tracking_uri(spec_uri: str | None = None) -> None:
         check_writable(Path(uri[len("sqlite:///") :]).parent, f"{what} ({uri}): its folder")
     elif uri.startswith("file:") or "://" not in uri:
         check_writable(Path(uri.removeprefix("file://").removeprefix("file:")), what)
+    elif uri.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        from nas.errors import SpecError
+
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10).close()
+        except urllib.error.HTTPError:
+            pass  # it answered (a proxy or an auth layer may refuse /health itself)
+        except (OSError, ValueError) as e:
+            why = getattr(e, "reason", None) or e
+            raise SpecError(
+                f"{what} = {redact_urls(uri)!r}: the MLflow tracking server does not answer "
+                f"({why}); start it, or point {what} at one that runs"
+            ) from None

@@ -429,12 +429,25 @@ def choose(
 
 def download(candidate: Candidate, out_dir: Path) -> tuple[Path, dict[str, Any]]:
     """Copy the candidate's file and its contract JSON into ``out_dir``; returns the file's path
-    and the contract."""
+    and the contract. A file name from the registry that is not a plain name (a folder in it,
+    ``..``) is refused: nothing from a registry is written outside ``out_dir``.
+
+    Raises:
+        NASError: the registered file name is not a plain file name.
+        FileNotFoundError: the registered model holds no such file with its contract.
+    """
+    name = candidate.file
+    if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        from nas.errors import NASError
+
+        raise NASError(
+            f"{candidate.model_uri}: its file name {name!r} is not a plain file name; "
+            "nothing written"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(candidate.model_uri, dst_path=tmp))
         files = {p.name: p for p in local.rglob("*") if p.is_file()}
-        name = candidate.file
         if name not in files or name + ".json" not in files:
             raise FileNotFoundError(
                 f"{candidate.model_uri}: the registered model holds no {name!r} with its contract"

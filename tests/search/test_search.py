@@ -88,29 +88,43 @@ def test_search_logs_study_to_mlflow_and_prints_the_json_summary(tmp_path, capsy
 
 
 @pytest.mark.slow
-def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("storage", ["journal", "postgresql"])
+def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(
+    tmp_path, monkeypatch, capsys, storage, request
+):
+    """The driver killed with SIGKILL mid-study, then the same command: every completed trial
+    kept, the interrupted ones failed and asked again (PostgreSQL: by Optuna's heartbeat), no
+    subnet evaluated twice, every evaluated trial with exactly one MLflow run (those the killed
+    driver had not written yet are written from the study), the parent run not left RUNNING."""
     monkeypatch.chdir(tmp_path)
-    spec_path = _spec(tmp_path, name="killed", trials=100000, workers=1)
+    extra = {}
+    if storage == "postgresql":
+        extra = {
+            "storage": request.getfixturevalue("postgres").create_database(),
+            "heartbeat_seconds": 1,
+        }
+    spec_path = _spec(tmp_path, name="killed", trials=100000, workers=1, **extra)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nas.cli", "search", str(spec_path), "--quiet", "--no-mlflow"],
+        [sys.executable, "-m", "nas.cli", "search", str(spec_path), "--quiet"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     spec = load_spec(spec_path)
-    journal = spec.run_dir() / "study.journal"
     deadline = time.time() + 120
     from nas.search import open_study
 
     n_before = 0
     while time.time() < deadline:
         time.sleep(1)
-        if journal.is_file():
+        try:
             n_before = len(open_study(spec).get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
-            if n_before >= 30:
-                break
+        except (KeyError, optuna.exceptions.StorageInternalError):
+            continue  # not created yet
+        if n_before >= 30:
+            break
     # a second driver on the same study is refused, naming the first, and changes nothing
     assert main(["search", str(spec_path), "--quiet", "--no-mlflow"]) == 2
     assert f"pid {proc.pid} on " in capsys.readouterr().err
@@ -122,9 +136,11 @@ def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeyp
         t.number: t.values for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     }
     running = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
+    if storage == "postgresql":
+        time.sleep(3.5)  # the killed driver's heartbeats go stale (3 intervals)
 
     target = len(before) + 5
-    assert main(["search", str(spec_path), "--trials", str(target), "--quiet", "--no-mlflow"]) == 0
+    assert main(["search", str(spec_path), "--trials", str(target), "--quiet"]) == 0
     study = open_study(spec)
     after = {
         t.number: t.values for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
@@ -135,11 +151,22 @@ def test_sigkill_mid_study_then_rerun_loses_no_completed_trial(tmp_path, monkeyp
         assert study.trials[t.number].state == optuna.trial.TrialState.FAIL
         assert any(u.user_attrs.get("requeued_from") == t.number for u in study.trials)
     evaluated = [  # a repeat of a subnet is answered from the study, never evaluated again
-        t.user_attrs["config"]
+        t
         for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
         if "duplicate_of" not in t.user_attrs
     ]
-    assert len(evaluated) == len(set(evaluated))
+    assert len({t.user_attrs["config"] for t in evaluated}) == len(evaluated)
+
+    client = mlflow.tracking.MlflowClient()
+    exp = client.get_experiment_by_name("killed")
+    parents = client.search_runs([exp.experiment_id], filter_string="tags.`nas.role` = 'study'")
+    assert [r.info.status for r in parents] == ["FINISHED"]  # one parent run, ended
+    children = client.search_runs(
+        [exp.experiment_id], filter_string="tags.`nas.role` = 'trial'", max_results=5000
+    )
+    numbers = sorted(int(r.data.tags["nas.trial"]) for r in children)
+    assert numbers == sorted(t.number for t in evaluated)  # one run each, none twice
+    assert all(r.info.status == "FINISHED" for r in children)
 
 
 def test_a_resumed_study_does_not_replay_its_seeded_proposals(tmp_path):

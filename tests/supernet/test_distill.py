@@ -82,15 +82,30 @@ def test_distilling_from_the_largest_subnet_moves_the_smallest_towards_it(small_
              distill=distill)  # fmt: skip
     assert gap(student) < 0.8 * before, (before, gap(student))
 
-    # a teacher from a file: a whole module; a state dict or a bogus name is one clear error
-    torch.save(distill.teacher, tmp_path / "teacher.pt")
-    file_spec = _spec(small_fmnist, tmp_path, teacher=str(tmp_path / "teacher.pt"))
+    # a teacher from a file: an exported program, answering as the module it was exported from;
+    # a pickled module (torch.save: unpickling runs code), a state dict or a bogus name is one
+    # clear error
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(distill.teacher, (x[:2],), dynamic_shapes=({0: batch},))
+    torch.export.save(program, tmp_path / "teacher.pt2")
+    file_spec = _spec(small_fmnist, tmp_path, teacher=str(tmp_path / "teacher.pt2"))
     from_file = distillation(file_spec, "export", evaluator)
     assert isinstance(from_file.teacher, torch.nn.Module)
+    with torch.no_grad():
+        assert torch.allclose(from_file.teacher(x[:8]), distill.teacher(x[:8]), atol=1e-5)
+    logits, labels = student(x[:8]), evaluator.dataset.test.labels[:8]
+    same = Distillation(distill.teacher, alpha=from_file.alpha, temperature=from_file.temperature)
+    assert torch.allclose(  # the same loss from the file as from the module
+        from_file.loss(logits, x[:8], labels, 0.0), same.loss(logits, x[:8], labels, 0.0)
+    )
+    torch.save(distill.teacher, tmp_path / "pickled.pt")
     torch.save(distill.teacher.state_dict(), tmp_path / "weights.pt")
-    with pytest.raises(SpecError, match=r"export\.distill\.teacher: .*weights\.pt holds a"):
-        distillation(
-            _spec(small_fmnist, tmp_path, teacher=str(tmp_path / "weights.pt")), "export", evaluator
-        )
+    for name in ("pickled.pt", "weights.pt"):
+        with pytest.raises(
+            SpecError, match=rf"export\.distill\.teacher: .*{name} is not an exported program"
+        ):
+            distillation(
+                _spec(small_fmnist, tmp_path, teacher=str(tmp_path / name)), "export", evaluator
+            )
     with pytest.raises(SpecError, match=r"export\.distill\.teacher = 'biggest' is neither"):
         distillation(_spec(small_fmnist, tmp_path, teacher="biggest"), "export", evaluator)

@@ -4,6 +4,7 @@ RUN_ID` on a real MLflow store, real LiteRT files and a (tiny) real supernet."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -58,7 +59,18 @@ def _litert_accuracy(path, contract, images, labels) -> float:
 
 
 @pytest.mark.slow
-def test_search_registers_verified_models_and_pick_downloads_one(small_fmnist, tmp_path, capsys):
+@pytest.mark.parametrize("tracking", ["sqlite", "server"])
+def test_search_registers_verified_models_and_pick_downloads_one(
+    small_fmnist, tmp_path, capsys, monkeypatch, request, tracking
+):
+    """On a SQLite store, and through an MLflow tracking server (PostgreSQL backend store,
+    artifacts served by the server) as a cluster's jobs would use it."""
+    if tracking == "server":
+        from tests.servers import MLflowServer
+
+        server = MLflowServer(request.getfixturevalue("postgres").create_database())
+        request.addfinalizer(server.close)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     data = tiny_spec_dict(small_fmnist, tmp_path)
     spec = spec_from_dict(data)
     dataset, space = load_job(spec)
@@ -104,6 +116,11 @@ def test_search_registers_verified_models_and_pick_downloads_one(small_fmnist, t
     images, labels = dataset.test.images[:, 0].numpy(), dataset.test.labels.numpy()
     version = client.get_model_version_by_alias("reg_test-host-x86-litert", "most-accurate")
     model = mlflow.pyfunc.load_model("models:/reg_test-host-x86-litert@most-accurate")
+    stored = mlflow.artifacts.download_artifacts(
+        "models:/reg_test-host-x86-litert@most-accurate", dst_path=str(tmp_path / "model")
+    )  # a model from code: its file, contract and code, no pickled Python object to load
+    assert not [p.name for p in Path(stored).rglob("*.pkl")]
+    assert {"python_model.pkl", "cloudpickle"}.isdisjoint(p.name for p in Path(stored).rglob("*"))
     logits = model.predict(images)
     assert logits.shape == (300, 10)
     assert float((logits.argmax(1) == labels).mean()) == pytest.approx(
@@ -148,3 +165,19 @@ def test_search_registers_verified_models_and_pick_downloads_one(small_fmnist, t
     assert main(argv) == 0
     (exported,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert exported["parity_ok"] and trial.data.params["config"] in exported["path"]
+
+
+@pytest.mark.parametrize("name", ["../../evil.tflite", "/etc/evil", "a/b.tflite", "..", ""])
+def test_a_registry_file_name_that_is_not_a_plain_name_writes_nothing(tmp_path, name):
+    from nas.errors import NASError
+    from nas.tracking.registry import Candidate, download
+
+    candidate = Candidate(
+        version="1", config="r28", format="tflite-fp32", val_accuracy=0.9, test_accuracy=0.9,
+        latency_ms=1.0, measured_ms=1.0, measured_on="", size_bytes=1, aliases=(),
+        model_uri="models:/x/1", file=name,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    with pytest.raises(NASError, match="is not a plain file name"):
+        download(candidate, out)
+    assert not out.exists() and sorted(tmp_path.rglob("*")) == []

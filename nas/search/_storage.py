@@ -1,0 +1,502 @@
+"""Where a study lives: a journal file in ``runs/<name>/`` (one machine), or ``search.storage``, an
+Optuna RDB URL (PostgreSQL for a cluster: ``postgresql://user:password@host/db``; SQLite).
+
+With a database the driver holds the study's PostgreSQL advisory lock for its whole run (one
+driver per study, whichever machine it runs on; the server drops the lock when the driver's
+connection dies), records Optuna heartbeats for the trials it has in flight, and fails and
+re-queues trials whose heartbeat went stale (``optuna.storages.fail_stale_trials``: a driver
+killed mid-trial). The journal has no heartbeat: the driver's lock file
+(``runs/<name>/driver.lock``) makes every RUNNING trial found at start a dead driver's, failed and
+re-queued at once."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from nas.errors import SpecError
+from nas.spec import RunSpec
+from nas.tracking import redact_urls
+
+__all__ = [
+    "Heartbeat",
+    "batched_writes",
+    "check_storage",
+    "open_storage",
+    "recover_interrupted",
+    "storage_label",
+    "storage_url",
+    "study_lock",
+]
+
+logger = logging.getLogger(__name__)
+
+#: PostgreSQL URL schemes that SQLAlchemy would give to psycopg2 (not installed): psycopg 3
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def storage_url(url: str) -> str:
+    """``url`` with PostgreSQL's bare scheme given the installed driver (psycopg 3)."""
+    for scheme in _POSTGRES_SCHEMES:
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
+def storage_label(spec: RunSpec) -> str:
+    """Where the spec's study lives, for messages (the URL without a password)."""
+    if not spec.search.storage:
+        return str(spec.run_dir() / "study.journal")
+    return redact_urls(spec.search.storage)
+
+
+def check_storage(spec: RunSpec) -> None:
+    """``search.storage`` names a database this process can open: SQLAlchemy reads the URL,
+    knows its dialect and imports its driver; a SQLite file's folder can be written, a server
+    answers (nothing is created).
+
+    Raises:
+        SpecError: naming the field, with the URL's password left out.
+    """
+    url = spec.search.storage
+    if not url:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    label = storage_label(spec)
+    try:
+        parsed = make_url(storage_url(url))
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as e:
+        why = str(e).replace(url, label)
+        raise SpecError(f"search.storage = {label!r} cannot be opened: {why}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database not in (None, "", ":memory:"):
+            from nas.paths import check_writable
+
+            check_writable(Path(parsed.database).parent, f"search.storage ({label}): its folder")
+        return
+    import sqlalchemy as sa
+
+    wait = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
+    engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool, connect_args=wait)
+    try:
+        with engine.connect() as conn:  # a server that is down or refuses us: named now
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as e:
+        raise _unreachable(spec, e) from None
+    finally:
+        engine.dispose()
+
+
+def _requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A failed interrupted trial's parameters, asked again (``requeued_from`` its number)."""
+    study.enqueue_trial(
+        trial.params, user_attrs={"requeued_from": trial.number}, skip_if_exists=False
+    )
+
+
+def _unreachable(spec: RunSpec, e: Exception) -> SpecError:
+    why = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+    label = storage_label(spec)
+    return SpecError(f"search.storage = {label!r} cannot be reached: {redact_urls(why)}")
+
+
+#: how long a study call waits for its database to come back (a restart, a fail-over)
+PATIENCE_SECONDS = 120.0
+
+#: the RDB storage's calls that go to the database (those Optuna's cache calls included, the
+#: private ones; a public call that only delegates to one of them is left to it)
+_DATABASE_CALLS = (
+    "create_new_study delete_study set_study_user_attr set_study_system_attr "
+    "get_study_id_from_name get_study_name_from_id get_study_directions get_study_user_attrs "
+    "get_study_system_attrs get_trial_user_attrs get_trial_system_attrs get_all_studies "
+    "_create_new_trial get_trial_param _set_trial_param set_trial_state_values "
+    "set_trial_intermediate_value set_trial_user_attr set_trial_system_attr "
+    "get_trial_id_from_study_id_trial_number get_trial _get_trials _get_best_trial_id "
+    "record_heartbeat _get_stale_trial_ids"
+).split()
+
+
+def _connection_lost(e: BaseException) -> bool:
+    """A database error that a retry can cure (the server is down or dropped the connection),
+    anywhere in the chain of causes (Optuna wraps them in ``StorageInternalError``)."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
+
+    seen: BaseException | None = e
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, OperationalError | InterfaceError | PendingRollbackError):
+            return True  # (a rolled-back connection: Optuna's fallback query ran on it)
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _patiently(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)``, tried again while the database is unreachable, up to
+    :data:`PATIENCE_SECONDS` (one warning line)."""
+    deadline, pause, said = time.monotonic() + PATIENCE_SECONDS, 0.5, False
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except Exception as e:
+            if not _connection_lost(e) or time.monotonic() > deadline:
+                raise
+            if not said:
+                logger.warning(
+                    "the study's database is unreachable (%s); retrying for up to %.0f s",
+                    redact_urls(str(e.__cause__ or e).strip().splitlines()[0][:200]),
+                    PATIENCE_SECONDS,
+                )
+                said = True
+            time.sleep(pause)
+            pause = min(2 * pause, 5.0)
+
+
+def _patient(method: Any) -> Any:
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return _patiently(method, self, *args, **kwargs)
+
+    call.__name__ = method.__name__
+    call.__doc__ = method.__doc__
+    return call
+
+
+class _PatientRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose calls wait for a database that went away (restarted, failed
+    over) to come back, up to :data:`PATIENCE_SECONDS`, instead of ending the study."""
+
+
+for _name in _DATABASE_CALLS:
+    setattr(_PatientRDBStorage, _name, _patient(getattr(optuna.storages.RDBStorage, _name)))
+
+
+def open_storage(spec: RunSpec) -> Any:
+    """The spec's Optuna storage: a journal file, or an RDB storage with heartbeats
+    (``search.heartbeat_seconds``) whose stale trials are failed and re-queued.
+
+    Raises:
+        SpecError: the database cannot be reached (naming the field, no password).
+    """
+    if not spec.search.storage:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        spec.run_dir().mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(spec.run_dir() / "study.journal")))
+    from sqlalchemy.exc import SQLAlchemyError
+
+    beat = spec.search.heartbeat_seconds
+    with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return _PatientRDBStorage(
+                storage_url(spec.search.storage),
+                # a restarted server: every pooled connection is checked before it is used
+                engine_kwargs={"pool_pre_ping": True},
+                heartbeat_interval=beat,
+                grace_period=3 * beat,
+                heartbeat_stale_trial_callback=_requeue,
+            )
+        except SQLAlchemyError as e:
+            raise _unreachable(spec, e) from None
+
+
+def recover_interrupted(study: optuna.Study) -> int:
+    """Trials a dead driver left RUNNING, failed and queued again; how many.
+
+    A storage with heartbeats fails those whose heartbeat is stale (Optuna's
+    ``fail_stale_trials``; the driver calls this again while it runs, so a trial of a driver
+    killed a moment ago is taken up once its grace period is over). The journal's every RUNNING
+    trial is a dead driver's (this driver holds the study's lock)."""
+    if _heartbeat_seconds(study._storage) is not None:
+        before = _n_running(study)
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        n = before - _n_running(study)
+    else:
+        n = 0
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            _requeue(study, trial)
+            n += 1
+    if n:
+        logger.info("re-queued %d trial(s) left running by an interrupted driver", n)
+    return n
+
+
+class _Writes:
+    """Stands in for the study's storage on one trial (``trial.storage``) inside
+    :func:`batched_writes`: keeps its parameter and attribute writes; reads pass through."""
+
+    def __init__(self, trial: optuna.trial.Trial) -> None:
+        self.storage, self.trial = trial.storage, trial
+        self.params: list[tuple[int, str, float, Any]] = []
+        #: (trial id, "user" | "system", key, value, whether the trial had the key already)
+        self.attrs: list[tuple[int, str, str, Any, bool]] = []
+
+    def set_trial_param(self, trial_id: int, name: str, value: float, dist: Any) -> None:
+        self.params.append((trial_id, name, value, dist))
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        had = key in self.trial._cached_frozen_trial.user_attrs
+        self.attrs.append((trial_id, "user", key, value, had))
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        had = key in self.trial._cached_frozen_trial.system_attrs
+        self.attrs.append((trial_id, "system", key, value, had))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+
+@contextlib.contextmanager
+def batched_writes(trial: optuna.trial.Trial) -> Iterator[None]:
+    """Inside, the trial's ``suggest_*``, ``set_user_attr`` and ``set_constraint`` are kept, and
+    written at the end in one write: one journal append (one fsync) or one database
+    transaction, instead of one per parameter (a subnet of ``ofa_mbv3`` has 46). The trial reads
+    back what it suggested from its own cache, as Optuna's ``Trial`` always does."""
+    storage = trial.storage
+    writes = _Writes(trial)
+    trial.storage = writes
+    try:
+        yield
+    finally:
+        trial.storage = storage
+    if writes.params or writes.attrs:
+        _write_all(storage, writes)
+
+
+def _write_all(storage: Any, writes: _Writes) -> None:
+    from optuna.storages import JournalStorage
+    from optuna.storages._cached_storage import _CachedStorage
+
+    if isinstance(storage, JournalStorage):
+        _write_journal(storage, writes)
+    elif isinstance(storage, _CachedStorage) and isinstance(
+        storage._backend, optuna.storages.RDBStorage
+    ):
+        _patiently(_write_rdb, storage, writes)
+    else:  # another storage: its own writes, one by one
+        for trial_id, name, value, dist in writes.params:
+            storage.set_trial_param(trial_id, name, value, dist)
+        for trial_id, kind, key, value, _ in writes.attrs:
+            getattr(storage, f"set_trial_{kind}_attr")(trial_id, key, value)
+
+
+def _write_journal(storage: Any, writes: _Writes) -> None:
+    from optuna.distributions import distribution_to_json
+    from optuna.storages.journal._storage import JournalOperation
+
+    worker = storage._replay_result.worker_id
+    logs = [
+        {
+            "op_code": JournalOperation.SET_TRIAL_PARAM,
+            "worker_id": worker,
+            "trial_id": trial_id,
+            "param_name": name,
+            "param_value_internal": value,
+            "distribution": distribution_to_json(dist),
+        }
+        for trial_id, name, value, dist in writes.params
+    ]
+    ops = {
+        "user": JournalOperation.SET_TRIAL_USER_ATTR,
+        "system": JournalOperation.SET_TRIAL_SYSTEM_ATTR,
+    }
+    for trial_id, kind, key, value, _ in writes.attrs:
+        logs.append(
+            {
+                "op_code": ops[kind],
+                "worker_id": worker,
+                "trial_id": trial_id,
+                f"{kind}_attr": {key: value},
+            }
+        )
+    with storage._thread_lock:
+        storage._backend.append_logs(logs)
+        storage._sync_with_backend()
+
+
+def _write_rdb(cached: Any, writes: _Writes) -> None:
+    """One transaction: each trial checked once, its parameters inserted together (Optuna's own
+    path checks the trial again and flushes for every parameter)."""
+    from optuna.distributions import check_distribution_compatibility, distribution_to_json
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    rdb = cached._backend
+    tables = {"user": models.TrialUserAttributeModel, "system": models.TrialSystemAttributeModel}
+    with cached._lock, _create_scoped_session(rdb.scoped_session, True) as session:
+        for trial_id in {w[0] for w in writes.params} | {w[0] for w in writes.attrs}:
+            state = models.TrialModel.find_or_raise_by_id(trial_id, session).state
+            rdb.check_trial_is_updatable(trial_id, state)
+        for trial_id, name, value, dist in writes.params:
+            study_id, _ = cached._trial_id_to_study_id_and_number[trial_id]
+            known = cached._studies[study_id].param_distribution
+            if name in known:
+                check_distribution_compatibility(known[name], dist)
+            else:
+                known[name] = dist
+            session.add(
+                models.TrialParamModel(
+                    trial_id=trial_id,
+                    param_name=name,
+                    param_value=value,
+                    distribution_json=distribution_to_json(dist),
+                )
+            )
+        for trial_id, kind, key, value, had in writes.attrs:
+            if had:  # Optuna's update in place
+                rdb._set_trial_attr_without_commit(session, tables[kind], trial_id, key, value)
+            else:
+                session.add(tables[kind](trial_id=trial_id, key=key, value_json=json.dumps(value)))
+
+
+def _heartbeat_seconds(storage: Any) -> int | None:
+    """The storage's heartbeat interval; None when it records no heartbeats (the journal)."""
+    interval = getattr(storage, "get_heartbeat_interval", None)
+    return interval() if interval is not None else None
+
+
+def _n_running(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+
+
+class Heartbeat:
+    """Records an Optuna heartbeat every ``storage.get_heartbeat_interval()`` seconds for each
+    trial the driver has in flight (a thread; a no-op on a storage without heartbeats). A
+    heartbeat that cannot be written (the database restarting) is tried again next beat."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.storage = study._storage
+        self.interval = _heartbeat_seconds(self.storage)
+        self._trials: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_check = -float("inf")  # the first look is at once
+
+    def __enter__(self) -> Heartbeat:
+        if self.interval is not None:
+            self._thread = threading.Thread(target=self._beat, name="nas-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def add(self, trial: optuna.trial.Trial) -> None:
+        """``trial`` is in flight: its first heartbeat now, then one every interval."""
+        if self.interval is None:
+            return
+        with self._lock:
+            self._trials.add(trial._trial_id)
+        self._record(trial._trial_id)
+
+    def ask(self, study: optuna.Study) -> optuna.trial.Trial:
+        """``study.ask()``, the new trial :meth:`add`-ed (without Optuna's warning that
+        heartbeats are meant for ``Study.optimize``: this driver asks and tells its trials
+        itself and keeps their heartbeats)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
+            trial = study.ask()
+        self.add(trial)
+        return trial
+
+    def remove(self, trial: optuna.trial.Trial) -> None:
+        with self._lock:
+            self._trials.discard(trial._trial_id)
+
+    def recover_due(self) -> bool:
+        """Time to look for stale trials again (once per interval)."""
+        if self.interval is None or time.monotonic() - self._last_check < self.interval:
+            return False
+        self._last_check = time.monotonic()
+        return True
+
+    def _record(self, trial_id: int) -> None:
+        try:
+            self.storage.record_heartbeat(trial_id)
+        except Exception as e:  # the next beat tries again; a stale trial is only re-asked
+            logger.warning("heartbeat of trial id %d not written: %s", trial_id, e)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                trials = list(self._trials)
+            for trial_id in trials:
+                self._record(trial_id)
+
+
+def _lock_key(name: str) -> int:
+    """The study's advisory-lock key: a signed 64-bit number from its name."""
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
+
+
+@contextlib.contextmanager
+def study_lock(spec: RunSpec) -> Iterator[None]:
+    """With PostgreSQL storage, hold the study's advisory lock on a connection of its own for the
+    duration (one driver per study on any machine); refuse, naming the holder, when another
+    driver has it. Other storages: nothing (the journal is guarded by ``driver.lock``)."""
+    url = spec.search.storage
+    if not url or not storage_url(url).startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy as sa
+
+    me = f"nas search pid {os.getpid()} on {socket.gethostname()}"
+    engine = sa.create_engine(
+        storage_url(url),
+        poolclass=sa.pool.NullPool,
+        connect_args={"application_name": me[:63]},
+    )
+    key = _lock_key(spec.name)
+    try:
+        conn = engine.connect()
+    except sa.exc.SQLAlchemyError as e:
+        raise _unreachable(spec, e) from None
+    try:
+        got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        if not got:
+            holder = conn.execute(
+                sa.text(
+                    "SELECT a.application_name, a.client_addr FROM pg_locks l "
+                    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                    "AND l.granted AND l.objsubid = 1 "
+                    "AND (l.classid::bigint << 32 | l.objid::bigint) = :k"
+                ),
+                {"k": key},
+            ).first()
+            who = (holder[0] or "another driver") if holder else "another driver"
+            where = f" from {holder[1]}" if holder and holder[1] else ""
+            raise SpecError(
+                f"{who}{where} is running study {spec.name!r} in {storage_label(spec)}; wait "
+                "for it to end or stop it, or give this run another name"
+            )
+        conn.commit()
+        yield
+    finally:
+        conn.close()  # the server drops the lock with the session
+        engine.dispose()
