@@ -234,6 +234,9 @@ def recover_interrupted(study: optuna.Study) -> int:
     else:
         n = 0
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study._storage.set_trial_user_attr(
+                trial._trial_id, "error", "interrupted: the driver stopped mid-trial"
+            )
             study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
             _requeue(study, trial)
             n += 1
