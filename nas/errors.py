@@ -11,7 +11,15 @@ __all__ = [
     "CheckpointError",
     "LatencyTableError",
     "MissingLatencyKeyError",
+    "first_line",
 ]
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of ``error``'s message (at most ``limit`` characters), or its type's name
+    when it has none: what a one-line message quotes of a library's error."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:limit] if lines else type(error).__name__
 
 
 class NASError(Exception):

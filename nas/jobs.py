@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nas.data import ImageDataset, load_dataset
-from nas.errors import CheckpointError, SpecError
+from nas.errors import CheckpointError, SpecError, first_line
 from nas.spec import RunSpec
 from search_spaces import SearchSpace, WeightSharing, get_space
 
@@ -95,12 +95,11 @@ def distillation(spec: RunSpec, where: str, evaluator) -> object | None:
         try:  # an exported program: a graph and its weights, no pickled Python object to run
             teacher = torch.export.load(str(path)).module()
         except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
-            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise SpecError(
-                f"{field}: {path} is not an exported program ({why}); save the teacher with "
-                "torch.export.save(torch.export.export(model, (x,), dynamic_shapes=({0: "
-                "torch.export.Dim('batch')},)), path) (a pickled torch.save file is not loaded: "
-                "unpickling runs whatever code it names)"
+                f"{field}: {path} is not an exported program ({first_line(e)}); save the "
+                "teacher with torch.export.save(torch.export.export(model, (x,), "
+                "dynamic_shapes=({0: torch.export.Dim('batch')},)), path) (a pickled torch.save "
+                "file is not loaded: unpickling runs whatever code it names)"
             ) from None
     else:
         try:

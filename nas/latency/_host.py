@@ -23,7 +23,6 @@ from nas.export import HostFingerprint
 from nas.latency._table import (
     DeviceInfo,
     LatencyTable,
-    dtype_key,
     load_device,
     load_table,
     write_device,
@@ -474,7 +473,7 @@ def fill_missing(
     from nas.latency._calibrate import HostTimer, measure_into, measures_here
 
     table = model.table(resolution)
-    missing = sorted({dtype_key(x.key, x.dtype or dtype) for x in layers} - set(table.entries))
+    missing = model.missing_keys(resolution, layers, dtype)
     if not missing:
         return 0
     if not measures_here(model.device):

@@ -66,17 +66,20 @@ class LayerTableLatency(LatencyPredictor):
         if measures_here(self.device):
             return
         for resolution in self.space.resolutions:
-            table = self.table(resolution)
-            keys = {
-                dtype_key(x.key, x.dtype or self.dtype) for x in self.space.all_layers(resolution)
-            }
-            missing = sorted(keys - set(table.entries))
+            missing = self.missing_keys(resolution, self.space.all_layers(resolution))
             if missing:
                 raise MissingLatencyKeyError(
                     f"{len(missing)} layer key(s) of space {self.space.name!r} are not in "
-                    f"{table.path}, e.g. {missing[0]!r}: every subnet using them would fail; "
-                    "calibrate them on the device (nas lut calibrate --device adb:SERIAL)"
+                    f"{self.table(resolution).path}, e.g. {missing[0]!r}: every subnet using "
+                    "them would fail; calibrate them on the device (nas lut calibrate --device "
+                    "adb:SERIAL)"
                 )
+
+    def missing_keys(self, resolution: int, layers: Any, dtype: str | None = None) -> list[str]:
+        """The keys of ``layers`` (each at its own precision, else ``dtype``, else this
+        predictor's) that the table of ``resolution`` lacks, sorted."""
+        keys = {dtype_key(x.key, x.dtype or dtype or self.dtype) for x in layers}
+        return sorted(keys - set(self.table(resolution).entries))
 
     def layer_keys(self, config: Any) -> list[str]:
         """The table key of every layer of ``config``, each at its own precision."""

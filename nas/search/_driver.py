@@ -10,14 +10,14 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
 
 from nas.cluster import spec_to_dict
-from nas.errors import SpecError
+from nas.errors import SpecError, first_line
 from nas.job import Job
 from nas.latency import build_latency
 from nas.search._evaluators import check_input_files
@@ -148,11 +148,10 @@ class SearchJob(Job):
     # ---- pricing -------------------------------------------------------------------------
     def _price(self, config: Any) -> dict[str, Any]:
         latency = {m.name: m.predict(config).ms for m in self.devices}
-        return {
-            "latency_ms": latency,
-            "macs": float(self.space.macs(config)),
-            "params": float(self.space.params(config)),
-        }
+        return {"latency_ms": latency, **self._size(config)}
+
+    def _size(self, config: Any) -> dict[str, float]:
+        return {"macs": float(self.space.macs(config)), "params": float(self.space.params(config))}
 
     def _values(self, accuracy: float, priced: dict[str, Any]) -> list[float]:
         return self.objective.values(
@@ -190,17 +189,12 @@ class SearchJob(Job):
         """One driver per study on this machine (``runs/<name>/driver.lock``)."""
         return self.spec.run_dir() / "driver.lock"
 
-    def locks(self) -> contextlib.AbstractContextManager[Any]:
+    @contextlib.contextmanager
+    def locks(self) -> Iterator[None]:
         """The lock file, then (PostgreSQL storage) the study's advisory lock: one driver per
         study on any machine."""
-        stack = contextlib.ExitStack()
-        stack.enter_context(super().locks())
-        try:
-            stack.enter_context(study_lock(self.spec))
-        except BaseException:
-            stack.close()
-            raise
-        return stack
+        with super().locks(), study_lock(self.spec):
+            yield
 
     def state_dict(self) -> dict[str, Any]:
         # the study lives in its journal and the parent run is found by its tags
@@ -414,11 +408,10 @@ class SearchJob(Job):
             written = self.tracker.flush()
         except Exception as e:
             if not was_failing:  # once per outage
-                why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
                 logger.warning(
                     "MLflow cannot be written (%s): the study goes on, its trial runs are kept "
                     "and written once MLflow answers again",
-                    redact_urls(why),
+                    redact_urls(first_line(e)),
                 )
         else:
             if was_failing:
@@ -436,11 +429,7 @@ class SearchJob(Job):
         ]
         for t in missing:
             config = self.space.parse(t.user_attrs["config"])
-            priced = {
-                "latency_ms": t.user_attrs["latency_ms"],
-                "macs": float(self.space.macs(config)),
-                "params": float(self.space.params(config)),
-            }
+            priced = {"latency_ms": t.user_attrs["latency_ms"], **self._size(config)}
             self._log_trial(t, config, priced)
         if missing:
             logger.info("writing %d trial run(s) missing from MLflow", len(missing))
@@ -579,12 +568,12 @@ class _TrialLoop:
         trial, config, priced = done.item
         parked = self.in_flight.pop(str(config), [])
         with batched_writes(trial):
-            if done.worker_deaths:  # a replacement worker ran it again
+            if done.worker_deaths:  # another worker ran it again
                 trial.set_user_attr("worker_died", "; ".join(done.worker_deaths)[:2000])
             if done.ok:
                 trial.set_user_attr("accuracy", done.value["accuracy"])
                 trial.set_user_attr("eval_seconds", done.value["eval_seconds"])
-                trial.set_user_attr("node", done.value.get("node", ""))
+                trial.set_user_attr("node", done.value["node"])
         if not done.ok:
             for other, _ in [(trial, priced), *parked]:
                 other.set_user_attr("error", done.error[:2000])

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 
-from nas.errors import CheckpointError, SpecError
+from nas.errors import CheckpointError, SpecError, first_line
 from nas.registry import EVALUATORS
 from nas.spec import RunSpec
 from search_spaces import SearchSpace
@@ -120,9 +120,8 @@ def load_ofa_predictor(path: str | Path, n_inputs: int = 128) -> nn.Module:
             state = state["state_dict"]
         model.load_state_dict(state)
     except Exception as e:  # torch raises many types for a file that is not a state dict
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
-            f"{path} is not an OFA accuracy predictor state dict: {first_line}"
+            f"{path} is not an OFA accuracy predictor state dict: {first_line(e, limit=10_000)}"
         ) from e
     return model.eval()
 

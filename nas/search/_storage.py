@@ -26,7 +26,7 @@ from typing import Any
 
 import optuna
 
-from nas.errors import SpecError
+from nas.errors import SpecError, first_line
 from nas.spec import RunSpec
 from nas.tracking import redact_urls
 
@@ -110,7 +110,7 @@ def _requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 
 
 def _unreachable(spec: RunSpec, e: Exception) -> SpecError:
-    why = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+    why = first_line(getattr(e, "orig", None) or e, limit=10_000)
     label = storage_label(spec)
     return SpecError(f"search.storage = {label!r} cannot be reached: {redact_urls(why)}")
 
@@ -161,7 +161,7 @@ def _patiently(call: Any, *args: Any, **kwargs: Any) -> Any:
             if not said:
                 logger.warning(
                     "the study's database is unreachable (%s); retrying for up to %.0f s",
-                    redact_urls(str(e.__cause__ or e).strip().splitlines()[0][:200]),
+                    redact_urls(first_line(e.__cause__ or e)),
                     PATIENCE_SECONDS,
                 )
                 said = True

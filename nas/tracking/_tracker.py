@@ -179,11 +179,6 @@ class JobRun:
         waited = time.monotonic() - self._last_flush >= self.flush_seconds
         return waited or (not self.failing and len(self._buffer) >= self.flush_every)
 
-    @property
-    def pending(self) -> int:
-        """Child runs queued and not yet written."""
-        return len(self._buffer)
-
     def flush(self) -> dict[Any, str]:
         """Write every queued child run; their keys -> run ids. A write that fails (MLflow
         unreachable) raises, with that run and every later one still queued (those written

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,10 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.servers import free_port
 
 RAY = Path(sys.executable).parent / "ray"
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_search_runs_unchanged_as_a_ray_job_on_a_cluster(tmp_path):
@@ -39,7 +33,7 @@ def test_search_runs_unchanged_as_a_ray_job_on_a_cluster(tmp_path):
         "RAY_AUTH_TOKEN": secrets.token_hex(32),
     }
     env.pop("RAY_ADDRESS", None)
-    port, dash = _free_port(), _free_port()
+    port, dash = free_port(), free_port()
     temp = Path("/tmp") / f"ray{os.getpid()}"  # short: Ray's socket paths have a length limit
     subprocess.run(
         [

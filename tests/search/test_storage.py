@@ -103,14 +103,14 @@ def test_a_second_driver_on_another_machine_is_refused_by_the_database(
     """The lock file guards one machine; PostgreSQL's advisory lock on the study guards all: a
     driver with its own runs folder (another machine) is refused, naming the holder."""
     spec_path = _spec(
-        tmp_path, name="shared", trials=4, workers=1, storage=postgres.create_database()
+        tmp_path, name="held", trials=4, workers=1, storage=postgres.create_database()
     )
     spec = load_spec(spec_path)
     with study_lock(spec):
         monkeypatch.setenv("NAS_RUNS_DIR", str(tmp_path / "other-machine"))
         assert main(["search", str(spec_path), "--quiet", "--no-mlflow"]) == 2
         err = capsys.readouterr().err
-        assert f"nas search pid {os.getpid()} on " in err and "study 'shared'" in err
+        assert f"nas search pid {os.getpid()} on " in err and "study 'held'" in err
         assert len(err.strip().splitlines()) == 1
     assert main(["search", str(spec_path), "--quiet", "--no-mlflow"]) == 0  # released
     assert len(_complete(spec)) == 4
