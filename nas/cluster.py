@@ -3,21 +3,29 @@ to hand a spec to workers, and to wait for workers to be ready."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from nas.errors import NASError
 from nas.registry import EVALUATORS
 from nas.spec import RunSpec
 
-__all__ = ["init_ray", "spec_to_dict", "wait_ready"]
+__all__ = ["LOOPBACK_ENV", "init_ray", "spec_to_dict", "wait_ready"]
+
+#: Ray's own switch (``ray/_private/ray_constants.py``, read when ``ray`` is imported): "0" makes
+#: a node's address 127.0.0.1, so every server of a Ray started here (GCS, raylet, workers,
+#: agents, metrics) listens on loopback only; Ray's default listens on all interfaces
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def init_ray(cpus: int) -> bool:
-    """Join ``RAY_ADDRESS`` when set, else start an embedded Ray with at least ``cpus`` CPUs.
-    True when this call started or joined Ray (the caller then shuts it down), False when Ray
-    was already initialised by someone else."""
+    """Join ``RAY_ADDRESS`` when set, else start an embedded Ray with at least ``cpus`` CPUs,
+    listening on 127.0.0.1 only (unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1`` says
+    otherwise). True when this call started or joined Ray (the caller then shuts it down),
+    False when Ray was already initialised by someone else."""
     import ray
 
     if ray.is_initialized():
@@ -26,10 +34,33 @@ def init_ray(cpus: int) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(
-            num_cpus=max(cpus, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False
-        )
+        with _loopback_only():
+            ray.init(
+                num_cpus=max(cpus, os.cpu_count() or 1),
+                include_dashboard=False,
+                log_to_driver=False,
+            )
     return True
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """While Ray starts: its switch off in this process (already imported) and in the
+    environment its processes inherit; both as they were afterwards, so that a later job of
+    this process, or a process it starts, can still join a cluster."""
+    from ray._private import ray_constants
+
+    user = os.environ.get(LOOPBACK_ENV)
+    constant = ray_constants.ENABLE_RAY_CLUSTER
+    if user is None:
+        os.environ[LOOPBACK_ENV] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if user is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        ray_constants.ENABLE_RAY_CLUSTER = constant
 
 
 def wait_ready(actors: list, what: str) -> None:

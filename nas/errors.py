@@ -22,6 +22,19 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     return lines[0][:limit] if lines else type(error).__name__
 
 
+def unreadable(error: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, in one line, without torch's
+    advice to load it with ``weights_only=False`` (which would run whatever code it holds)."""
+    text = str(error)
+    if "Weights only load failed" in text:
+        detail = [line.strip() for line in text.split("WeightsUnpickler error:")[-1].splitlines()]
+        why = next((line for line in detail if line), "")
+        return "not a file of plain tensors (corrupt, or holding pickled objects)" + (
+            f": {why}" if why else ""
+        )
+    return first_line(error, limit=300)
+
+
 class NASError(Exception):
     """Root of every error raised on purpose by nas."""
 

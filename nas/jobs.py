@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from nas.data import ImageDataset, load_dataset
 from nas.errors import CheckpointError, SpecError, first_line
@@ -16,11 +17,16 @@ def space_for(spec: RunSpec, dataset: ImageDataset) -> SearchSpace:
     return get_space(spec.space, n_classes=dataset.n_classes, in_channels=dataset.in_channels)
 
 
-def load_supernet(spec: RunSpec, space: SearchSpace, checkpoint: str | Path | None = None):
+def load_supernet(
+    spec: RunSpec,
+    space: SearchSpace,
+    checkpoint: str | Path | None = None,
+    blob: dict[str, Any] | None = None,
+):
     """(space, supernet, checkpoint blob): the spec's trained supernet (``supernet.checkpoint``,
-    or ``checkpoint`` if given), and the space it was trained for: ``space`` rebuilt with the
-    checkpoint's ``space_options`` where they differ (a space with size options, e.g. a
-    smaller ``nb201`` network).
+    or ``checkpoint`` if given, or ``blob``: that file already read by ``load_weights``), and
+    the space it was trained for: ``space`` rebuilt with the checkpoint's ``space_options``
+    where they differ (a space with size options, e.g. a smaller ``nb201`` network).
 
     Raises:
         SpecError: the space does not declare the ``WeightSharing`` capability.
@@ -31,7 +37,7 @@ def load_supernet(spec: RunSpec, space: SearchSpace, checkpoint: str | Path | No
     if not isinstance(space, WeightSharing):
         raise SpecError(f"space: {space.name!r} has no supernet (it is not weight-sharing)")
     path = spec.resolve_path(str(checkpoint or spec.supernet.checkpoint))
-    blob = load_weights(path)
+    blob = load_weights(path) if blob is None else blob
     if blob["space"] != space.name:
         raise CheckpointError(
             f"{path} holds a {blob['space']!r} supernet, the spec asks for {space.name!r}"
@@ -46,17 +52,20 @@ def load_supernet(spec: RunSpec, space: SearchSpace, checkpoint: str | Path | No
 
 
 def subnet_evaluator(
-    spec: RunSpec, checkpoint: str | Path | None = None, dataset: ImageDataset | None = None
+    spec: RunSpec,
+    checkpoint: str | Path | None = None,
+    dataset: ImageDataset | None = None,
+    blob: dict[str, Any] | None = None,
 ):
     """(space, evaluator) for the spec's trained supernet, BN recalibration as the spec says;
-    ``dataset``: the spec's dataset when the caller has loaded it already."""
+    ``dataset`` and ``blob`` (the checkpoint, read): what the caller has loaded already."""
     from nas.supernet import SubnetEvaluator
 
     if dataset is None:
         dataset, space = load_job(spec)
     else:
         space = space_for(spec, dataset)
-    space, supernet, _ = load_supernet(spec, space, checkpoint)
+    space, supernet, _ = load_supernet(spec, space, checkpoint, blob)
     evaluator = SubnetEvaluator(
         space,
         supernet,

@@ -1,5 +1,5 @@
 """Bad inputs of a job: one line naming the field, variable or file, exit 2, and nothing written
-(no runs folder, no journal, no MLflow store), before any data is read or Ray starts."""
+(no runs folder, no journal, no MLflow store), before Ray starts."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def _written(tmp_path) -> set[str]:
         "half.pt",
         "gap_lut",
         "half_lut",
+        "half_data",
     }
 
 
@@ -103,14 +104,24 @@ def _bad_tables(tmp_path) -> None:
             "1 layer key(s) of space 'ofa_mbv3' are not in ",
         ),
         ({**PREDICTED, "devices": [{"lut": "{tmp}/half_lut"}]}, {}, "half_lut/ofa_mbv3/224.yaml"),
+        (
+            {"dataset": {"root": "{tmp}/half_data", "val_size": 300}},
+            {},
+            "half_data/train-images-idx3-ubyte",
+        ),
         ({}, {"NAS_INJECT_FAULTS": "raise_evry=2"}, "NAS_INJECT_FAULTS: unknown fault"),
         ({}, {"NAS_INJECT_FAULTS": "raise_every=0"}, "raise_every='0' must be an integer >= 1"),
     ],
 )
 def test_a_bad_search_input_is_one_line_naming_it_and_nothing_is_written(
-    tmp_path, monkeypatch, capsys, changes, env, named
+    tmp_path, monkeypatch, capsys, changes, env, named, small_fmnist
 ):
+    import shutil
+
     (tmp_path / "a_file").write_text("a file where a folder is expected")
+    half = shutil.copytree(small_fmnist, tmp_path / "half_data")
+    (images,) = half.glob("train-images-idx3-ubyte*")  # a data file truncated on disk
+    images.write_bytes(images.read_bytes()[: images.stat().st_size // 2])
     whole = (assets_root() / BASE["supernet"]["checkpoint"]).read_bytes()
     (tmp_path / "half.pt").write_bytes(whole[: len(whole) // 2])  # a truncated checkpoint
     _bad_tables(tmp_path)

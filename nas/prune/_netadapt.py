@@ -54,18 +54,22 @@ def load_pruned(path: Path, space: PrunedSpace) -> tuple[PrunedConfig, torch.nn.
 
 
 class PruneWorker:
-    """Ray actor: holds the dataset; prunes, briefly fine-tunes and scores proposals."""
+    """Ray actor: holds the dataset (the driver's, sent through Ray; read from the spec's
+    files when not given); prunes, briefly fine-tunes and scores proposals."""
 
-    def __init__(self, spec_dict: dict[str, Any], threads: int) -> None:
+    def __init__(self, spec_dict: dict[str, Any], threads: int, dataset: Any = None) -> None:
         import nas  # noqa: F401  (torchvision/ofa import trap inside the worker process)
-        from nas.jobs import load_job
+        from nas.jobs import load_job, space_for
         from nas.spec import spec_from_dict
 
         torch.set_num_threads(threads)
         self.error: str | None = None
         try:
             self.spec = spec_from_dict(spec_dict)
-            self.dataset, base = load_job(self.spec)
+            if dataset is None:
+                self.dataset, base = load_job(self.spec)
+            else:  # the driver's, through Ray's object store: no file of its machine read here
+                self.dataset, base = dataset, space_for(self.spec, dataset)
             self.space = pruned(base, self.spec.netadapt.channel_step)
         except NASError as e:
             self.error = str(e)
@@ -392,7 +396,7 @@ class NetAdaptJob(Job):
         self.start_ray(na.workers * na.threads_per_worker)
         return self.actor_pool(
             ray.remote(num_cpus=na.threads_per_worker)(PruneWorker),
-            (spec_to_dict(self.spec), na.threads_per_worker),
+            (spec_to_dict(self.spec), na.threads_per_worker, ray.put(self.dataset)),
             size=na.workers,
             max_failures=max(10, 2 * na.workers),
             what="a NetAdapt worker",

@@ -20,7 +20,7 @@ from nas.cluster import spec_to_dict
 from nas.errors import SpecError, first_line
 from nas.job import Job
 from nas.latency import build_latency
-from nas.search._evaluators import check_input_files
+from nas.registry import EVALUATORS
 from nas.search._objectives import make_objective
 from nas.search._pareto import hypervolume_2d, pareto_front
 from nas.search._samplers import make_proposer, make_sampler
@@ -32,6 +32,7 @@ from nas.search._storage import (
     recover_interrupted,
     storage_label,
     study_lock,
+    tell,
 )
 from nas.search._workers import FAULTS_ENV, make_worker_class, parse_faults
 from nas.spec import RunSpec
@@ -119,6 +120,8 @@ class SearchJob(Job):
             )
         self.progress = progress
         self.objective = make_objective(spec.search)
+        #: what the workers' evaluator reads from files, read by ``preflight``
+        self._inputs: dict[str, Any] | None = None
         #: trial number -> its MLflow child run
         self.trial_runs: dict[int, str] = {}
         self.space = self._space()
@@ -178,12 +181,14 @@ class SearchJob(Job):
         return super().run(trials=trials, workers=workers, export=export)
 
     def preflight(self) -> None:
-        check_input_files(self.spec)  # the workers' files: named now, not after Ray starts
         for model in self.devices:  # a table lacking a layer would fail trials mid-study
             model.check_complete()
         check_storage(self.spec)
         parse_faults(os.environ.get(FAULTS_ENV, ""))  # the workers' fault drill, before Ray
         super().preflight()
+        # the workers' files, read once here (a bad one named now, not after Ray starts) and
+        # sent to them through Ray's object store: no worker reads a file of this machine
+        self._inputs = EVALUATORS.get(self.spec.evaluator.kind).load_inputs(self.spec)
 
     def lock_path(self) -> Path:
         """One driver per study on this machine (``runs/<name>/driver.lock``)."""
@@ -219,14 +224,17 @@ class SearchJob(Job):
         if study.trials:  # a resumed study: not the seeded sequence of proposals again
             study.sampler = make_sampler(spec.search.sampler, spec.seed + len(study.trials))
         seed_extremes(study, self.space)
-        recover_interrupted(study)
+        recover_interrupted(study, at_start=True)
         if self.tracker is not None:
             self._backfill(study)
         start = time.perf_counter()
         self.start_ray(workers * threads)
+        import ray
+
+        inputs, self._inputs = ray.put(self._inputs), None  # the object store holds them now
         pool = self.actor_pool(
             make_worker_class(threads),
-            (spec_to_dict(spec), threads),
+            (spec_to_dict(spec), threads, inputs),
             size=workers,
             max_failures=max(10, trials),  # a bound, so that a broken evaluator cannot loop forever
             what="a search worker",
@@ -498,6 +506,7 @@ class _TrialLoop:
         while True:
             if self.heartbeat.recover_due():  # a dead driver's trials, once their grace is over
                 recover_interrupted(self.study)
+                self.heartbeat.queued()
             self._dispatch()
             if tracker is not None and tracker.flush_due():
                 self._flush()
@@ -539,10 +548,8 @@ class _TrialLoop:
         self, trial: optuna.trial.Trial, priced: dict[str, Any], hit: optuna.trial.FrozenTrial
     ) -> None:
         accuracy = hit.user_attrs["accuracy"]
-        with batched_writes(trial):
-            trial.set_user_attr("accuracy", accuracy)
-            trial.set_user_attr("duplicate_of", hit.number)
-        self.study.tell(trial, self.job._values(accuracy, priced))
+        values = self.job._values(accuracy, priced)
+        tell(self.study, trial, values, accuracy=accuracy, duplicate_of=hit.number)
         self.heartbeat.remove(trial)
         self.stats["cached"] += 1
         self.done += 1
@@ -553,6 +560,7 @@ class _TrialLoop:
             self.proposals.extend(job._propose(study, self.proposer, self.done))
         if self.proposals:
             study.enqueue_trial(job.space.trial_params(self.proposals.pop(0)))
+            self.heartbeat.queued()
         trial = self.heartbeat.ask(study)
         with batched_writes(trial):  # one write for the subnet's parameters and attributes
             config = job.space.suggest(trial)
@@ -567,25 +575,25 @@ class _TrialLoop:
     def _collect(self, done: Any) -> None:
         trial, config, priced = done.item
         parked = self.in_flight.pop(str(config), [])
-        with batched_writes(trial):
-            if done.worker_deaths:  # another worker ran it again
-                trial.set_user_attr("worker_died", "; ".join(done.worker_deaths)[:2000])
-            if done.ok:
-                trial.set_user_attr("accuracy", done.value["accuracy"])
-                trial.set_user_attr("eval_seconds", done.value["eval_seconds"])
-                trial.set_user_attr("node", done.value["node"])
+        attrs = {}
+        if done.worker_deaths:  # another worker ran it again
+            attrs["worker_died"] = "; ".join(done.worker_deaths)[:2000]
         if not done.ok:
+            failed = optuna.trial.TrialState.FAIL
             for other, _ in [(trial, priced), *parked]:
-                other.set_user_attr("error", done.error[:2000])
-                self.study.tell(other, state=optuna.trial.TrialState.FAIL)
+                tell(self.study, other, state=failed, **attrs, error=done.error[:2000])
                 self.heartbeat.remove(other)
                 self.stats["failed"] += 1
+                attrs = {}
             return
         accuracy = done.value["accuracy"]
+        attrs.update(accuracy=accuracy, eval_seconds=done.value["eval_seconds"])
+        attrs["node"] = done.value["node"]
         self.stats["eval_seconds"] += done.value["eval_seconds"]
+        values = self.job._values(accuracy, priced)
+        self.cache[str(config)] = tell(self.study, trial, values, **attrs)
         if self.job.tracker is not None:
             self.job._log_trial(trial, config, priced)
-        self.cache[str(config)] = self.study.tell(trial, self.job._values(accuracy, priced))
         self.heartbeat.remove(trial)
         self.done += 1
         for other, other_priced in parked:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 
-from nas.errors import CheckpointError, SpecError, first_line
+from nas.errors import CheckpointError, SpecError, unreadable
 from nas.registry import EVALUATORS
 from nas.spec import RunSpec
 from search_spaces import SearchSpace
@@ -30,12 +30,15 @@ class Evaluator(abc.ABC):
     trial. Registered in ``nas.registry.EVALUATORS`` under ``evaluator.kind``.
 
     Contract:
-    - Built once per worker process, by ``EVALUATORS.create(kind, spec)`` from the run spec
-      (a :class:`nas.spec.RunSpec`); the constructor loads what every evaluation needs (a
-      supernet and a dataset, a predictor file) and raises if it cannot, which is the worker's
-      one start-up error. Paths it reads from the spec are listed by ``portable_paths``, so that
-      a worker on another machine or in another folder gets them absolute; the files it reads
-      by ``input_files``, which the driver checks before Ray starts.
+    - Built once per worker process, by ``EVALUATORS.create(kind, spec, inputs)`` from the run
+      spec (a :class:`nas.spec.RunSpec`) and ``inputs``: what ``load_inputs(spec)`` read from
+      files (a supernet's weights and a dataset, a predictor). The driver calls ``load_inputs``
+      once, before Ray starts, so a missing, truncated or malformed file is named there, and
+      hands the result to every worker through Ray's object store: a worker on another node
+      reads none of the driver's files. ``inputs=None``: the evaluator loads them itself. The
+      constructor raises if it cannot be built, which is the worker's one start-up error.
+      Paths the spec's evaluator fields name are listed by ``portable_paths`` (made absolute
+      for jobs whose workers read them).
     - ``space`` is the :class:`search_spaces.SearchSpace` whose configs it scores.
     - ``evaluate(config)`` returns a dict of float metrics with at least ``accuracy``: validation
       top-1 in [0, 1], measured or predicted; further keys are extra metrics. It does not depend
@@ -65,10 +68,14 @@ class Evaluator(abc.ABC):
         return {}
 
     @classmethod
-    def input_files(cls, spec: RunSpec) -> dict[str, Path]:
-        """The files a worker will read, by the spec field that names them, checked by the
-        driver before Ray starts (``check_input_files``); default: ``portable_paths``."""
-        return {f"evaluator.{k}": Path(v) for k, v in cls.portable_paths(spec).items()}
+    def load_inputs(cls, spec: RunSpec) -> dict[str, Any]:
+        """What every worker needs from files, read here (default: nothing). Picklable: it
+        travels to the workers through Ray's object store.
+
+        Raises:
+            NASError: a file is missing or malformed (named).
+        """
+        return {}
 
 
 @EVALUATORS.register("supernet")
@@ -77,11 +84,25 @@ class SupernetAccuracy(Evaluator):
 
     has_weights = True
 
-    def __init__(self, spec: RunSpec) -> None:
+    def __init__(self, spec: RunSpec, inputs: dict[str, Any] | None = None) -> None:
         from nas.jobs import subnet_evaluator
 
-        self.space, self._evaluator = subnet_evaluator(spec)
+        inputs = self.load_inputs(spec) if inputs is None else inputs
+        self.space, self._evaluator = subnet_evaluator(
+            spec, dataset=inputs["dataset"], blob=inputs["supernet"]
+        )
         self._val_images = spec.evaluator.val_images
+
+    @classmethod
+    def load_inputs(cls, spec: RunSpec) -> dict[str, Any]:
+        """The dataset (every file read and checked) and the supernet checkpoint."""
+        from nas.data import load_dataset
+        from nas.supernet import load_weights
+
+        return {
+            "dataset": load_dataset(spec.dataset, spec.folder()),
+            "supernet": load_weights(spec.resolve_path(spec.supernet.checkpoint)),
+        }
 
     def evaluate(self, config: Any) -> dict[str, float]:
         out = self._evaluator.evaluate(config, "val", max_images=self._val_images)
@@ -121,7 +142,7 @@ def load_ofa_predictor(path: str | Path, n_inputs: int = 128) -> nn.Module:
         model.load_state_dict(state)
     except Exception as e:  # torch raises many types for a file that is not a state dict
         raise CheckpointError(
-            f"{path} is not an OFA accuracy predictor state dict: {first_line(e, limit=10_000)}"
+            f"{path} is not an OFA accuracy predictor state dict: {unreadable(e)}"
         ) from e
     return model.eval()
 
@@ -133,11 +154,28 @@ class PredictorAccuracy(Evaluator):
 
     predicted = True
 
-    def __init__(self, spec: RunSpec) -> None:
+    def __init__(self, spec: RunSpec, inputs: dict[str, Any] | None = None) -> None:
         from search_spaces import get_space
 
         self.space = get_space(spec.space)
-        self._model = load_ofa_predictor(predictor_path(spec), self.space.encoding_size)
+        inputs = self.load_inputs(spec) if inputs is None else inputs
+        self._model = inputs["predictor"]
+
+    @classmethod
+    def load_inputs(cls, spec: RunSpec) -> dict[str, Any]:
+        """The predictor (an ``nn.Module``), read from its file."""
+        from search_spaces import get_space
+
+        path = predictor_path(spec)
+        if not path.is_file():
+            field = (
+                "NAS_OFA_PREDICTOR"
+                if os.environ.get("NAS_OFA_PREDICTOR")
+                else "evaluator.predictor"
+            )
+            raise SpecError(f"{field} = {str(path)!r}: no such file")
+        size = get_space(spec.space).encoding_size
+        return {"predictor": load_ofa_predictor(path, size)}
 
     @torch.no_grad()
     def evaluate(self, config: Any) -> dict[str, float]:
@@ -156,23 +194,11 @@ class PredictorAccuracy(Evaluator):
         return self._model(x).squeeze(1).tolist()
 
 
-def check_input_files(spec: RunSpec) -> None:
-    """Every file the spec's evaluator will read (``Evaluator.input_files``) is there, so that
-    a missing one is named by the driver, not by a worker after Ray's start-up (the supernet
-    checkpoint is read by the driver itself).
-
-    Raises:
-        SpecError: naming the field and the file.
-    """
-    for field, path in EVALUATORS.get(spec.evaluator.kind).input_files(spec).items():
-        if not path.is_file():
-            raise SpecError(f"{field} = {str(path)!r}: no such file")
-
-
-def build_evaluator(spec: RunSpec) -> Evaluator:
-    """The evaluator registered as ``spec.evaluator.kind``, built from ``spec``.
+def build_evaluator(spec: RunSpec, inputs: dict[str, Any] | None = None) -> Evaluator:
+    """The evaluator registered as ``spec.evaluator.kind``, built from ``spec`` and ``inputs``
+    (what its ``load_inputs`` read; None: it reads them itself).
 
     Raises:
         RegistryError: no evaluator is registered under that name.
     """
-    return EVALUATORS.create(spec.evaluator.kind, spec)
+    return EVALUATORS.create(spec.evaluator.kind, spec, inputs)

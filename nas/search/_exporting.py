@@ -216,11 +216,14 @@ def _run_exports(
     """The tasks on an :class:`ActorPool`: (task, untimed files) of each that finished, and the
     failed ones' messages."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from nas.cluster import spec_to_dict
     from nas.pool import ActorPool
 
-    actor = ray.remote(num_cpus=1)(ExportWorker)
+    # on the driver's node: the files they write are timed and registered here
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    actor = ray.remote(num_cpus=1, scheduling_strategy=here)(ExportWorker)
     size = max(1, min(workers, len(tasks)))
     exported, failed = [], []
     with ActorPool(

@@ -12,15 +12,18 @@ re-queued at once."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -218,31 +221,60 @@ def open_storage(spec: RunSpec) -> Any:
             raise _unreachable(spec, e) from None
 
 
-def recover_interrupted(study: optuna.Study) -> int:
+def recover_interrupted(study: optuna.Study, at_start: bool = False) -> int:
     """Trials a dead driver left RUNNING, failed and queued again; how many.
 
     A storage with heartbeats fails those whose heartbeat is stale (Optuna's
     ``fail_stale_trials``; the driver calls this again while it runs, so a trial of a driver
-    killed a moment ago is taken up once its grace period is over). The journal's every RUNNING
-    trial is a dead driver's (this driver holds the study's lock)."""
+    killed a moment ago is taken up once its grace period is over), and ``at_start`` those that
+    never recorded one (a driver killed between creating a trial and its first heartbeat; this
+    driver holds the study's lock and has asked nothing yet, so they are a dead driver's). The
+    journal's every RUNNING trial is a dead driver's (this driver holds the study's lock)."""
     if _heartbeat_seconds(study._storage) is not None:
         before = _n_running(study)
         with warnings.catch_warnings():  # "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
         n = before - _n_running(study)
+        if at_start:
+            n += _fail_and_requeue(study, _never_beaten(study))
     else:
-        n = 0
-        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            study._storage.set_trial_user_attr(
-                trial._trial_id, "error", "interrupted: the driver stopped mid-trial"
-            )
-            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-            _requeue(study, trial)
-            n += 1
+        n = _fail_and_requeue(
+            study, study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        )
     if n:
         logger.info("re-queued %d trial(s) left running by an interrupted driver", n)
     return n
+
+
+def _fail_and_requeue(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> int:
+    for trial in trials:
+        study._storage.set_trial_user_attr(
+            trial._trial_id, "error", "interrupted: the driver stopped mid-trial"
+        )
+        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        _requeue(study, trial)
+    return len(trials)
+
+
+def _never_beaten(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The study's RUNNING trials without a heartbeat record (an RDB storage's)."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    if not running:
+        return []
+    rdb = getattr(study._storage, "_backend", study._storage)
+    beat = models.TrialHeartbeatModel
+    with _create_scoped_session(rdb.scoped_session) as session:
+        beaten = {
+            trial_id
+            for (trial_id,) in session.query(beat.trial_id).filter(
+                beat.trial_id.in_([t._trial_id for t in running])
+            )
+        }
+    return [t for t in running if t._trial_id not in beaten]
 
 
 class _Writes:
@@ -254,6 +286,8 @@ class _Writes:
         self.params: list[tuple[int, str, float, Any]] = []
         #: (trial id, "user" | "system", key, value, whether the trial had the key already)
         self.attrs: list[tuple[int, str, str, Any, bool]] = []
+        #: (trial id, final state, values, when): the trial finished by the same write
+        self.finish: tuple[int, optuna.trial.TrialState, list[float] | None, datetime] | None = None
 
     def set_trial_param(self, trial_id: int, name: str, value: float, dist: Any) -> None:
         self.params.append((trial_id, name, value, dist))
@@ -283,8 +317,46 @@ def batched_writes(trial: optuna.trial.Trial) -> Iterator[None]:
         yield
     finally:
         trial.storage = storage
-    if writes.params or writes.attrs:
+    if writes.params or writes.attrs or writes.finish:
         _write_all(storage, writes)
+
+
+def tell(
+    study: optuna.Study,
+    trial: optuna.trial.Trial,
+    values: Sequence[float] | None = None,
+    state: optuna.trial.TrialState = optuna.trial.TrialState.COMPLETE,
+    **user_attrs: Any,
+) -> optuna.trial.FrozenTrial:
+    """``study.tell(trial, values, state)`` with the trial's last user attributes, all in one
+    write (one journal append, one transaction) instead of one per attribute, one for the result
+    and two reads of the trial; the finished trial. The sampler's ``after_trial`` runs first, as
+    in ``study.tell``. A value that is not finite takes Optuna's own path (the trial FAILs)."""
+    done = optuna.trial.TrialState.COMPLETE
+    values = None if values is None else [float(v) for v in values]
+    if state == done and (values is None or not all(math.isfinite(v) for v in values)):
+        with batched_writes(trial):
+            for key, value in user_attrs.items():
+                trial.set_user_attr(key, value)
+        return study.tell(trial, values)
+    storage, study_storage = trial.storage, study._storage
+    writes = _Writes(trial)
+    trial.storage = writes
+    try:
+        for key, value in user_attrs.items():
+            trial.set_user_attr(key, value)
+    finally:
+        trial.storage = storage
+    finished = copy.copy(trial._cached_frozen_trial)
+    finished.state, finished.values = state, values
+    finished.datetime_complete = datetime.now()
+    study._thread_local.cached_all_trials = None  # as study.tell
+    try:
+        study.sampler.after_trial(study, trial._cached_frozen_trial, state, values)
+    finally:
+        writes.finish = (trial._trial_id, state, values, finished.datetime_complete)
+        _write_all(study_storage, writes)
+    return finished
 
 
 def _write_all(storage: Any, writes: _Writes) -> None:
@@ -302,6 +374,9 @@ def _write_all(storage: Any, writes: _Writes) -> None:
             storage.set_trial_param(trial_id, name, value, dist)
         for trial_id, kind, key, value, _ in writes.attrs:
             getattr(storage, f"set_trial_{kind}_attr")(trial_id, key, value)
+        if writes.finish is not None:
+            trial_id, state, values, _ = writes.finish
+            storage.set_trial_state_values(trial_id, state, values)
 
 
 def _write_journal(storage: Any, writes: _Writes) -> None:
@@ -333,24 +408,47 @@ def _write_journal(storage: Any, writes: _Writes) -> None:
                 f"{kind}_attr": {key: value},
             }
         )
+    if writes.finish is not None:
+        trial_id, state, values, when = writes.finish
+        logs.append(
+            {
+                "op_code": JournalOperation.SET_TRIAL_STATE_VALUES,
+                "worker_id": worker,
+                "trial_id": trial_id,
+                "state": state,
+                "values": values,
+                "datetime_complete": when.astimezone(UTC).isoformat(timespec="microseconds"),
+            }
+        )
     with storage._thread_lock:
         storage._backend.append_logs(logs)
         storage._sync_with_backend()
 
 
 def _write_rdb(cached: Any, writes: _Writes) -> None:
-    """One transaction: each trial checked once, its parameters inserted together (Optuna's own
-    path checks the trial again and flushes for every parameter)."""
+    """One transaction: each trial checked once, its new parameters, attributes and values
+    inserted in one statement each (Optuna's own path checks the trial again and flushes for
+    every one)."""
+    import sqlalchemy as sa
     from optuna.distributions import check_distribution_compatibility, distribution_to_json
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
     rdb = cached._backend
     tables = {"user": models.TrialUserAttributeModel, "system": models.TrialSystemAttributeModel}
+    finish = writes.finish
     with cached._lock, _create_scoped_session(rdb.scoped_session, True) as session:
-        for trial_id in {w[0] for w in writes.params} | {w[0] for w in writes.attrs}:
-            state = models.TrialModel.find_or_raise_by_id(trial_id, session).state
-            rdb.check_trial_is_updatable(trial_id, state)
+        rows = {}  # the finishing trial's row locked, as RDBStorage.set_trial_state_values
+        for trial_id in (
+            {w[0] for w in writes.params}
+            | {w[0] for w in writes.attrs}
+            | ({finish[0]} if finish else set())
+        ):
+            rows[trial_id] = models.TrialModel.find_or_raise_by_id(
+                trial_id, session, for_update=bool(finish and trial_id == finish[0])
+            )
+            rdb.check_trial_is_updatable(trial_id, rows[trial_id].state)
+        inserts: dict[Any, list[dict[str, Any]]] = {}
         for trial_id, name, value, dist in writes.params:
             study_id, _ = cached._trial_id_to_study_id_and_number[trial_id]
             known = cached._studies[study_id].param_distribution
@@ -358,19 +456,38 @@ def _write_rdb(cached: Any, writes: _Writes) -> None:
                 check_distribution_compatibility(known[name], dist)
             else:
                 known[name] = dist
-            session.add(
-                models.TrialParamModel(
-                    trial_id=trial_id,
-                    param_name=name,
-                    param_value=value,
-                    distribution_json=distribution_to_json(dist),
-                )
+            inserts.setdefault(models.TrialParamModel, []).append(
+                {
+                    "trial_id": trial_id,
+                    "param_name": name,
+                    "param_value": value,
+                    "distribution_json": distribution_to_json(dist),
+                }
             )
-        for trial_id, kind, key, value, had in writes.attrs:
+        latest: dict[tuple[int, str, str], tuple[Any, bool]] = {}
+        for trial_id, kind, key, value, had in writes.attrs:  # a key set twice: its last value
+            first = latest.get((trial_id, kind, key))
+            latest[trial_id, kind, key] = (value, had if first is None else first[1])
+        for (trial_id, kind, key), (value, had) in latest.items():
             if had:  # Optuna's update in place
                 rdb._set_trial_attr_without_commit(session, tables[kind], trial_id, key, value)
             else:
-                session.add(tables[kind](trial_id=trial_id, key=key, value_json=json.dumps(value)))
+                inserts.setdefault(tables[kind], []).append(
+                    {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                )
+        if finish is not None:  # a running trial holds no values yet
+            trial_id, state, values, when = finish
+            for objective, value in enumerate(values or []):
+                stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+                inserts.setdefault(models.TrialValueModel, []).append(
+                    {"trial_id": trial_id, "objective": objective, "value": stored,
+                     "value_type": kind}
+                )  # fmt: skip
+        for model, values_ in inserts.items():
+            session.execute(sa.insert(model), values_)
+        if finish is not None:  # last: the rows above belong to a running trial
+            trial_id, state, _, when = finish
+            rows[trial_id].state, rows[trial_id].datetime_complete = state, when
 
 
 def _heartbeat_seconds(storage: Any) -> int | None:
@@ -396,6 +513,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_check = -float("inf")  # the first look is at once
+        self._queue_may_hold = True
 
     def __enter__(self) -> Heartbeat:
         if self.interval is not None:
@@ -417,14 +535,24 @@ class Heartbeat:
         self._record(trial._trial_id)
 
     def ask(self, study: optuna.Study) -> optuna.trial.Trial:
-        """``study.ask()``, the new trial :meth:`add`-ed (without Optuna's warning that
-        heartbeats are meant for ``Study.optimize``: this driver asks and tells its trials
-        itself and keeps their heartbeats)."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
-            trial = study.ask()
+        """``study.ask()``, the new trial :meth:`add`-ed. The queue of waiting trials is read
+        only while it may hold some: at start, and after :meth:`queued` (this driver is the
+        study's only one, so only it queues trials: proposals, trials re-queued by recovery);
+        once it is found empty, a trial is created without reading it (on PostgreSQL, a query
+        over every unfinished trial saved per trial). Optuna's warning that heartbeats are meant
+        for ``Study.optimize`` is not raised: this driver keeps its trials' heartbeats itself."""
+        study._thread_local.cached_all_trials = None  # as study.ask
+        trial_id = study._pop_waiting_trial_id() if self._queue_may_hold else None
+        if trial_id is None:
+            self._queue_may_hold = False
+            trial_id = study._storage.create_new_trial(study._study_id)
+        trial = optuna.Trial(study, trial_id)
         self.add(trial)
         return trial
+
+    def queued(self) -> None:
+        """Trials were queued (``enqueue_trial``): the next :meth:`ask` reads the queue."""
+        self._queue_may_hold = True
 
     def remove(self, trial: optuna.trial.Trial) -> None:
         with self._lock:

@@ -60,13 +60,17 @@ def _node_address() -> str:
 
 
 class EvaluatorWorker:
-    """Stateless with respect to the study: the driver sends config strings, gets metrics back."""
+    """Stateless with respect to the study: the driver sends config strings, gets metrics back.
+    ``inputs``: what the evaluator's ``load_inputs`` read in the driver (Ray resolves the object
+    reference the driver passes), so that the worker reads no file of the driver's machine."""
 
-    def __init__(self, spec_dict: dict[str, Any], threads: int) -> None:
+    def __init__(
+        self, spec_dict: dict[str, Any], threads: int, inputs: dict[str, Any] | None = None
+    ) -> None:
         import torch
 
         import nas  # noqa: F401  (torchvision/ofa import trap inside the worker process)
-        from nas.errors import NASError
+        from nas.errors import NASError, first_line
         from nas.search._evaluators import build_evaluator
         from nas.spec import spec_from_dict
 
@@ -76,9 +80,11 @@ class EvaluatorWorker:
         self.node = _node_address()
         self.error: str | None = None
         try:
-            self.evaluator = build_evaluator(spec_from_dict(spec_dict))
+            self.evaluator = build_evaluator(spec_from_dict(spec_dict), inputs)
         except NASError as e:  # reported by ping(): one clear message, not a remote traceback
             self.error = str(e)
+        except Exception as e:  # a broken node or input: one line too
+            self.error = f"{type(e).__name__}: {first_line(e)}"
 
     def evaluate(self, config_text: str) -> dict[str, float]:
         self.calls += 1

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from nas.errors import CheckpointError
+from nas.errors import CheckpointError, unreadable
 from nas.paths import atomic_write
 
 __all__ = ["save_weights", "load_weights", "atomic_save"]
@@ -57,7 +57,7 @@ def load_weights(path: str | Path) -> dict[str, Any]:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt file
-        raise CheckpointError(f"cannot read supernet checkpoint {path}: {e}") from e
+        raise CheckpointError(f"cannot read supernet checkpoint {path}: {unreadable(e)}") from e
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a nas supernet checkpoint (expected format {FORMAT})")
     blob["state_dict"] = {

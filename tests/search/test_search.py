@@ -278,16 +278,38 @@ def test_own_predictor_trained_on_a_study_reports_held_out_rmse_and_tau(
 
 
 @pytest.mark.slow
-def test_a_worker_that_cannot_build_its_evaluator_is_one_clear_error(tmp_path, monkeypatch, capsys):
+def test_an_evaluator_file_that_cannot_be_read_is_one_clear_error_before_ray(
+    tmp_path, monkeypatch, capsys
+):
+    """The driver reads the workers' files before Ray starts: a predictor file that is not one
+    is one line naming it (not torch's advice to load it unsafely), and no study is created."""
     monkeypatch.chdir(tmp_path)
     bogus = tmp_path / "not_a_predictor.pth"
     bogus.write_bytes(b"garbage")
     spec_path = _spec(tmp_path, name="broken", trials=5, workers=1)
     monkeypatch.setenv("NAS_OFA_PREDICTOR", str(bogus))
     assert main(["search", str(spec_path), "--quiet", "--no-mlflow"]) == 2
-    err = capsys.readouterr().err
-    assert "could not start its evaluator" in err and "not_a_predictor.pth" in err
-    assert "Traceback" not in err
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nas: error:") and len(err.splitlines()) == 1, err
+    assert "not_a_predictor.pth is not an OFA accuracy predictor" in err
+    assert "weights_only" not in err and "Traceback" not in err
+    assert not (Path(os.environ["NAS_RUNS_DIR"]) / "broken").exists()
+
+
+def test_a_worker_that_cannot_build_its_evaluator_is_one_clear_error(tmp_path):
+    """A worker whose evaluator cannot be built from what the driver sent is one error naming
+    why, not a remote traceback."""
+    from nas.errors import NASError
+    from nas.search import SearchJob
+
+    spec = load_spec(_spec(tmp_path, name="broken_worker", trials=2, workers=1))
+    job = SearchJob(spec, track=False)
+    job.preflight()
+    job._inputs = {}  # what a worker needs is missing: its evaluator cannot be built
+    with pytest.raises(NASError, match="could not start") as caught:
+        with job.locks():
+            job._run_locked(trials=2, workers=1, export=False)
+    assert "predictor" in str(caught.value)
 
 
 def test_a_subnet_asked_again_while_it_is_evaluated_waits_for_that_evaluation(tmp_path):

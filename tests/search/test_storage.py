@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -129,8 +130,8 @@ def test_an_unreachable_database_is_one_line_before_anything_is_written(tmp_path
 
 @pytest.mark.slow
 def test_the_study_survives_its_database_restarting_mid_study(tmp_path, postgres):
-    """PostgreSQL stopped for 3 s and started again while the driver runs: the driver waits
-    for it, and the study reaches its budget with no trial failed or lost."""
+    """PostgreSQL stopped mid-study, until the driver says it is waiting for it, then started
+    again: the study reaches its budget with no trial failed or lost."""
     spec_path = _spec(
         tmp_path, name="restarted", trials=400, workers=1, storage=postgres.create_database()
     )
@@ -138,10 +139,24 @@ def test_the_study_survives_its_database_restarting_mid_study(tmp_path, postgres
     with driver(spec_path, "--no-mlflow", env={"NAS_INJECT_FAULTS": "slow_ms=30"}) as proc:
         n = len(wait_until(spec, proc, lambda trials: len(trials) >= 20))
         assert proc.poll() is None and n < 200, "the study was near its end before the restart"
-        postgres.restart(down_seconds=3)
-        _, err = proc.communicate(timeout=300)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader.start()
+        postgres.stop()
+        try:
+            deadline = time.time() + 60
+            while not any("unreachable" in line for line in lines) and time.time() < deadline:
+                assert proc.poll() is None, "".join(lines)
+                time.sleep(0.2)
+            waited = any("unreachable" in line for line in lines)
+            time.sleep(1)
+        finally:
+            postgres.start()
+        proc.wait(timeout=300)
+        reader.join(timeout=10)
+    err = "".join(lines)
+    assert waited, (n, err)  # the driver met the outage, and said what it was doing
     assert proc.returncode == 0, err
-    assert "unreachable" in err, (n, err)  # the driver met the restart, and said what it was doing
     study = open_study(spec)
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 400
@@ -185,12 +200,13 @@ def test_optuna_dashboard_reads_the_study(tmp_path, postgres):
 @pytest.mark.parametrize("kind", ["journal", "postgresql", "sqlite"])
 def test_batched_writes_store_what_one_write_per_call_stores(tmp_path, kind, request):
     """A trial's parameters and attributes written in one batch (one journal append, one
-    transaction) read back exactly as Optuna's own writes, one per call, do; a finished trial
-    still refuses them."""
+    transaction), and its result told with its last attributes in one write (``tell``), read
+    back exactly as Optuna's own writes, one per call, do; a finished trial still refuses
+    them."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    from nas.search._storage import batched_writes
+    from nas.search._storage import batched_writes, tell
 
     url = (
         request.getfixturevalue("postgres").create_database()
@@ -211,7 +227,11 @@ def test_batched_writes_store_what_one_write_per_call_stores(tmp_path, kind, req
         trial.set_user_attr("latency_ms", {"note10": 12.5})
         trial.set_constraint("latency", -1.5)
 
-    study = optuna.create_study(storage=storage(), sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        storage=storage(),
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        directions=["maximize", "minimize"],
+    )
     plain = study.ask()
     fill(plain)
     batched = study.ask()
@@ -219,18 +239,49 @@ def test_batched_writes_store_what_one_write_per_call_stores(tmp_path, kind, req
         fill(batched)
         batched.set_user_attr("config", "r28_k5e6")  # a key written twice in one batch
     batched.set_user_attr("latency_ms", {"note10": 9.0})  # and again after it (an update)
-    study.tell(plain, 1.0)
-    study.tell(batched, 2.0)
+    plain.set_user_attr("accuracy", 0.9)
+    plain.set_user_attr("node", "10.0.0.2")
+    study.tell(plain, [0.9, 12.5])
+    told = tell(study, batched, [0.8, 9.0], accuracy=0.8, node="10.0.0.3")
+    failed_plain, failed = study.ask(), study.ask()
+    failed_plain.set_user_attr("error", "boom")
+    study.tell(failed_plain, state=optuna.trial.TrialState.FAIL)
+    tell(study, failed, state=optuna.trial.TrialState.FAIL, error="boom")
 
     reread = optuna.load_study(study_name=study.study_name, storage=storage())
-    a, b = reread.trials
+    a, b, c, d = reread.trials
     assert b.distributions == a.distributions and set(b.params) == {"k", "d", "lr"}
     assert b.params == batched.params
-    assert b.user_attrs == {"config": "r28_k5e6", "latency_ms": {"note10": 9.0}}
+    assert b.user_attrs == {
+        "config": "r28_k5e6",
+        "latency_ms": {"note10": 9.0},
+        "accuracy": 0.8,
+        "node": "10.0.0.3",
+    }
     assert b.system_attrs == a.system_attrs
+    assert (a.state, b.state) == (optuna.trial.TrialState.COMPLETE,) * 2
+    assert (a.values, b.values) == ([0.9, 12.5], [0.8, 9.0])
+    assert b.datetime_complete is not None and b.datetime_start <= b.datetime_complete
+    # what tell returns is what the storage holds
+    assert (told.number, told.state, told.values) == (b.number, b.state, b.values)
+    assert (told.params, told.user_attrs, told.system_attrs) == (
+        b.params,
+        b.user_attrs,
+        b.system_attrs,
+    )
+    assert abs((told.datetime_complete - b.datetime_complete).total_seconds()) < 1e-3
+    assert (c.state, c.values, c.user_attrs) == (d.state, d.values, d.user_attrs)
+    assert d.state == optuna.trial.TrialState.FAIL and d.datetime_complete is not None
+    assert [t.number for t in reread.best_trials] == [0, 1]
     with pytest.raises(RuntimeError, match="finished"):  # UpdateFinishedTrialError
         with batched_writes(batched):
             batched.set_user_attr("late", 1)
+    with pytest.raises(RuntimeError, match="finished"):
+        tell(study, batched, [0.7, 1.0])
+    assert optuna.load_study(study_name=study.study_name, storage=storage()).trials[1].values == [
+        0.8,
+        9.0,
+    ]
 
 
 @pytest.mark.slow
@@ -275,3 +326,29 @@ def test_a_study_goes_on_while_its_mlflow_server_is_down_and_loses_no_run(
         assert numbers == sorted(evaluated)  # every evaluated trial once: none lost, none twice
     finally:
         server.close()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")
+def test_a_trial_a_driver_created_but_never_beat_for_is_recovered_at_start(tmp_path, postgres):
+    """A driver killed between creating a trial and its first heartbeat leaves a RUNNING trial
+    that Optuna's stale-trial check never sees (no heartbeat): the next driver fails and
+    re-queues it at start; a trial whose heartbeat is fresh is left alone."""
+    from nas.search._storage import recover_interrupted
+
+    spec = load_spec(
+        _spec(tmp_path, name="unbeaten", trials=3, workers=1, storage=postgres.create_database())
+    )
+    study = open_study(spec)
+    silent = study.ask()
+    silent.suggest_int("x", 0, 9)
+    beating = study.ask()
+    study._storage.record_heartbeat(beating._trial_id)
+    assert recover_interrupted(study) == 0  # nothing stale yet
+    assert recover_interrupted(study, at_start=True) == 1
+    trials = study.trials
+    assert trials[silent.number].state == optuna.trial.TrialState.FAIL
+    assert trials[silent.number].user_attrs["error"].startswith("interrupted")
+    assert trials[beating.number].state == optuna.trial.TrialState.RUNNING
+    (queued,) = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert queued.user_attrs["requeued_from"] == silent.number
+    assert queued.system_attrs["fixed_params"] == silent.params

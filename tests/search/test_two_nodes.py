@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 
 from nas.spec import load_spec
-from tests.search.test_search import _spec
+from tests.search.test_search import PREDICTOR, _spec
 from tests.search.test_storage import _complete, driver, wait_until
 from tests.servers import free_port
 
@@ -31,9 +33,11 @@ def _run(*argv: str, **kwargs) -> subprocess.CompletedProcess:
 
 class TwoNodes:
     """Head node at ``head_ip`` (this host's end of the veth pair), second node at ``node_ip``
-    inside network namespace ``netns``; Ray's token authentication on, one token for all."""
+    inside network namespace ``netns``; Ray's token authentication on, one token for all. The
+    second node also has a mount namespace of its own, where each folder of ``hide`` is an
+    empty one: it sees none of the driver's files there, as another machine would not."""
 
-    def __init__(self) -> None:
+    def __init__(self, hide: tuple[Path, ...] = ()) -> None:
         n = os.getpid() % 200 + 20
         self.netns, self.veth = f"nas{os.getpid()}", f"vn{os.getpid()}"
         self.head_ip, self.node_ip = f"10.213.{n}.1", f"10.213.{n}.2"
@@ -60,15 +64,25 @@ class TwoNodes:
             f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.temp}h",
             *common, env=self.env, timeout=180,
         )  # fmt: skip
-        _run(
-            *inside, str(RAY), "start", f"--address={self.head_ip}:{self.port}",
+        join = [
+            str(RAY), "start", f"--address={self.head_ip}:{self.port}",
             f"--node-ip-address={self.node_ip}", f"--temp-dir={self.temp}n", *common,
-            env=self.env, timeout=180,
+        ]  # fmt: skip
+        mounts = "".join(f"mount -t tmpfs nas-hidden {shlex.quote(str(d))} && " for d in hide)
+        _run(
+            *inside, "unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f"{mounts}exec {shlex.join(join)}", env=self.env, timeout=180,
         )  # fmt: skip
 
     @property
     def address(self) -> str:
         return f"{self.head_ip}:{self.port}"
+
+    def sees(self, path: Path) -> tuple[bool, bool]:
+        """Whether ``path`` exists for this host and for the second node's processes."""
+        pids = _run("ip", "netns", "pids", self.netns).stdout.split()
+        assert pids, "the second node has no process"
+        return path.exists(), any(Path(f"/proc/{pid}/root{path}").exists() for pid in pids)
 
     def kill_second_node(self) -> None:
         """SIGKILL every process of the second node (all of them live in its namespace)."""
@@ -92,23 +106,38 @@ class TwoNodes:
 
 
 @pytest.fixture
-def two_nodes():
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("a network namespace needs root and iproute2")
-    cluster = TwoNodes()
+def two_nodes(tmp_path):
+    """Two nodes; the second one sees none of the test's files (``tmp_path``: the spec, the
+    predictor it names, the runs folder)."""
+    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("unshare") is None:
+        pytest.skip("network and mount namespaces need root, iproute2 and unshare")
+    cluster = TwoNodes(hide=(tmp_path,))
     yield cluster
     cluster.close()
 
 
 def test_a_search_spreads_over_two_nodes_and_survives_losing_one(tmp_path, postgres, two_nodes):
-    """Four workers over two nodes of two CPUs; the second node SIGKILLed mid-study: its trials
+    """Four workers over two nodes of two CPUs, the second one without the driver's files (the
+    predictor reaches its workers through Ray); the second node SIGKILLed mid-study: its trials
     are evaluated again on the head node and the study reaches its budget, with no trial lost
     or evaluated twice. Trials per minute on two nodes and on the one left are printed."""
     spec_path = _spec(
         tmp_path, name="two_nodes", trials=400, workers=4, storage=postgres.create_database()
     )
+    predictor = tmp_path / "predictor.pth"  # a file of the driver's machine only
+    shutil.copy(PREDICTOR, predictor)
+    data = yaml.safe_load(spec_path.read_text())
+    data["evaluator"]["predictor"] = str(predictor)
+    spec_path.write_text(yaml.safe_dump(data))
     spec = load_spec(spec_path)
-    env = {**two_nodes.env, "RAY_ADDRESS": two_nodes.address, "NAS_INJECT_FAULTS": "slow_ms=150"}
+    assert spec.evaluator.predictor == str(predictor)
+    assert two_nodes.sees(predictor) == (True, False)  # the head node has it, the second not
+    env = {
+        **two_nodes.env,
+        "RAY_ADDRESS": two_nodes.address,
+        "NAS_INJECT_FAULTS": "slow_ms=150",
+        "NAS_RUNS_DIR": str(tmp_path / "runs"),
+    }
     ips = {two_nodes.head_ip, two_nodes.node_ip}
     with driver(spec_path, "--no-mlflow", env=env) as proc:
         both = wait_until(
