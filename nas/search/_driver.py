@@ -562,7 +562,8 @@ class _TrialLoop:
             study.enqueue_trial(job.space.trial_params(self.proposals.pop(0)))
             self.heartbeat.queued()
         trial = self.heartbeat.ask(study)
-        with batched_writes(trial):  # one write for the subnet's parameters and attributes
+        # one write for the subnet's parameters and attributes, and the trial's first heartbeat
+        with batched_writes(trial, heartbeat=True):
             config = job.space.suggest(trial)
             priced = job._price(config)
             trial.set_user_attr("config", str(config))
@@ -570,6 +571,7 @@ class _TrialLoop:
             limit = job.spec.search.max_latency_ms
             if limit is not None:
                 trial.set_constraint("latency", priced["latency_ms"][job.device_names[0]] - limit)
+        self.heartbeat.add(trial, recorded=True)  # beaten every interval from now on
         return trial, config, priced
 
     def _collect(self, done: Any) -> None:

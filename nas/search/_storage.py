@@ -231,11 +231,12 @@ def recover_interrupted(study: optuna.Study, at_start: bool = False) -> int:
     driver holds the study's lock and has asked nothing yet, so they are a dead driver's). The
     journal's every RUNNING trial is a dead driver's (this driver holds the study's lock)."""
     if _heartbeat_seconds(study._storage) is not None:
-        before = _n_running(study)
-        with warnings.catch_warnings():  # "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        n = before - _n_running(study)
+        # one query on the heartbeats (this driver holds the lock: what it finds is failed)
+        n = len(study._storage._get_stale_trial_ids(study._study_id))
+        if n:
+            with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
         if at_start:
             n += _fail_and_requeue(study, _never_beaten(study))
     else:
@@ -286,6 +287,8 @@ class _Writes:
         self.params: list[tuple[int, str, float, Any]] = []
         #: (trial id, "user" | "system", key, value, whether the trial had the key already)
         self.attrs: list[tuple[int, str, str, Any, bool]] = []
+        #: the trial's first heartbeat recorded by the same write (a storage with heartbeats)
+        self.heartbeat = False
         #: (trial id, final state, values, when): the trial finished by the same write
         self.finish: tuple[int, optuna.trial.TrialState, list[float] | None, datetime] | None = None
 
@@ -305,19 +308,20 @@ class _Writes:
 
 
 @contextlib.contextmanager
-def batched_writes(trial: optuna.trial.Trial) -> Iterator[None]:
+def batched_writes(trial: optuna.trial.Trial, heartbeat: bool = False) -> Iterator[None]:
     """Inside, the trial's ``suggest_*``, ``set_user_attr`` and ``set_constraint`` are kept, and
     written at the end in one write: one journal append (one fsync) or one database
     transaction, instead of one per parameter (a subnet of ``ofa_mbv3`` has 46). The trial reads
     back what it suggested from its own cache, as Optuna's ``Trial`` always does."""
     storage = trial.storage
     writes = _Writes(trial)
+    writes.heartbeat = heartbeat
     trial.storage = writes
     try:
         yield
     finally:
         trial.storage = storage
-    if writes.params or writes.attrs or writes.finish:
+    if writes.params or writes.attrs or writes.finish or writes.heartbeat:
         _write_all(storage, writes)
 
 
@@ -377,6 +381,8 @@ def _write_all(storage: Any, writes: _Writes) -> None:
         if writes.finish is not None:
             trial_id, state, values, _ = writes.finish
             storage.set_trial_state_values(trial_id, state, values)
+        if writes.heartbeat and _heartbeat_seconds(storage) is not None:
+            storage.record_heartbeat(writes.trial._trial_id)
 
 
 def _write_journal(storage: Any, writes: _Writes) -> None:
@@ -438,16 +444,19 @@ def _write_rdb(cached: Any, writes: _Writes) -> None:
     tables = {"user": models.TrialUserAttributeModel, "system": models.TrialSystemAttributeModel}
     finish = writes.finish
     with cached._lock, _create_scoped_session(rdb.scoped_session, True) as session:
-        rows = {}  # the finishing trial's row locked, as RDBStorage.set_trial_state_values
+        trials = models.TrialModel.__table__
         for trial_id in (
             {w[0] for w in writes.params}
             | {w[0] for w in writes.attrs}
             | ({finish[0]} if finish else set())
         ):
-            rows[trial_id] = models.TrialModel.find_or_raise_by_id(
-                trial_id, session, for_update=bool(finish and trial_id == finish[0])
-            )
-            rdb.check_trial_is_updatable(trial_id, rows[trial_id].state)
+            query = sa.select(trials.c.state).where(trials.c.trial_id == trial_id)
+            if finish and trial_id == finish[0]:  # locked, as RDBStorage.set_trial_state_values
+                query = query.with_for_update()
+            state = session.execute(query).scalar_one_or_none()
+            if state is None:
+                raise KeyError(f"No trial with trial id {trial_id} exists.")
+            rdb.check_trial_is_updatable(trial_id, optuna.trial.TrialState(state))
         inserts: dict[Any, list[dict[str, Any]]] = {}
         for trial_id, name, value, dist in writes.params:
             study_id, _ = cached._trial_id_to_study_id_and_number[trial_id]
@@ -483,11 +492,18 @@ def _write_rdb(cached: Any, writes: _Writes) -> None:
                     {"trial_id": trial_id, "objective": objective, "value": stored,
                      "value_type": kind}
                 )  # fmt: skip
+        if writes.heartbeat and rdb.heartbeat_interval is not None:  # its first: a new row
+            inserts[models.TrialHeartbeatModel] = [{"trial_id": writes.trial._trial_id}]
         for model, values_ in inserts.items():
             session.execute(sa.insert(model), values_)
         if finish is not None:  # last: the rows above belong to a running trial
             trial_id, state, _, when = finish
-            rows[trial_id].state, rows[trial_id].datetime_complete = state, when
+            session.execute(
+                sa.update(trials)
+                .where(trials.c.trial_id == trial_id)
+                # naive UTC, as TrialModel.datetime_complete stores it
+                .values(state=state, datetime_complete=when.astimezone(UTC).replace(tzinfo=None))
+            )
 
 
 def _heartbeat_seconds(storage: Any) -> int | None:
@@ -496,8 +512,95 @@ def _heartbeat_seconds(storage: Any) -> int | None:
     return interval() if interval is not None else None
 
 
-def _n_running(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+def _new_trial(study: optuna.Study) -> optuna.trial.Trial:
+    """A new RUNNING trial of ``study``: ``optuna.Trial(study, storage.create_new_trial(...))``,
+    without reading the new trial back when the storage (Optuna's cached RDB storage) keeps
+    what its creation returned."""
+    from optuna.storages._cached_storage import _CachedStorage
+
+    storage = study._storage
+    if not (
+        isinstance(storage, _CachedStorage)
+        and isinstance(storage._backend, optuna.storages.RDBStorage)
+    ):
+        return optuna.Trial(study, storage.create_new_trial(study._study_id))  # the journal
+    frozen = _patiently(_create_rdb_trial, storage, study._study_id)
+    return _trial_of(study, copy.deepcopy(frozen))
+
+
+def _create_rdb_trial(cached: Any, study_id: int) -> optuna.trial.FrozenTrial:
+    """A new RUNNING trial in one transaction, as ``RDBStorage._create_new_trial`` creates it
+    (the study's row locked while the number is chosen), its number read from the study's last
+    trial rather than counted over all of them (Optuna's count grows with the study: 10,000
+    rows counted for the 10,000th trial), and added to the cache as
+    ``_CachedStorage.create_new_trial`` adds it."""
+    import sqlalchemy as sa
+    from optuna.storages._cached_storage import _StudyInfo
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    rdb = cached._backend
+    trials, studies = models.TrialModel.__table__, models.StudyModel.__table__
+    start = datetime.now()
+    with _create_scoped_session(rdb.scoped_session, True) as session:
+        found = session.execute(
+            sa.select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
+        ).scalar_one_or_none()
+        if found is None:
+            raise KeyError(f"No study with study_id {study_id} exists.")
+        last = session.execute(  # numbers follow trial ids within a study (Optuna's invariant)
+            sa.select(trials.c.number)
+            .where(trials.c.study_id == study_id)
+            .order_by(trials.c.trial_id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        number = 0 if last is None else last + 1
+        trial_id = session.execute(
+            sa.insert(trials)
+            .values(
+                number=number,
+                study_id=study_id,
+                state=optuna.trial.TrialState.RUNNING,
+                # naive UTC, as TrialModel.datetime_start stores it
+                datetime_start=start.astimezone(UTC).replace(tzinfo=None),
+            )
+            .returning(trials.c.trial_id)
+        ).scalar_one()
+        frozen = optuna.trial.FrozenTrial(
+            number=number,
+            state=optuna.trial.TrialState.RUNNING,
+            value=None,
+            values=None,
+            datetime_start=start,
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs={},
+            system_attrs={},
+            intermediate_values={},
+            trial_id=trial_id,
+        )
+    with cached._lock:  # once committed
+        if study_id not in cached._studies:
+            cached._studies[study_id] = _StudyInfo()
+        cached._add_trials_to_cache(study_id, [frozen])
+    return frozen
+
+
+def _trial_of(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.trial.Trial:
+    """``optuna.Trial(study, frozen._trial_id)`` given the trial ``frozen`` its constructor
+    would read from the storage (Optuna 5.0's ``Trial.__init__``, step by step; the test of
+    ``batched_writes`` compares the two)."""
+    from optuna import pruners
+
+    trial = optuna.Trial.__new__(optuna.Trial)
+    trial.study, trial._trial_id, trial.storage = study, frozen._trial_id, study._storage
+    trial._cached_frozen_trial = frozen
+    study.sampler.before_trial(pruners._filter_study(study, frozen), frozen)
+    trial.relative_search_space = None
+    trial._relative_params = None
+    trial._fixed_params = frozen.system_attrs.get("fixed_params", {})
+    return trial
 
 
 class Heartbeat:
@@ -526,29 +629,30 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join()
 
-    def add(self, trial: optuna.trial.Trial) -> None:
-        """``trial`` is in flight: its first heartbeat now, then one every interval."""
+    def add(self, trial: optuna.trial.Trial, recorded: bool = False) -> None:
+        """``trial`` is in flight: its first heartbeat now (unless ``recorded`` already, by
+        ``batched_writes(trial, heartbeat=True)``), then one every interval."""
         if self.interval is None:
             return
+        if not recorded:
+            self._record(trial._trial_id)
         with self._lock:
             self._trials.add(trial._trial_id)
-        self._record(trial._trial_id)
 
     def ask(self, study: optuna.Study) -> optuna.trial.Trial:
-        """``study.ask()``, the new trial :meth:`add`-ed. The queue of waiting trials is read
-        only while it may hold some: at start, and after :meth:`queued` (this driver is the
-        study's only one, so only it queues trials: proposals, trials re-queued by recovery);
-        once it is found empty, a trial is created without reading it (on PostgreSQL, a query
-        over every unfinished trial saved per trial). Optuna's warning that heartbeats are meant
-        for ``Study.optimize`` is not raised: this driver keeps its trials' heartbeats itself."""
+        """``study.ask()``, to be :meth:`add`-ed by the caller. The queue of waiting trials is
+        read only while it may hold some: at start, and after :meth:`queued` (this driver is
+        the study's only one, so only it queues trials: proposals, trials re-queued by
+        recovery); once it is found empty, a trial is created without reading it, and built
+        from what its creation returned (on PostgreSQL, a query over every unfinished trial
+        and six reads of the new trial saved per trial). Optuna's warning that heartbeats are
+        meant for ``Study.optimize`` is not raised: this driver keeps its trials' heartbeats."""
         study._thread_local.cached_all_trials = None  # as study.ask
         trial_id = study._pop_waiting_trial_id() if self._queue_may_hold else None
-        if trial_id is None:
-            self._queue_may_hold = False
-            trial_id = study._storage.create_new_trial(study._study_id)
-        trial = optuna.Trial(study, trial_id)
-        self.add(trial)
-        return trial
+        if trial_id is not None:
+            return optuna.Trial(study, trial_id)
+        self._queue_may_hold = False
+        return _new_trial(study)
 
     def queued(self) -> None:
         """Trials were queued (``enqueue_trial``): the next :meth:`ask` reads the queue."""

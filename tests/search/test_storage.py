@@ -197,6 +197,17 @@ def test_optuna_dashboard_reads_the_study(tmp_path, postgres):
         proc.wait(timeout=30)
 
 
+@pytest.fixture
+def _not_utc(monkeypatch):
+    """A local time 5:30 ahead of UTC (datetimes stored as UTC must be converted)."""
+    monkeypatch.setenv("TZ", "IST-5:30")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("_not_utc")
 @pytest.mark.parametrize("kind", ["journal", "postgresql", "sqlite"])
 def test_batched_writes_store_what_one_write_per_call_stores(tmp_path, kind, request):
     """A trial's parameters and attributes written in one batch (one journal append, one
@@ -270,6 +281,7 @@ def test_batched_writes_store_what_one_write_per_call_stores(tmp_path, kind, req
         b.system_attrs,
     )
     assert abs((told.datetime_complete - b.datetime_complete).total_seconds()) < 1e-3
+    assert abs((a.datetime_complete - b.datetime_complete).total_seconds()) < 60  # local, both
     assert (c.state, c.values, c.user_attrs) == (d.state, d.values, d.user_attrs)
     assert d.state == optuna.trial.TrialState.FAIL and d.datetime_complete is not None
     assert [t.number for t in reread.best_trials] == [0, 1]
@@ -352,3 +364,51 @@ def test_a_trial_a_driver_created_but_never_beat_for_is_recovered_at_start(tmp_p
     (queued,) = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
     assert queued.user_attrs["requeued_from"] == silent.number
     assert queued.system_attrs["fixed_params"] == silent.params
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.parametrize("kind", ["journal", "postgresql", "sqlite"])
+def test_the_drivers_ask_builds_the_trial_optuna_builds(tmp_path, kind, request):
+    """``Heartbeat.ask`` reads the waiting queue only while it may hold trials and builds a new
+    trial from what its creation returned: the same trial as ``optuna.Trial(study, id)`` reads
+    back; its first heartbeat goes out with its parameters (``batched_writes(heartbeat=True)``)."""
+    from optuna.storages import JournalStorage
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.storages.journal import JournalFileBackend
+
+    from nas.search._storage import Heartbeat, batched_writes
+
+    if kind == "journal":
+        storage = JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    else:
+        url = (
+            request.getfixturevalue("postgres").create_database()
+            if kind == "postgresql"
+            else f"sqlite:///{tmp_path / 's.db'}"
+        )
+        storage = optuna.storages.RDBStorage(url, heartbeat_interval=60)
+    study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"x": 3})
+    heartbeat = Heartbeat(study)
+    queued = heartbeat.ask(study)
+    assert queued.suggest_int("x", 0, 9) == 3  # the queue is read first
+    fresh = heartbeat.ask(study)  # the queue is empty now: created, not read back
+    again = optuna.Trial(study, fresh._trial_id)
+    assert fresh._cached_frozen_trial == again._cached_frozen_trial
+    assert fresh._cached_frozen_trial.state == optuna.trial.TrialState.RUNNING
+    assert {k: v for k, v in vars(fresh).items() if k != "_cached_frozen_trial"} == {
+        k: v for k, v in vars(again).items() if k != "_cached_frozen_trial"
+    }
+    with batched_writes(fresh, heartbeat=True):
+        fresh.suggest_int("x", 0, 9)
+    heartbeat.add(fresh, recorded=True)
+    study.enqueue_trial({"x": 5})
+    heartbeat.queued()
+    assert heartbeat.ask(study).suggest_int("x", 0, 9) == 5
+    if kind != "journal":
+        rdb = study._storage._backend
+        with _create_scoped_session(rdb.scoped_session) as session:
+            beaten = [row.trial_id for row in session.query(models.TrialHeartbeatModel.trial_id)]
+        assert beaten == [fresh._trial_id]

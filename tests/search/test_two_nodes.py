@@ -154,12 +154,15 @@ def test_a_search_spreads_over_two_nodes_and_survives_losing_one(tmp_path, postg
     trials = _complete(spec)
     assert len(trials) == 400 and len(trials) > len(both) >= 60
     on = {
-        ip: [t for t in both if t.user_attrs["node"] == ip]
+        ip: [t for t in both if t.user_attrs.get("node") == ip]
         for ip in (two_nodes.head_ip, two_nodes.node_ip)
     }
     assert all(on.values()), {ip: len(ts) for ip, ts in on.items()}  # spread over both nodes
     after = [t for t in trials if t.datetime_complete.timestamp() > killed_at + 5]
-    assert after and {t.user_attrs["node"] for t in after} == {two_nodes.head_ip}
+    # (a repeat of a subnet is answered from the study: no node evaluated it)
+    assert after and {t.user_attrs["node"] for t in after if "node" in t.user_attrs} == {
+        two_nodes.head_ip
+    }
     evaluated = [t.user_attrs["config"] for t in trials if "duplicate_of" not in t.user_attrs]
     assert len(evaluated) == len(set(evaluated))  # none evaluated twice
 
