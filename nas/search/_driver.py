@@ -504,8 +504,8 @@ class _TrialLoop:
     def run(self) -> dict[str, Any]:
         tracker = self.job.tracker
         while True:
-            if self.heartbeat.recover_due():  # a dead driver's trials, once their grace is over
-                recover_interrupted(self.study)
+            # a dead driver's trials, once their grace is over
+            if self.heartbeat.recover_due() and recover_interrupted(self.study):
                 self.heartbeat.queued()
             self._dispatch()
             if tracker is not None and tracker.flush_due():

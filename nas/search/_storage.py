@@ -443,20 +443,15 @@ def _write_rdb(cached: Any, writes: _Writes) -> None:
     rdb = cached._backend
     tables = {"user": models.TrialUserAttributeModel, "system": models.TrialSystemAttributeModel}
     finish = writes.finish
-    with cached._lock, _create_scoped_session(rdb.scoped_session, True) as session:
+    with cached._lock, _create_scoped_session(rdb.scoped_session) as session:
+        conn = session.connection()  # Core statements: no ORM work per row
         trials = models.TrialModel.__table__
-        for trial_id in (
-            {w[0] for w in writes.params}
-            | {w[0] for w in writes.attrs}
-            | ({finish[0]} if finish else set())
-        ):
-            query = sa.select(trials.c.state).where(trials.c.trial_id == trial_id)
-            if finish and trial_id == finish[0]:  # locked, as RDBStorage.set_trial_state_values
-                query = query.with_for_update()
-            state = session.execute(query).scalar_one_or_none()
-            if state is None:
-                raise KeyError(f"No trial with trial id {trial_id} exists.")
-            rdb.check_trial_is_updatable(trial_id, optuna.trial.TrialState(state))
+        # the trials written to must be running: checked here, or (the finishing one) by the
+        # update that finishes it, which finds no running row and raises; either way nothing
+        # is written (an attribute updated in place is checked by Optuna's own update, first)
+        for trial_id in {w[0] for w in writes.params} | {w[0] for w in writes.attrs}:
+            if not (finish and trial_id == finish[0]):
+                _check_running(conn, rdb, trial_id)
         inserts: dict[Any, list[dict[str, Any]]] = {}
         for trial_id, name, value, dist in writes.params:
             study_id, _ = cached._trial_id_to_study_id_and_number[trial_id]
@@ -494,16 +489,34 @@ def _write_rdb(cached: Any, writes: _Writes) -> None:
                 )  # fmt: skip
         if writes.heartbeat and rdb.heartbeat_interval is not None:  # its first: a new row
             inserts[models.TrialHeartbeatModel] = [{"trial_id": writes.trial._trial_id}]
-        for model, values_ in inserts.items():
-            session.execute(sa.insert(model), values_)
-        if finish is not None:  # last: the rows above belong to a running trial
+        if finish is not None:  # the row locked, as RDBStorage.set_trial_state_values
             trial_id, state, _, when = finish
-            session.execute(
+            done = conn.execute(
                 sa.update(trials)
                 .where(trials.c.trial_id == trial_id)
+                .where(trials.c.state == optuna.trial.TrialState.RUNNING)
                 # naive UTC, as TrialModel.datetime_complete stores it
                 .values(state=state, datetime_complete=when.astimezone(UTC).replace(tzinfo=None))
             )
+            if done.rowcount != 1:  # finished meanwhile, or gone: raises, all rolled back
+                _check_running(conn, rdb, trial_id)
+        for model, values_ in inserts.items():  # (one transaction: all of it, or none)
+            conn.execute(sa.insert(model.__table__), values_)
+
+
+def _check_running(conn: Any, rdb: Any, trial_id: int) -> None:
+    """Optuna's errors for writing to trial ``trial_id``: KeyError when there is no such
+    trial, ``UpdateFinishedTrialError`` when it is finished."""
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__table__
+    state = conn.execute(
+        sa.select(trials.c.state).where(trials.c.trial_id == trial_id)
+    ).scalar_one_or_none()
+    if state is None:
+        raise KeyError(f"No trial with trial id {trial_id} exists.")
+    rdb.check_trial_is_updatable(trial_id, optuna.trial.TrialState(state))
 
 
 def _heartbeat_seconds(storage: Any) -> int | None:
@@ -542,30 +555,31 @@ def _create_rdb_trial(cached: Any, study_id: int) -> optuna.trial.FrozenTrial:
     rdb = cached._backend
     trials, studies = models.TrialModel.__table__, models.StudyModel.__table__
     start = datetime.now()
-    with _create_scoped_session(rdb.scoped_session, True) as session:
-        found = session.execute(
+    with _create_scoped_session(rdb.scoped_session) as session:
+        conn = session.connection()
+        found = conn.execute(
             sa.select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
         ).scalar_one_or_none()
         if found is None:
             raise KeyError(f"No study with study_id {study_id} exists.")
-        last = session.execute(  # numbers follow trial ids within a study (Optuna's invariant)
+        last = (  # numbers follow trial ids within a study (Optuna's invariant)
             sa.select(trials.c.number)
             .where(trials.c.study_id == study_id)
             .order_by(trials.c.trial_id.desc())
             .limit(1)
-        ).scalar_one_or_none()
-        number = 0 if last is None else last + 1
-        trial_id = session.execute(
+            .scalar_subquery()
+        )
+        trial_id, number = conn.execute(
             sa.insert(trials)
             .values(
-                number=number,
+                number=sa.func.coalesce(last, -1) + 1,
                 study_id=study_id,
                 state=optuna.trial.TrialState.RUNNING,
                 # naive UTC, as TrialModel.datetime_start stores it
                 datetime_start=start.astimezone(UTC).replace(tzinfo=None),
             )
-            .returning(trials.c.trial_id)
-        ).scalar_one()
+            .returning(trials.c.trial_id, trials.c.number)
+        ).one()
         frozen = optuna.trial.FrozenTrial(
             number=number,
             state=optuna.trial.TrialState.RUNNING,
