@@ -99,6 +99,20 @@ def _isolated_runs(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(params=["sqlite", "server"])
+def tracking_store(request, monkeypatch) -> str:
+    """A test using it runs twice: on its own SQLite store (``_isolated_runs``), and through an
+    MLflow tracking server (PostgreSQL backend store, artifacts served by the server) as a
+    cluster's jobs would use it."""
+    if request.param == "server":
+        from tests.servers import MLflowServer
+
+        server = MLflowServer(request.getfixturevalue("postgres").create_database())
+        request.addfinalizer(server.close)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    return request.param
+
+
 def tiny_spec_dict(root: Path, out: Path, **supernet) -> dict:
     cfg = {
         "checkpoint": str(out / "supernet.pt"),

@@ -571,7 +571,7 @@ class _TrialLoop:
             limit = job.spec.search.max_latency_ms
             if limit is not None:
                 trial.set_constraint("latency", priced["latency_ms"][job.device_names[0]] - limit)
-        self.heartbeat.add(trial, recorded=True)  # beaten every interval from now on
+        self.heartbeat.add(trial)  # beaten every interval from now on
         return trial, config, priced
 
     def _collect(self, done: Any) -> None:

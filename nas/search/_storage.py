@@ -308,21 +308,28 @@ class _Writes:
 
 
 @contextlib.contextmanager
+def _kept(trial: optuna.trial.Trial) -> Iterator[_Writes]:
+    """Inside, the trial's writes are kept (a :class:`_Writes` stands in for its storage)."""
+    storage = trial.storage
+    writes = _Writes(trial)
+    trial.storage = writes
+    try:
+        yield writes
+    finally:
+        trial.storage = storage
+
+
+@contextlib.contextmanager
 def batched_writes(trial: optuna.trial.Trial, heartbeat: bool = False) -> Iterator[None]:
     """Inside, the trial's ``suggest_*``, ``set_user_attr`` and ``set_constraint`` are kept, and
     written at the end in one write: one journal append (one fsync) or one database
     transaction, instead of one per parameter (a subnet of ``ofa_mbv3`` has 46). The trial reads
     back what it suggested from its own cache, as Optuna's ``Trial`` always does."""
-    storage = trial.storage
-    writes = _Writes(trial)
-    writes.heartbeat = heartbeat
-    trial.storage = writes
-    try:
+    with _kept(trial) as writes:
+        writes.heartbeat = heartbeat
         yield
-    finally:
-        trial.storage = storage
-    if writes.params or writes.attrs or writes.finish or writes.heartbeat:
-        _write_all(storage, writes)
+    if writes.params or writes.attrs or writes.heartbeat:
+        _write_all(writes.storage, writes)
 
 
 def tell(
@@ -343,14 +350,9 @@ def tell(
             for key, value in user_attrs.items():
                 trial.set_user_attr(key, value)
         return study.tell(trial, values)
-    storage, study_storage = trial.storage, study._storage
-    writes = _Writes(trial)
-    trial.storage = writes
-    try:
+    with _kept(trial) as writes:
         for key, value in user_attrs.items():
             trial.set_user_attr(key, value)
-    finally:
-        trial.storage = storage
     finished = copy.copy(trial._cached_frozen_trial)
     finished.state, finished.values = state, values
     finished.datetime_complete = datetime.now()
@@ -359,7 +361,7 @@ def tell(
         study.sampler.after_trial(study, trial._cached_frozen_trial, state, values)
     finally:
         writes.finish = (trial._trial_id, state, values, finished.datetime_complete)
-        _write_all(study_storage, writes)
+        _write_all(study._storage, writes)
     return finished
 
 
@@ -643,13 +645,11 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join()
 
-    def add(self, trial: optuna.trial.Trial, recorded: bool = False) -> None:
-        """``trial`` is in flight: its first heartbeat now (unless ``recorded`` already, by
-        ``batched_writes(trial, heartbeat=True)``), then one every interval."""
+    def add(self, trial: optuna.trial.Trial) -> None:
+        """``trial`` is in flight, its first heartbeat written with its parameters
+        (``batched_writes(trial, heartbeat=True)``): one every interval from now on."""
         if self.interval is None:
             return
-        if not recorded:
-            self._record(trial._trial_id)
         with self._lock:
             self._trials.add(trial._trial_id)
 

@@ -403,7 +403,7 @@ def test_the_drivers_ask_builds_the_trial_optuna_builds(tmp_path, kind, request)
     }
     with batched_writes(fresh, heartbeat=True):
         fresh.suggest_int("x", 0, 9)
-    heartbeat.add(fresh, recorded=True)
+    heartbeat.add(fresh)
     study.enqueue_trial({"x": 5})
     heartbeat.queued()
     assert heartbeat.ask(study).suggest_int("x", 0, 9) == 5

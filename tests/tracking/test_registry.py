@@ -59,18 +59,9 @@ def _litert_accuracy(path, contract, images, labels) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tracking", ["sqlite", "server"])
-def test_search_registers_verified_models_and_pick_downloads_one(
-    small_fmnist, tmp_path, capsys, monkeypatch, request, tracking
-):
-    """On a SQLite store, and through an MLflow tracking server (PostgreSQL backend store,
-    artifacts served by the server) as a cluster's jobs would use it."""
-    if tracking == "server":
-        from tests.servers import MLflowServer
-
-        server = MLflowServer(request.getfixturevalue("postgres").create_database())
-        request.addfinalizer(server.close)
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+@pytest.mark.usefixtures("tracking_store")
+def test_search_registers_verified_models_and_pick_downloads_one(small_fmnist, tmp_path, capsys):
+    """On a SQLite store, and through an MLflow tracking server (``tracking_store``)."""
     data = tiny_spec_dict(small_fmnist, tmp_path)
     spec = spec_from_dict(data)
     dataset, space = load_job(spec)
