@@ -3,9 +3,11 @@ on each study storage: trials per second and the driver's own time per trial.
 
     .venv/bin/python benchmarks/study_load.py [--trials 10000] [--storages journal,postgresql]
                                               [--sampler random] [--workers 2] [--mlflow]
+                                              [--durable]
 
 Each storage gets a fresh study (PostgreSQL: a server started here on 127.0.0.1, as the tests
-do; the journal: a file in a temporary runs folder), run by ``SearchJob`` exactly as
+do, with ``fsync=off`` unless ``--durable``; the journal: a file in a temporary runs folder,
+fsynced when a trial finishes), run by ``SearchJob`` exactly as
 ``nas search`` runs it, on Ray workers. Printed per storage:
 
 - trials/s: complete trials over the dispatch loop's wall time (Ray's start-up excluded);
@@ -132,6 +134,11 @@ def main() -> None:
     parser.add_argument("--sampler", default="random")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mlflow", action="store_true", help="log every trial to MLflow too")
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="a PostgreSQL server that fsyncs its commits (the tests' server does not)",
+    )
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="nas-load-")
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
@@ -141,7 +148,7 @@ def main() -> None:
         if kind == "postgresql":
             from tests.servers import PostgreSQL
 
-            server = PostgreSQL()
+            server = PostgreSQL(durable=args.durable)
             try:
                 rows.append(run(kind, server.create_database(), args))
             finally:
@@ -165,7 +172,9 @@ def main() -> None:
             )
     print(
         f"sampler {args.sampler}, {args.workers} Ray workers, MLflow "
-        f"{'on' if args.mlflow else 'off'}; {os.cpu_count()} CPUs"
+        f"{'on' if args.mlflow else 'off'}; {os.cpu_count()} CPUs; PostgreSQL "
+        f"{'fsyncs' if args.durable else 'does not fsync (fsync=off)'}; the journal fsyncs "
+        "each finished trial"
     )
 
 

@@ -37,11 +37,13 @@ def postgres_bin() -> Path | None:
 
 class PostgreSQL:
     """One PostgreSQL server on 127.0.0.1:``port`` (trust authentication for user ``nas``, no
-    password; its data folder is removed by :meth:`stop`)."""
+    password; its data folder is removed by :meth:`stop`). It does not fsync (a test server)
+    unless ``durable``."""
 
     user = "nas"
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         bindir = postgres_bin()
         if bindir is None:
             raise RuntimeError("PostgreSQL's server programs are not installed (setup.sh does)")
@@ -76,7 +78,9 @@ class PostgreSQL:
         )
 
     def start(self) -> None:
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=200"
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off"
         self._pg(
             "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w",
             "start",

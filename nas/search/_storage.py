@@ -7,12 +7,19 @@ connection dies), records Optuna heartbeats for the trials it has in flight, and
 re-queues trials whose heartbeat went stale (``optuna.storages.fail_stale_trials``: a driver
 killed mid-trial). The journal has no heartbeat: the driver's lock file
 (``runs/<name>/driver.lock``) makes every RUNNING trial found at start a dead driver's, failed and
-re-queued at once."""
+re-queued at once.
+
+A trial is three writes: its creation; its parameters, attributes and first heartbeat
+(:func:`batched_writes`); its result with its last attributes (:func:`tell`). On the journal,
+three appends, fsynced when the trial finishes (:class:`_JournalFile`); on PostgreSQL, three
+transactions, each sent in one round trip (psycopg's pipeline mode), then its commit."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -28,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._file import get_lock_file
+from optuna.storages.journal._storage import JournalOperation
 
 from nas.errors import SpecError, first_line
 from nas.spec import RunSpec
@@ -199,10 +209,9 @@ def open_storage(spec: RunSpec) -> Any:
     """
     if not spec.search.storage:
         from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
 
         spec.run_dir().mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(spec.run_dir() / "study.journal")))
+        return JournalStorage(_JournalFile(str(spec.run_dir() / "study.journal")))
     from sqlalchemy.exc import SQLAlchemyError
 
     beat = spec.search.heartbeat_seconds
@@ -219,6 +228,40 @@ def open_storage(spec: RunSpec) -> Any:
             )
         except SQLAlchemyError as e:
             raise _unreachable(spec, e) from None
+
+
+class _JournalFile(JournalFileBackend):
+    """The study's journal file: Optuna's, each append written before it returns (other
+    processes read it; a driver killed a moment later loses nothing), fsynced only when it
+    finishes a trial or writes anything but a running trial's creation, parameters and
+    attributes. Those ride on the next fsync, which makes everything written before it durable:
+    a power cut can lose the trials in flight (never created, then, on resume), never a
+    finished one, instead of one fsync per append (three per trial, half the driver's time on
+    a predictor study: ``benchmarks/study_load.py``)."""
+
+    #: what rides on the next fsync (and a CREATE_TRIAL of a running trial)
+    RIDING = frozenset(
+        {
+            JournalOperation.SET_TRIAL_PARAM,
+            JournalOperation.SET_TRIAL_USER_ATTR,
+            JournalOperation.SET_TRIAL_SYSTEM_ATTR,
+        }
+    )
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+        with get_lock_file(self._lock), open(self._file_path, "ab") as f:
+            f.write(text.encode("utf-8"))
+            f.flush()
+            if not all(self._rides(log) for log in logs):
+                os.fsync(f.fileno())
+
+    def _rides(self, log: dict[str, Any]) -> bool:
+        if log["op_code"] == JournalOperation.CREATE_TRIAL:
+            return (
+                log.get("state", optuna.trial.TrialState.RUNNING) == optuna.trial.TrialState.RUNNING
+            )
+        return log["op_code"] in self.RIDING
 
 
 def recover_interrupted(study: optuna.Study, at_start: bool = False) -> int:
@@ -433,92 +476,268 @@ def _write_journal(storage: Any, writes: _Writes) -> None:
         storage._sync_with_backend()
 
 
+@dataclasses.dataclass
+class _Rows:
+    """What one batch writes to a database, as rows (:func:`_rows`)."""
+
+    #: trials that must still be running (the finishing one is checked by its update)
+    running: list[int]
+    #: (trial id, final state, when: naive UTC, as TrialModel stores it)
+    finish: tuple[int, optuna.trial.TrialState, datetime] | None
+    #: (table, trial id, key, value as JSON): attributes the trial had, updated in place
+    updates: list[tuple[Any, int, str, str]]
+    #: table -> its new rows
+    inserts: dict[Any, list[dict[str, Any]]]
+    #: the trial whose first heartbeat is written (the database's clock stamps it)
+    heartbeat: int | None
+
+
+def _rows(cached: Any, writes: _Writes) -> _Rows:
+    """``writes`` as rows; a parameter's distribution checked against the study's as Optuna
+    checks it (and the study's cache told of a new one)."""
+    from optuna.distributions import check_distribution_compatibility, distribution_to_json
+    from optuna.storages._rdb import models
+
+    tables = {"user": models.TrialUserAttributeModel, "system": models.TrialSystemAttributeModel}
+    finishing = writes.finish[0] if writes.finish is not None else None
+    touched = {w[0] for w in writes.params} | {w[0] for w in writes.attrs}
+    rows = _Rows(
+        running=sorted(touched - {finishing}), finish=None, updates=[], inserts={}, heartbeat=None
+    )
+    for trial_id, name, value, dist in writes.params:
+        study_id, _ = cached._trial_id_to_study_id_and_number[trial_id]
+        known = cached._studies[study_id].param_distribution
+        if name in known:
+            check_distribution_compatibility(known[name], dist)
+        else:
+            known[name] = dist
+        rows.inserts.setdefault(models.TrialParamModel.__table__, []).append(
+            {
+                "trial_id": trial_id,
+                "param_name": name,
+                "param_value": float(value),
+                "distribution_json": distribution_to_json(dist),
+            }
+        )
+    latest: dict[tuple[int, str, str], tuple[Any, bool]] = {}
+    for trial_id, kind, key, value, had in writes.attrs:  # a key set twice: its last value
+        first = latest.get((trial_id, kind, key))
+        latest[trial_id, kind, key] = (value, had if first is None else first[1])
+    for (trial_id, kind, key), (value, had) in latest.items():
+        table = tables[kind].__table__
+        if had:
+            rows.updates.append((table, trial_id, key, json.dumps(value)))
+        else:
+            rows.inserts.setdefault(table, []).append(
+                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+            )
+    if writes.finish is not None:  # a running trial holds no values yet
+        trial_id, state, values, when = writes.finish
+        rows.finish = (trial_id, state, when.astimezone(UTC).replace(tzinfo=None))
+        for objective, value in enumerate(values or []):
+            stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+            rows.inserts.setdefault(models.TrialValueModel.__table__, []).append(
+                {"trial_id": trial_id, "objective": objective, "value": stored,
+                 "value_type": kind.name}
+            )  # fmt: skip
+    if writes.heartbeat and cached._backend.heartbeat_interval is not None:
+        rows.heartbeat = writes.trial._trial_id  # its first: a new row
+    return rows
+
+
+def _on_postgresql(rdb: Any) -> bool:
+    """The storage's database is PostgreSQL through psycopg 3 (pipeline mode)."""
+    return rdb.engine.dialect.name == "postgresql" and rdb.engine.dialect.driver == "psycopg"
+
+
 def _write_rdb(cached: Any, writes: _Writes) -> None:
     """One transaction: each trial checked once, its new parameters, attributes and values
     inserted in one statement each (Optuna's own path checks the trial again and flushes for
-    every one)."""
+    every one). On PostgreSQL the statements go out together (:func:`_write_pipelined`)."""
+    rdb = cached._backend
+    with cached._lock:
+        rows = _rows(cached, writes)
+        if _on_postgresql(rdb):
+            _write_pipelined(rdb, rows)
+        else:
+            _write_core(rdb, rows)
+
+
+def _write_core(rdb: Any, rows: _Rows) -> None:
+    """``rows`` in one transaction, a statement at a time (SQLAlchemy Core: no ORM work per
+    row)."""
     import sqlalchemy as sa
-    from optuna.distributions import check_distribution_compatibility, distribution_to_json
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    rdb = cached._backend
-    tables = {"user": models.TrialUserAttributeModel, "system": models.TrialSystemAttributeModel}
-    finish = writes.finish
-    with cached._lock, _create_scoped_session(rdb.scoped_session) as session:
-        conn = session.connection()  # Core statements: no ORM work per row
-        trials = models.TrialModel.__table__
-        # the trials written to must be running: checked here, or (the finishing one) by the
-        # update that finishes it, which finds no running row and raises; either way nothing
-        # is written (an attribute updated in place is checked by Optuna's own update, first)
-        for trial_id in {w[0] for w in writes.params} | {w[0] for w in writes.attrs}:
-            if not (finish and trial_id == finish[0]):
-                _check_running(conn, rdb, trial_id)
-        inserts: dict[Any, list[dict[str, Any]]] = {}
-        for trial_id, name, value, dist in writes.params:
-            study_id, _ = cached._trial_id_to_study_id_and_number[trial_id]
-            known = cached._studies[study_id].param_distribution
-            if name in known:
-                check_distribution_compatibility(known[name], dist)
-            else:
-                known[name] = dist
-            inserts.setdefault(models.TrialParamModel, []).append(
-                {
-                    "trial_id": trial_id,
-                    "param_name": name,
-                    "param_value": value,
-                    "distribution_json": distribution_to_json(dist),
-                }
-            )
-        latest: dict[tuple[int, str, str], tuple[Any, bool]] = {}
-        for trial_id, kind, key, value, had in writes.attrs:  # a key set twice: its last value
-            first = latest.get((trial_id, kind, key))
-            latest[trial_id, kind, key] = (value, had if first is None else first[1])
-        for (trial_id, kind, key), (value, had) in latest.items():
-            if had:  # Optuna's update in place
-                rdb._set_trial_attr_without_commit(session, tables[kind], trial_id, key, value)
-            else:
-                inserts.setdefault(tables[kind], []).append(
-                    {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-                )
-        if finish is not None:  # a running trial holds no values yet
-            trial_id, state, values, when = finish
-            for objective, value in enumerate(values or []):
-                stored, kind = models.TrialValueModel.value_to_stored_repr(value)
-                inserts.setdefault(models.TrialValueModel, []).append(
-                    {"trial_id": trial_id, "objective": objective, "value": stored,
-                     "value_type": kind}
-                )  # fmt: skip
-        if writes.heartbeat and rdb.heartbeat_interval is not None:  # its first: a new row
-            inserts[models.TrialHeartbeatModel] = [{"trial_id": writes.trial._trial_id}]
-        if finish is not None:  # the row locked, as RDBStorage.set_trial_state_values
-            trial_id, state, _, when = finish
+    trials = models.TrialModel.__table__
+
+    def check(trial_id: int) -> None:
+        state = conn.execute(
+            sa.select(trials.c.state).where(trials.c.trial_id == trial_id)
+        ).scalar_one_or_none()
+        _refuse_unless_running(rdb, trial_id, state)
+
+    with _create_scoped_session(rdb.scoped_session) as session:
+        conn = session.connection()
+        for trial_id in rows.running:
+            check(trial_id)
+        if rows.finish is not None:  # the running-state check is the update's own condition
+            trial_id, state, when = rows.finish
             done = conn.execute(
                 sa.update(trials)
                 .where(trials.c.trial_id == trial_id)
                 .where(trials.c.state == optuna.trial.TrialState.RUNNING)
-                # naive UTC, as TrialModel.datetime_complete stores it
-                .values(state=state, datetime_complete=when.astimezone(UTC).replace(tzinfo=None))
+                .values(state=state, datetime_complete=when)
             )
             if done.rowcount != 1:  # finished meanwhile, or gone: raises, all rolled back
-                _check_running(conn, rdb, trial_id)
-        for model, values_ in inserts.items():  # (one transaction: all of it, or none)
-            conn.execute(sa.insert(model.__table__), values_)
+                check(trial_id)
+        for table, trial_id, key, value in rows.updates:
+            conn.execute(
+                sa.update(table)
+                .where(table.c.trial_id == trial_id)
+                .where(table.c.key == key)
+                .values(value_json=value)
+            )
+        for table, new in rows.inserts.items():
+            conn.execute(sa.insert(table), new)
+        if rows.heartbeat is not None:  # (its column's default: the database's clock)
+            conn.execute(sa.insert(models.TrialHeartbeatModel.__table__), [
+                {"trial_id": rows.heartbeat}
+            ])  # fmt: skip
 
 
-def _check_running(conn: Any, rdb: Any, trial_id: int) -> None:
-    """Optuna's errors for writing to trial ``trial_id``: KeyError when there is no such
-    trial, ``UpdateFinishedTrialError`` when it is finished."""
-    import sqlalchemy as sa
+def _write_pipelined(rdb: Any, rows: _Rows) -> None:
+    """``rows`` in one transaction on PostgreSQL, its statements sent together (psycopg's
+    pipeline mode: one round trip, then one for the commit) and each table's new rows in one
+    ``INSERT``; the states of the trials written to are read in the same round trip, with
+    their rows locked, and the commit is sent only if they are all running."""
+    import psycopg
+
+    ids = rows.running + ([rows.finish[0]] if rows.finish is not None else [])
+    with _psycopg(rdb) as pg:
+        try:
+            with pg.pipeline():  # leaving it: sent, and every result read
+                states, finished = _send(pg, rdb.engine.dialect, rows)
+        except psycopg.Error:  # a trial gone (its rows' foreign key), a duplicate, ...
+            pg.rollback()
+            _check_trials(rdb, pg, ids)
+            raise
+        found = dict(states.fetchall()) if rows.running else {}
+        refused = any(found.get(t) != "RUNNING" for t in rows.running)
+        if refused or (rows.finish is not None and finished.rowcount != 1):
+            pg.rollback()  # a trial finished meanwhile, or gone
+            _check_trials(rdb, pg, ids)
+            raise optuna.exceptions.StorageInternalError(f"trials {ids} changed while written")
+        pg.commit()
+
+
+def _send(pg: Any, pg_dialect: Any, rows: _Rows) -> tuple[Any, Any]:
+    """``rows``' statements, queued on the psycopg connection ``pg`` in pipeline mode; the
+    cursors of the state check and of the finishing update."""
     from optuna.storages._rdb import models
 
-    trials = models.TrialModel.__table__
-    state = conn.execute(
-        sa.select(trials.c.state).where(trials.c.trial_id == trial_id)
-    ).scalar_one_or_none()
+    trials = models.TrialModel.__tablename__
+    states = pg.cursor()
+    if rows.running:
+        states.execute(
+            f"SELECT trial_id, state FROM {trials} WHERE trial_id = ANY(%s) FOR UPDATE",
+            [rows.running],
+        )
+    finished = pg.cursor()
+    if rows.finish is not None:
+        trial_id, state, when = rows.finish
+        finished.execute(
+            f"UPDATE {trials} SET state = %s, datetime_complete = %s "
+            "WHERE trial_id = %s AND state = 'RUNNING'",
+            [state.name, when, trial_id],
+        )
+    cursor = pg.cursor()
+    for table, trial_id, key, value in rows.updates:
+        cursor.execute(
+            f"UPDATE {table.name} SET value_json = %s WHERE trial_id = %s AND key = %s",
+            [value, trial_id, key],
+        )
+    for table, new in rows.inserts.items():
+        columns = tuple(new[0])
+        cursor.execute(_insert_json(table, columns, pg_dialect), [json.dumps(new)])
+    if rows.heartbeat is not None:
+        cursor.execute(
+            f"INSERT INTO {models.TrialHeartbeatModel.__tablename__} (trial_id, "
+            "heartbeat) VALUES (%s, CURRENT_TIMESTAMP)",
+            [rows.heartbeat],
+        )
+    return states, finished
+
+
+@functools.cache
+def _insert_json(table: Any, columns: tuple[str, ...], dialect: Any) -> str:
+    """``INSERT`` of many rows into ``table`` from one JSON array of them: the same short text
+    whatever the number of rows (psycopg parses it once), one parameter to send."""
+    record = ", ".join(f"{c} {table.c[c].type.compile(dialect=dialect)}" for c in columns)
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"SELECT * FROM json_to_recordset(%s::json) AS r({record})"
+    )
+
+
+def _check_trials(rdb: Any, pg: Any, ids: list[int]) -> None:
+    """Optuna's error for the first of trials ``ids`` that is not running (a new
+    transaction on the psycopg connection ``pg``)."""
+    from optuna.storages._rdb import models
+
+    trials = models.TrialModel.__tablename__
+    found = dict(
+        pg.execute(
+            f"SELECT trial_id, state FROM {trials} WHERE trial_id = ANY(%s)", [ids]
+        ).fetchall()
+    )
+    pg.rollback()
+    for trial_id in ids:
+        _refuse_unless_running(rdb, trial_id, found.get(trial_id))
+
+
+def _refuse_unless_running(rdb: Any, trial_id: int, state: Any) -> None:
+    """Optuna's errors for writing to trial ``trial_id`` in ``state`` (a TrialState or its
+    name; None: no such trial): KeyError, or ``UpdateFinishedTrialError`` when finished."""
     if state is None:
         raise KeyError(f"No trial with trial id {trial_id} exists.")
+    if isinstance(state, str):
+        state = optuna.trial.TrialState[state]
     rdb.check_trial_is_updatable(trial_id, optuna.trial.TrialState(state))
+
+
+@contextlib.contextmanager
+def _psycopg(rdb: Any) -> Iterator[Any]:
+    """A connection of the storage's pool, as psycopg's own ``Connection``, for one write;
+    back in the pool after it, rolled back unless committed. A psycopg error is raised as
+    SQLAlchemy raises it (``OperationalError``, ``IntegrityError``, ...), so that a lost
+    connection is retried (:func:`_patiently`) and dropped from the pool, as on SQLAlchemy's
+    own calls."""
+    import psycopg
+    import sqlalchemy as sa
+
+    try:
+        raw = rdb.engine.raw_connection()
+    except psycopg.Error as e:  # (the pool raises the driver's own errors)
+        raise sa.exc.DBAPIError.instance(None, None, e, psycopg.Error) from e
+    pg = raw.driver_connection
+    try:
+        yield pg
+    except BaseException as e:
+        lost = pg.broken or pg.closed
+        if lost:
+            raw.invalidate()
+        else:
+            with contextlib.suppress(psycopg.Error):
+                pg.rollback()
+        if isinstance(e, psycopg.Error):
+            raise sa.exc.DBAPIError.instance(
+                None, None, e, psycopg.Error, connection_invalidated=lost
+            ) from e
+        raise
+    finally:
+        raw.close()
 
 
 def _heartbeat_seconds(storage: Any) -> int | None:
@@ -549,14 +768,43 @@ def _create_rdb_trial(cached: Any, study_id: int) -> optuna.trial.FrozenTrial:
     trial rather than counted over all of them (Optuna's count grows with the study: 10,000
     rows counted for the 10,000th trial), and added to the cache as
     ``_CachedStorage.create_new_trial`` adds it."""
-    import sqlalchemy as sa
     from optuna.storages._cached_storage import _StudyInfo
+
+    rdb = cached._backend
+    start = datetime.now()
+    utc = start.astimezone(UTC).replace(tzinfo=None)  # naive UTC, as TrialModel stores it
+    create = _create_pipelined if _on_postgresql(rdb) else _create_core
+    trial_id, number = create(rdb, study_id, utc)
+    frozen = optuna.trial.FrozenTrial(
+        number=number,
+        state=optuna.trial.TrialState.RUNNING,
+        value=None,
+        values=None,
+        datetime_start=start,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=trial_id,
+    )
+    with cached._lock:  # once committed
+        if study_id not in cached._studies:
+            cached._studies[study_id] = _StudyInfo()
+        cached._add_trials_to_cache(study_id, [frozen])
+    return frozen
+
+
+def _create_core(rdb: Any, study_id: int, start: datetime) -> tuple[int, int]:
+    """The new trial's id and number: the study's row locked, the trial inserted numbered
+    after the study's last trial (numbers follow trial ids within a study: Optuna's
+    invariant)."""
+    import sqlalchemy as sa
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    rdb = cached._backend
     trials, studies = models.TrialModel.__table__, models.StudyModel.__table__
-    start = datetime.now()
     with _create_scoped_session(rdb.scoped_session) as session:
         conn = session.connection()
         found = conn.execute(
@@ -564,7 +812,7 @@ def _create_rdb_trial(cached: Any, study_id: int) -> optuna.trial.FrozenTrial:
         ).scalar_one_or_none()
         if found is None:
             raise KeyError(f"No study with study_id {study_id} exists.")
-        last = (  # numbers follow trial ids within a study (Optuna's invariant)
+        last = (
             sa.select(trials.c.number)
             .where(trials.c.study_id == study_id)
             .order_by(trials.c.trial_id.desc())
@@ -577,30 +825,39 @@ def _create_rdb_trial(cached: Any, study_id: int) -> optuna.trial.FrozenTrial:
                 number=sa.func.coalesce(last, -1) + 1,
                 study_id=study_id,
                 state=optuna.trial.TrialState.RUNNING,
-                # naive UTC, as TrialModel.datetime_start stores it
-                datetime_start=start.astimezone(UTC).replace(tzinfo=None),
+                datetime_start=start,
             )
             .returning(trials.c.trial_id, trials.c.number)
         ).one()
-        frozen = optuna.trial.FrozenTrial(
-            number=number,
-            state=optuna.trial.TrialState.RUNNING,
-            value=None,
-            values=None,
-            datetime_start=start,
-            datetime_complete=None,
-            params={},
-            distributions={},
-            user_attrs={},
-            system_attrs={},
-            intermediate_values={},
-            trial_id=trial_id,
-        )
-    with cached._lock:  # once committed
-        if study_id not in cached._studies:
-            cached._studies[study_id] = _StudyInfo()
-        cached._add_trials_to_cache(study_id, [frozen])
-    return frozen
+    return trial_id, number
+
+
+def _create_pipelined(rdb: Any, study_id: int, start: datetime) -> tuple[int, int]:
+    """:func:`_create_core` on PostgreSQL in one round trip: the lock, the insert (the same
+    statement, as SQL) and the commit sent together."""
+    import psycopg
+    from optuna.storages._rdb import models
+
+    trials, studies = models.TrialModel.__tablename__, models.StudyModel.__tablename__
+    with _psycopg(rdb) as pg:
+        try:
+            with pg.pipeline():
+                pg.execute(
+                    f"SELECT study_id FROM {studies} WHERE study_id = %(study)s FOR UPDATE",
+                    {"study": study_id},
+                )
+                new = pg.execute(
+                    f"INSERT INTO {trials} (number, study_id, state, datetime_start) VALUES ("
+                    f"COALESCE((SELECT number FROM {trials} WHERE study_id = %(study)s "
+                    "ORDER BY trial_id DESC LIMIT 1), -1) + 1, %(study)s, 'RUNNING', %(start)s) "
+                    "RETURNING trial_id, number",
+                    {"study": study_id, "start": start},
+                )
+                pg.commit()
+        except psycopg.errors.ForeignKeyViolation:
+            raise KeyError(f"No study with study_id {study_id} exists.") from None
+        trial_id, number = new.fetchone()
+    return trial_id, number
 
 
 def _trial_of(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> optuna.trial.Trial:

@@ -412,3 +412,40 @@ def test_the_drivers_ask_builds_the_trial_optuna_builds(tmp_path, kind, request)
         with _create_scoped_session(rdb.scoped_session) as session:
             beaten = [row.trial_id for row in session.query(models.TrialHeartbeatModel.trial_id)]
         assert beaten == [fresh._trial_id]
+
+
+def test_the_journal_is_fsynced_when_a_trial_finishes_and_holds_every_write(tmp_path, monkeypatch):
+    """The journal's appends are all written before they return; the file is fsynced when a trial
+    finishes or is queued (everything before rides on it), not for a running trial's creation,
+    parameters and attributes; another process reads all of it."""
+    from nas.search import _storage
+    from nas.search._storage import Heartbeat, batched_writes, tell
+
+    spec = load_spec(_spec(tmp_path, name="durable", trials=3, workers=1))
+    study = open_study(spec)
+    synced: list[int] = []
+    fsync = os.fsync
+    monkeypatch.setattr(_storage.os, "fsync", lambda fd: (synced.append(fd), fsync(fd))[1])
+    heartbeat = Heartbeat(study)
+    trial = heartbeat.ask(study)
+    with batched_writes(trial, heartbeat=True):
+        trial.suggest_int("x", 0, 9)
+        trial.set_user_attr("config", "x")
+    assert synced == []  # created, its parameters written: not fsynced yet
+    reader = subprocess.run(
+        [sys.executable, "-c", "import optuna, sys; s = optuna.load_study(study_name=sys.argv[1], "
+         "storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend("
+         "sys.argv[2]))); t = s.trials[-1]; print(t.state.name, t.params['x'])",
+         spec.name, str(spec.run_dir() / "study.journal")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert reader.stdout.split() == ["RUNNING", str(trial.params["x"])]
+    tell(study, trial, [0.5, 1.0], accuracy=0.5)
+    assert len(synced) == 1  # finished: fsynced, with everything before it
+    study.enqueue_trial({"x": 3})
+    assert len(synced) == 2  # a queued trial is not left to a later one
+    (done,) = open_study(spec).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert (done.params, done.user_attrs) == (
+        {"x": trial.params["x"]},
+        {"config": "x", "accuracy": 0.5},
+    )
