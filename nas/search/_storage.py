@@ -12,7 +12,7 @@ re-queued at once.
 A trial is three writes: its creation; its parameters, attributes and first heartbeat
 (:func:`batched_writes`); its result with its last attributes (:func:`tell`). On the journal,
 three appends, fsynced when the trial finishes (:class:`_JournalFile`); on PostgreSQL, three
-transactions, each sent in one round trip (psycopg's pipeline mode), then its commit."""
+transactions, the statements of each sent together (psycopg's pipeline mode), then committed."""
 
 from __future__ import annotations
 
@@ -116,10 +116,11 @@ def check_storage(spec: RunSpec) -> None:
 
 
 def _requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """A failed interrupted trial's parameters, asked again (``requeued_from`` its number)."""
-    study.enqueue_trial(
-        trial.params, user_attrs={"requeued_from": trial.number}, skip_if_exists=False
-    )
+    """A failed interrupted trial's parameters, asked again (``requeued_from`` its number): those
+    it recorded, over those it was queued with (a queued trial whose parameters a power cut
+    took, :class:`_JournalFile`)."""
+    params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+    study.enqueue_trial(params, user_attrs={"requeued_from": trial.number}, skip_if_exists=False)
 
 
 def _unreachable(spec: RunSpec, e: Exception) -> SpecError:
@@ -234,10 +235,11 @@ class _JournalFile(JournalFileBackend):
     """The study's journal file: Optuna's, each append written before it returns (other
     processes read it; a driver killed a moment later loses nothing), fsynced only when it
     finishes a trial or writes anything but a running trial's creation, parameters and
-    attributes. Those ride on the next fsync, which makes everything written before it durable:
-    a power cut can lose the trials in flight (never created, then, on resume), never a
-    finished one, instead of one fsync per append (three per trial, half the driver's time on
-    a predictor study: ``benchmarks/study_load.py``)."""
+    attributes. Those ride on the next fsync, which makes everything written before it durable,
+    instead of one fsync per append (three per trial, half the driver's time on a predictor
+    study: ``benchmarks/study_load.py``). A power cut can lose what the trials in flight wrote
+    since: on resume such a trial is absent, or RUNNING without its parameters and re-queued
+    with those it was queued with, if any (:func:`_requeue`); a finished trial is never lost."""
 
     #: what rides on the next fsync (and a CREATE_TRIAL of a running trial)
     RIDING = frozenset(
@@ -365,7 +367,7 @@ def _kept(trial: optuna.trial.Trial) -> Iterator[_Writes]:
 @contextlib.contextmanager
 def batched_writes(trial: optuna.trial.Trial, heartbeat: bool = False) -> Iterator[None]:
     """Inside, the trial's ``suggest_*``, ``set_user_attr`` and ``set_constraint`` are kept, and
-    written at the end in one write: one journal append (one fsync) or one database
+    written at the end in one write: one journal append or one database
     transaction, instead of one per parameter (a subnet of ``ofa_mbv3`` has 46). The trial reads
     back what it suggested from its own cache, as Optuna's ``Trial`` always does."""
     with _kept(trial) as writes:
@@ -484,8 +486,9 @@ class _Rows:
     running: list[int]
     #: (trial id, final state, when: naive UTC, as TrialModel stores it)
     finish: tuple[int, optuna.trial.TrialState, datetime] | None
-    #: (table, trial id, key, value as JSON): attributes the trial had, updated in place
-    updates: list[tuple[Any, int, str, str]]
+    #: (model, trial id, key, value): attributes the trial had, updated in place (or inserted
+    #: if their row is missing)
+    updates: list[tuple[Any, int, str, Any]]
     #: table -> its new rows
     inserts: dict[Any, list[dict[str, Any]]]
     #: the trial whose first heartbeat is written (the database's clock stamps it)
@@ -524,11 +527,10 @@ def _rows(cached: Any, writes: _Writes) -> _Rows:
         first = latest.get((trial_id, kind, key))
         latest[trial_id, kind, key] = (value, had if first is None else first[1])
     for (trial_id, kind, key), (value, had) in latest.items():
-        table = tables[kind].__table__
         if had:
-            rows.updates.append((table, trial_id, key, json.dumps(value)))
+            rows.updates.append((tables[kind], trial_id, key, value))
         else:
-            rows.inserts.setdefault(table, []).append(
+            rows.inserts.setdefault(tables[kind].__table__, []).append(
                 {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
             )
     if writes.finish is not None:  # a running trial holds no values yet
@@ -582,6 +584,8 @@ def _write_core(rdb: Any, rows: _Rows) -> None:
         conn = session.connection()
         for trial_id in rows.running:
             check(trial_id)
+        for model, trial_id, key, value in rows.updates:  # Optuna's upsert (it checks the trial)
+            rdb._set_trial_attr_without_commit(session, model, trial_id, key, value)
         if rows.finish is not None:  # the running-state check is the update's own condition
             trial_id, state, when = rows.finish
             done = conn.execute(
@@ -592,13 +596,6 @@ def _write_core(rdb: Any, rows: _Rows) -> None:
             )
             if done.rowcount != 1:  # finished meanwhile, or gone: raises, all rolled back
                 check(trial_id)
-        for table, trial_id, key, value in rows.updates:
-            conn.execute(
-                sa.update(table)
-                .where(table.c.trial_id == trial_id)
-                .where(table.c.key == key)
-                .values(value_json=value)
-            )
         for table, new in rows.inserts.items():
             conn.execute(sa.insert(table), new)
         if rows.heartbeat is not None:  # (its column's default: the database's clock)
@@ -609,9 +606,9 @@ def _write_core(rdb: Any, rows: _Rows) -> None:
 
 def _write_pipelined(rdb: Any, rows: _Rows) -> None:
     """``rows`` in one transaction on PostgreSQL, its statements sent together (psycopg's
-    pipeline mode: one round trip, then one for the commit) and each table's new rows in one
-    ``INSERT``; the states of the trials written to are read in the same round trip, with
-    their rows locked, and the commit is sent only if they are all running."""
+    pipeline mode: one round trip for all, then one for the commit) and each table's new rows
+    in one ``INSERT``; the states of the trials written to are read in the same round trip,
+    with their rows locked, and the commit is sent only if they are all running."""
     import psycopg
 
     ids = rows.running + ([rows.finish[0]] if rows.finish is not None else [])
@@ -653,14 +650,15 @@ def _send(pg: Any, pg_dialect: Any, rows: _Rows) -> tuple[Any, Any]:
             [state.name, when, trial_id],
         )
     cursor = pg.cursor()
-    for table, trial_id, key, value in rows.updates:
+    for model, trial_id, key, value in rows.updates:  # as Optuna's upsert
         cursor.execute(
-            f"UPDATE {table.name} SET value_json = %s WHERE trial_id = %s AND key = %s",
-            [value, trial_id, key],
+            f"INSERT INTO {model.__tablename__} (trial_id, key, value_json) VALUES (%s, %s, %s) "
+            "ON CONFLICT (trial_id, key) DO UPDATE SET value_json = EXCLUDED.value_json",
+            [trial_id, key, json.dumps(value)],
         )
     for table, new in rows.inserts.items():
         columns = tuple(new[0])
-        cursor.execute(_insert_json(table, columns, pg_dialect), [json.dumps(new)])
+        cursor.execute(_insert_json(table, columns, pg_dialect), [json.dumps(new, allow_nan=False)])
     if rows.heartbeat is not None:
         cursor.execute(
             f"INSERT INTO {models.TrialHeartbeatModel.__tablename__} (trial_id, "
@@ -725,6 +723,10 @@ def _psycopg(rdb: Any) -> Iterator[Any]:
     try:
         yield pg
     except BaseException as e:
+        if isinstance(e, psycopg.errors.PipelineAborted) and isinstance(
+            e.__context__, psycopg.Error
+        ):  # the statement's own error, hidden by the pipeline's
+            e = e.__context__
         lost = pg.broken or pg.closed
         if lost:
             raw.invalidate()
@@ -833,15 +835,15 @@ def _create_core(rdb: Any, study_id: int, start: datetime) -> tuple[int, int]:
 
 
 def _create_pipelined(rdb: Any, study_id: int, start: datetime) -> tuple[int, int]:
-    """:func:`_create_core` on PostgreSQL in one round trip: the lock, the insert (the same
-    statement, as SQL) and the commit sent together."""
+    """:func:`_create_core` on PostgreSQL: the lock and the insert (the same statement, as SQL)
+    sent together, then the commit."""
     import psycopg
     from optuna.storages._rdb import models
 
     trials, studies = models.TrialModel.__tablename__, models.StudyModel.__tablename__
     with _psycopg(rdb) as pg:
         try:
-            with pg.pipeline():
+            with pg.pipeline():  # leaving it: sent, and every result read
                 pg.execute(
                     f"SELECT study_id FROM {studies} WHERE study_id = %(study)s FOR UPDATE",
                     {"study": study_id},
@@ -853,10 +855,10 @@ def _create_pipelined(rdb: Any, study_id: int, start: datetime) -> tuple[int, in
                     "RETURNING trial_id, number",
                     {"study": study_id, "start": start},
                 )
-                pg.commit()
         except psycopg.errors.ForeignKeyViolation:
             raise KeyError(f"No study with study_id {study_id} exists.") from None
         trial_id, number = new.fetchone()
+        pg.commit()
     return trial_id, number
 
 

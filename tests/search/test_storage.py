@@ -253,7 +253,8 @@ def test_batched_writes_store_what_one_write_per_call_stores(tmp_path, kind, req
     plain.set_user_attr("accuracy", 0.9)
     plain.set_user_attr("node", "10.0.0.2")
     study.tell(plain, [0.9, 12.5])
-    told = tell(study, batched, [0.8, 9.0], accuracy=0.8, node="10.0.0.3")
+    # a key the trial has (updated in place), and new ones, with its result
+    told = tell(study, batched, [0.8, 9.0], config="r28_final", accuracy=0.8, node="10.0.0.3")
     failed_plain, failed = study.ask(), study.ask()
     failed_plain.set_user_attr("error", "boom")
     study.tell(failed_plain, state=optuna.trial.TrialState.FAIL)
@@ -264,7 +265,7 @@ def test_batched_writes_store_what_one_write_per_call_stores(tmp_path, kind, req
     assert b.distributions == a.distributions and set(b.params) == {"k", "d", "lr"}
     assert b.params == batched.params
     assert b.user_attrs == {
-        "config": "r28_k5e6",
+        "config": "r28_final",
         "latency_ms": {"note10": 9.0},
         "accuracy": 0.8,
         "node": "10.0.0.3",
@@ -449,3 +450,18 @@ def test_the_journal_is_fsynced_when_a_trial_finishes_and_holds_every_write(tmp_
         {"x": trial.params["x"]},
         {"config": "x", "accuracy": 0.5},
     )
+
+
+def test_a_queued_trial_interrupted_before_its_parameters_were_written_is_queued_with_them(
+    tmp_path,
+):
+    """A trial taken from the queue whose parameters were never written (on the journal, a power
+    cut takes what was not fsynced yet) is re-queued with the parameters it was queued with."""
+    from nas.search._storage import recover_interrupted
+
+    study = open_study(load_spec(_spec(tmp_path, name="unwritten", trials=3, workers=1)))
+    study.enqueue_trial({"x": 3}, user_attrs={"proposed_by": "test"})
+    study.ask()  # RUNNING, nothing suggested
+    assert recover_interrupted(study, at_start=True) == 1
+    (queued,) = [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert queued.system_attrs["fixed_params"] == {"x": 3}
