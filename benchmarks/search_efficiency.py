@@ -7,8 +7,11 @@ constraint, 10 constraints spanning 15-60 ms, results pooled).
     .venv/bin/python benchmarks/search_efficiency.py [--queries 1000] [--seed 0]
 
 Hypervolume in the (latency, top-1) plane over the window 15-60 ms with reference point
-(60 ms, 0.70): points outside the window or below 0.70 add nothing. Latency is Note10, predicted
-from OFA's published per-layer table (fp32); top-1 is OFA's predictor (ImageNet), not measured.
+(60 ms, 0.70): points outside the window or below 0.70 add nothing. Per budget: the best top-1
+each method found within each of EvolutionFinder's ten latency constraints (15, 20, ..., 60 ms),
+and each method's gap to EvolutionFinder's (points; >= 0: as good or better). Latency is Note10,
+predicted from OFA's published per-layer table (fp32); top-1 is OFA's predictor (ImageNet), not
+measured.
 """
 
 from __future__ import annotations
@@ -36,6 +39,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 WINDOW = (15.0, 60.0)
 REF_ACC = 0.70
+BUDGETS = [float(b) for b in np.linspace(*WINDOW, 10)]  # EvolutionFinder's constraints
+
+
+def best_within(points, budget: float) -> float:
+    """The best top-1 among ``points`` (latency, top-1) within ``budget`` ms (nan: none)."""
+    inside = [a for lat, a in points if lat <= budget]
+    return max(inside) if inside else float("nan")
+
+
+def per_budget(points) -> list[float]:
+    return [best_within(points, b) for b in BUDGETS]
 
 
 def hv(points):
@@ -69,6 +83,7 @@ def run_nas(spec_path: Path, queries: int, seed: int, sampler: str) -> dict:
         "queries": result.timing["dispatched"],
         "trials": result.n_complete,
         "hypervolume": hv(points),
+        "per_budget": per_budget(points),
         "seconds": time.perf_counter() - start,
     }
 
@@ -84,7 +99,12 @@ def run_random(space, latency, predictor, queries: int, seed: int) -> dict:
         )
     points = [(latency.predict(c).ms, a) for c, a in zip(configs, accs, strict=True)]
     front = [points[i] for i in pareto_front(points)]
-    return {"method": "random search", "queries": queries, "hypervolume": hv(front)}
+    return {
+        "method": "random search",
+        "queries": queries,
+        "hypervolume": hv(front),
+        "per_budget": per_budget(front),
+    }
 
 
 def run_compound(space, latency, predictor) -> dict:
@@ -104,6 +124,7 @@ def run_compound(space, latency, predictor) -> dict:
         "method": f"compound scaling (grid {len(proposer.grid)} multipliers, best {proposer.best})",
         "queries": len(evaluated),
         "hypervolume": hv(front),
+        "per_budget": per_budget(front),
         "points": sorted(points),
     }
 
@@ -140,14 +161,15 @@ def run_evolution(space, latency, predictor, seed: int) -> dict:
     )  # default budget: population 100, 500 generations
     best = []
     start = time.perf_counter()
-    for constraint in np.linspace(*WINDOW, 10):
-        _, info = finder.run_evolution_search(float(constraint), verbose=False)
+    for constraint in BUDGETS:
+        _, info = finder.run_evolution_search(constraint, verbose=False)
         best.append((info[2], info[0]))
     front = [best[i] for i in pareto_front(best)]
     return {
         "method": "OFA EvolutionFinder (10 constraints, pooled)",
         "queries": counter["queries"],
         "hypervolume": hv(front),
+        "per_budget": per_budget(best),
         "seconds": time.perf_counter() - start,
     }
 
@@ -177,13 +199,32 @@ def main() -> None:
     rows.append(run_compound(space, latency, predictor))
     if not args.skip_evolution:
         rows.append(run_evolution(space, latency, predictor, args.seed))
-    ref = rows[-1]["hypervolume"] if not args.skip_evolution else None
+    ref = rows[-1] if not args.skip_evolution else None
     for row in rows:
-        share = f", {row['hypervolume'] / ref:.1%} of EvolutionFinder's" if ref else ""
+        share = (
+            f", {row['hypervolume'] / ref['hypervolume']:.1%} of EvolutionFinder's" if ref else ""
+        )
         print(
             f"{row['method']}: hypervolume {row['hypervolume']:.4f} with {row['queries']} "
             f"predictor queries{share}"
         )
+    print("best top-1 (%) within each latency budget (ms, Note10 predicted):")
+    print(f"  {'method':<46}" + "".join(f"{b:>7.0f}" for b in BUDGETS))
+    for row in rows:
+        print(
+            f"  {row['method'][:46]:<46}" + "".join(f"{100 * a:>7.2f}" for a in row["per_budget"])
+        )
+    if ref:
+        print("gap to EvolutionFinder (points; >= 0: as good or better):")
+        for row in rows[:-1]:
+            gaps = [
+                100 * (a - e) for a, e in zip(row["per_budget"], ref["per_budget"], strict=True)
+            ]
+            print(
+                f"  {row['method'][:46]:<46}"
+                + "".join(f"{g:>+7.2f}" for g in gaps)
+                + f"   mean {np.nanmean(gaps):+.2f}, worst {np.nanmin(gaps):+.2f}"
+            )
     print(json.dumps(rows))
 
 
