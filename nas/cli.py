@@ -241,6 +241,7 @@ def _cmd_pick(args: argparse.Namespace) -> int:
                     "latency_source": f"predicted by the {args.device} table",
                     "measured_host_ms": best.measured_ms,
                     "measured_on": best.measured_on,
+                    "measured_busy": best.measured_busy or None,
                     "model_uri": best.model_uri,
                     "config": best.config,
                     "preprocessing": {
@@ -259,6 +260,7 @@ def _cmd_pick(args: argparse.Namespace) -> int:
         if best.measured_ms is not None:
             print(
                 f"measured {best.measured_ms:.3f} ms on {best.measured_on or 'the exporting host'}"
+                + (f" (flagged: {best.measured_busy})" if best.measured_busy else "")
             )
         print(
             f"feed it: {pre['layout']} {pre['height']}x{pre['width']}x{pre['channels']}, "
@@ -277,12 +279,17 @@ def _candidate_table(rows: list[Any], best: Any) -> str:
     for c in rows:
         lat = f"{c.latency_ms:7.3f} ms" if c.latency_ms is not None else "       n/a"
         host = f"{c.measured_ms:6.3f} ms" if c.measured_ms is not None else "      n/a"
+        host += "!" if c.measured_busy else " "
         mark = "*" if best is not None and c.version == best.version else " "
         aliases = f"  [{', '.join(c.aliases)}]" if c.aliases else ""
         lines.append(
             f"  {mark} {c.version:>4s}  {c.val_accuracy * 100:8.2f}%  "
-            f"{c.test_accuracy * 100:9.2f}%  {lat}  {host}  {c.size_bytes / 1024:7.1f}  "
+            f"{c.test_accuracy * 100:9.2f}%  {lat}  {host} {c.size_bytes / 1024:7.1f}  "
             f"{c.format:12s}  {c.config}{aliases}"
+        )
+    if any(c.measured_busy for c in rows):
+        lines.append(
+            "  ! host latency measured on a busy machine (tag latency_measured_busy says why)"
         )
     return "\n".join(lines)
 
@@ -342,7 +349,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from nas.errors import SpecError
     from nas.export import export_subnet
     from nas.jobs import distillation, subnet_evaluator
-    from nas.latency import build_latency
+    from nas.latency import build_latency, reference_for
     from nas.registry import EXPORT_FORMATS
     from nas.spec import load_spec
     from nas.supernet import finetune
@@ -383,6 +390,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         latency_model=latency,
         threads=args.threads,
         qat_epochs=args.qat_epochs,
+        reference=reference_for(latency),
     )
     if args.json:
         print(json.dumps([f.summary() for f in files]))
@@ -486,7 +494,27 @@ def _cmd_lut_calibrate(args: argparse.Namespace) -> int:
         )
         bar.close()
         print(f"{'converted into' if args.convert_only else 'wrote'} {path}")
+        busy = getattr(measure, "conditions", None) and measure.conditions.busy
+        if busy and not args.convert_only:
+            _flag_busy_calibration(Path(args.out), f"r{resolution} {args.dtype}", busy)
     return 0
+
+
+def _flag_busy_calibration(out: Path, what: str, busy: str) -> None:
+    """Say, on the terminal and in the table's device.yaml provenance, that ``what`` was timed
+    on a busy machine (its entries describe the load)."""
+    from nas.latency import load_device, write_device
+
+    note = f"{what} timed on a busy machine ({busy})"
+    device = load_device(out / "device.yaml")
+    write_device(
+        out / "device.yaml", dataclasses.replace(device, provenance=f"{device.provenance}; {note}")
+    )
+    print(
+        f"nas: {note}: its entries describe the load, not the machine; delete the table file "
+        "and calibrate again when the machine is quiet",
+        file=sys.stderr,
+    )
 
 
 def _adb_device_info(args: argparse.Namespace, target) -> object:
@@ -634,6 +662,12 @@ def _validation_output(args: argparse.Namespace, model: Any, report: Any, overhe
             f"MAPE {report.mape:.1%}, Kendall tau {report.kendall_tau:.3f} (prediction "
             f"{report.scale:.3f} x layer sum + {overhead:.3f} ms); "
             f"report in {out}"
+        )
+    if report.busy:
+        print(
+            f"nas: the subnets were timed on a busy machine ({report.busy}): these figures "
+            "describe the load; validate again when the machine is quiet",
+            file=sys.stderr,
         )
     if args.min_within is not None and report.within_10pct < args.min_within:
         print(

@@ -2,6 +2,16 @@
 parity checks. Formats are ``Exporter`` s registered by name in ``nas.registry.EXPORT_FORMATS``."""
 
 from nas.export._base import Exporter, ExportInputs, Runner
+from nas.export._conditions import (
+    ATTEMPTS,
+    REFERENCE_TOLERANCE,
+    WAITED_MAX,
+    Conditions,
+    CpuWatch,
+    Reference,
+    machine_busy,
+    timed_quietly,
+)
 from nas.export._convert import UnsupportedOpError, torch_to_keras
 from nas.export._executorch import ExecuTorchExporter
 from nas.export._export import (
@@ -34,7 +44,15 @@ EXPORT_FORMATS.register("onnx-int8", ONNXExporter("int8"))
 EXPORT_FORMATS.register("executorch-xnnpack", ExecuTorchExporter())
 
 __all__ = [
+    "ATTEMPTS",
     "PARITY_IMAGES",
+    "REFERENCE_TOLERANCE",
+    "WAITED_MAX",
+    "Conditions",
+    "CpuWatch",
+    "Reference",
+    "machine_busy",
+    "timed_quietly",
     "ExecuTorchExporter",
     "ExportInputs",
     "ExportedFile",

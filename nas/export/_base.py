@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas.export._litert import Timing
+
 __all__ = ["ExportInputs", "Exporter", "Runner"]
 
 #: float32 NCHW batch (preprocessed as the dataset says) -> float32 logits (batch, classes)
@@ -90,7 +92,9 @@ class Exporter(abc.ABC):
     @abc.abstractmethod
     def open(self, path: Path, threads: int = 1) -> Runner: ...
 
-    def time(self, path: Path, threads: int = 1) -> float | None:
+    def time(self, path: Path, threads: int = 1) -> Timing | None:
+        """The file's latency on this machine (the host protocol: ``nas.export.round_robin``),
+        or None for a format this host does not time."""
         return None
 
     def __repr__(self) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from nas.export._base import Exporter, ExportInputs, Runner
+from nas.export._litert import Timing
 
 __all__ = ["ExecuTorchExporter"]
 
@@ -97,7 +98,7 @@ class ExecuTorchExporter(Exporter):
     def open(self, path: Path, threads: int = 1) -> Runner:
         return _ExecuTorchRunner(Path(path), threads)
 
-    def time(self, path: Path, threads: int = 1) -> float | None:
+    def time(self, path: Path, threads: int = 1) -> Timing | None:
         from nas.export._litert import round_robin
 
         runner = _ExecuTorchRunner(Path(path), threads)
@@ -106,4 +107,4 @@ class ExecuTorchExporter(Exporter):
         for _ in range(10):  # warm-up, as LiteRT files are timed
             runner.invoke(x)
         # 200 runs in the host protocol's rounds, as tables and LiteRT files are timed
-        return round_robin([lambda: runner.invoke(x)], runs=200)[0].mean
+        return round_robin([lambda: runner.invoke(x)], runs=200)[0]

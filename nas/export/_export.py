@@ -21,6 +21,7 @@ import torch
 
 from nas.data import ImageDataset, Split, resize
 from nas.export._base import Exporter, ExportInputs, Runner
+from nas.export._conditions import Reference, timed_quietly
 from nas.registry import EXPORT_FORMATS
 
 __all__ = [
@@ -54,6 +55,11 @@ class ExportedFile:
     reason: str | None  # why it must not be registered (failed parity), else None
     #: the machine ``latency_measured_ms`` was timed on (``HostFingerprint.describe()``) and how
     latency_measured_on: str | None = None
+    #: the spread of the measurement (its rounds' medians, ms)
+    latency_measured_std_ms: float | None = None
+    #: why the measurement is flagged (the machine was busy; ``nas.export.Conditions.busy``),
+    #: or None: taken on a quiet machine
+    latency_measured_busy: str | None = None
 
     def summary(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -151,15 +157,29 @@ def _predicted_ms(latency_model: Any, config: Any, exp: Exporter) -> float | Non
         return None  # no table entries at this precision
 
 
-def time_exported(file: ExportedFile, threads: int = 1) -> ExportedFile:
-    """``file`` with its latency measured on this machine now (LiteRT, ``threads``), and its
-    contract JSON rewritten to say so. Time files while nothing else runs: the export stage
-    times its files after its workers are done, never beside them."""
+def time_exported(
+    file: ExportedFile, threads: int = 1, reference: Reference | None = None
+) -> ExportedFile:
+    """``file`` with its latency measured on this machine now (``threads``), its spread, and
+    whether the machine was busy (``nas.export.timed_quietly``: taken again while it is, with
+    ``reference``, a host table's reference layers, timed after it); its contract JSON is
+    rewritten to say so. Time files while nothing else runs: the export stage times its files
+    after its workers are done, never beside them."""
     from nas.export._litert import HostFingerprint
 
-    ms = exporter(file.format).time(file.path, threads)
-    on = None if ms is None else f"{HostFingerprint.here().describe()}, {threads} thread(s)"
-    timed = dataclasses.replace(file, latency_measured_ms=ms, latency_measured_on=on)
+    exp = exporter(file.format)
+    timing, conditions = timed_quietly(
+        lambda: exp.time(file.path, threads), reference=reference, what=file.path.name
+    )
+    if timing is None:  # a format this host does not time
+        return file
+    timed = dataclasses.replace(
+        file,
+        latency_measured_ms=timing.mean,
+        latency_measured_on=f"{HostFingerprint.here().describe()}, {threads} thread(s)",
+        latency_measured_std_ms=timing.std,
+        latency_measured_busy=conditions.busy,
+    )
     contract = file.path.with_suffix(file.path.suffix + ".json")
     if contract.is_file():
         doc = json.loads(contract.read_text())
@@ -216,6 +236,7 @@ def export_subnet(
     qat_epochs: int = 1,
     qat_images: int = 20000,
     measure_latency: bool = True,
+    reference: Reference | None = None,
 ) -> list[ExportedFile]:
     """Export ``subnet`` (BN already recalibrated) in each of ``formats`` (names registered in
     ``nas.registry.EXPORT_FORMATS``) and verify each file.
@@ -224,7 +245,8 @@ def export_subnet(
     ``threads``: the latency measurement's threads (the table's); ``score_threads``: threads for
     scoring the test images (default: every core; the logits do not depend on it).
     ``measure_latency`` False leaves the files untimed (``time_exported`` times them later, e.g.
-    once parallel exports are done and the machine is quiet).
+    once parallel exports are done and the machine is quiet); ``reference``: a host table's
+    reference layers, timed after each file to see whether the machine ran at its speed.
     ``tflite-int8-qat``: ``qat_epochs`` of quantization-aware training on ``qat_images``
     training images first (tfmot).
 
@@ -248,7 +270,7 @@ def export_subnet(
             file, latency_predicted_ms=_predicted_ms(latency_model, config, exp)
         )
         if measure_latency:  # before the contract is written, so that it is written once
-            file = time_exported(file, threads)
+            file = time_exported(file, threads, reference)
         _write_contract(file, config, preprocessing_contract(dataset, input_shape, exp.layout))
         results.append(file)
     return results

@@ -16,6 +16,7 @@ from nas._compat import native_logs
 from nas.export._base import Exporter, ExportInputs, Runner
 from nas.export._convert import torch_to_keras
 from nas.export._keras import tf_modules
+from nas.export._litert import Timing
 
 __all__ = ["TFLiteExporter", "TFLiteQATExporter", "to_tflite"]
 
@@ -134,11 +135,11 @@ class TFLiteExporter(Exporter):
     def open(self, path: Path, threads: int = 1) -> Runner:
         return _TFLiteRunner(Path(path), threads)
 
-    def time(self, path: Path, threads: int = 1) -> float | None:
+    def time(self, path: Path, threads: int = 1) -> Timing | None:
         from nas.export._litert import time_tflite
 
         # 200 runs in the host protocol's rounds, as tables and validation time models
-        return time_tflite(str(path), threads=threads, runs=200).mean
+        return time_tflite(str(path), threads=threads, runs=200)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)

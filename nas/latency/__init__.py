@@ -18,7 +18,7 @@ from nas.latency._fit import (
     suggest_subnets,
     time_here,
 )
-from nas.latency._host import fill_missing
+from nas.latency._host import fill_missing, host_reference, reference_for
 from nas.latency._model import LayerTableLatency
 from nas.latency._table import (
     DeviceInfo,
@@ -61,6 +61,8 @@ __all__ = [
     "suggest_archs",
     "smooth",
     "fill_missing",
+    "host_reference",
+    "reference_for",
     "host_device_info",
     "measure_subnets",
     "scatter_plot",

@@ -4,7 +4,6 @@ written as an OFA-format table. Resumable: keys already in the output table are 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.export import Conditions, Reference
 from nas.latency._table import (
     DeviceInfo,
     Entry,
@@ -206,21 +206,30 @@ def calibrate(
     )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class HostTimer:
     """Times layer files with LiteRT on this machine. Called on one file it times that file;
     :func:`measure_into` gives it all the files of a table at once (``many``: ``runs`` per file
     in the host protocol's round-robin rounds, each file's fastest round's median,
     ``nas.export.time_round_robin``), so that the entries are taken at the machine's
-    undisturbed speed, as validation times whole models."""
+    undisturbed speed, as validation times whole models. ``many`` watches the machine
+    (``nas.export.timed_quietly``) and leaves what it saw in ``conditions``."""
 
     threads: int = 1
     runs: int = 100
     #: the rounds spread over at least this many seconds (``time_round_robin``'s ``span_s``)
     span_s: float = 0.0
-    #: a context manager entered around each ``many`` (``nas.latency._host.CpuWatch``: how long
-    #: the timing waited for a CPU)
-    watch: Any = None
+    #: reference layers of the table being filled, timed in the same rounds as the new files:
+    #: the new entries are then put at the table's speed (divided by the layers' ratio to their
+    #: entries), so that entries timed on demand match the ones timed with the table
+    reference: Reference | None = None
+    #: timings taken while the machine is busy (the quietest one is kept)
+    attempts: int = 1
+    #: with a reference: reference layers outside this ratio to their entries in every attempt
+    #: make ``many`` raise ``LatencyTableError`` (the entries are refused, nothing is written)
+    refuse_outside: tuple[float, float] | None = None
+    #: the conditions of the last ``many``
+    conditions: Conditions | None = dataclasses.field(default=None, init=False)
 
     def __call__(self, tflite: bytes, layer: LayerSpec | None) -> Any:
         from nas.export import time_tflite
@@ -228,10 +237,41 @@ class HostTimer:
         return time_tflite(tflite, threads=self.threads, runs=self.runs)
 
     def many(self, files: list[bytes]) -> list[Any]:
-        from nas.export import time_round_robin
+        from nas.export import Timing, time_round_robin, timed_quietly
 
-        with self.watch or contextlib.nullcontext():
-            return time_round_robin(files, threads=self.threads, runs=self.runs, span_s=self.span_s)
+        ref = self.reference
+        refs = list(ref.files) if ref is not None else []
+
+        def timing() -> list[Timing]:
+            return time_round_robin(
+                [*files, *refs], threads=self.threads, runs=self.runs, span_s=self.span_s
+            )
+
+        def ratio(timings: list[Timing]) -> float:
+            assert ref is not None
+            return ref.ratio_of([t.mean for t in timings[len(files) :]])
+
+        timings, self.conditions = timed_quietly(
+            timing,
+            ratio=None if ref is None else ratio,
+            attempts=self.attempts,
+            what=f"{len(files)} layer file(s)",
+        )
+        timings = timings[: len(files)]
+        if ref is not None:  # at the table's speed
+            r = self.conditions.reference_ratio or 1.0
+            low, high = self.refuse_outside or (0.0, float("inf"))
+            if not low <= r <= high:
+                from nas.errors import LatencyTableError
+
+                raise LatencyTableError(
+                    f"refusing {len(files)} entries timed beside the reference layers of "
+                    f"{ref.table}: they ran {r:.2f}x their entries "
+                    f"({self.conditions.describe()}); time them when the machine is quiet, or "
+                    "re-time the table on this machine"
+                )
+            timings = [Timing(t.mean / r, t.std / r, t.count) for t in timings]
+        return timings
 
 
 def measure_into(

@@ -19,7 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nas.export import HostFingerprint
+from nas.export import (
+    ATTEMPTS,
+    REFERENCE_TOLERANCE,
+    WAITED_MAX,
+    HostFingerprint,
+    Reference,
+    machine_busy,
+)
 from nas.latency._table import (
     DeviceInfo,
     LatencyTable,
@@ -31,7 +38,6 @@ from nas.paths import assets_root, cache_root
 from search_spaces import LayerSpec
 
 __all__ = [
-    "CpuWatch",
     "HostCheck",
     "HostFingerprint",
     "check_host",
@@ -48,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 #: reference layers timed again on use, and the relative disagreement that means "another machine"
 N_REFERENCE = 4
-TOLERANCE = 0.10
+TOLERANCE = REFERENCE_TOLERANCE
 _CHECKED: dict[tuple[str, str], Path] = {}  # (table folder, space) -> folder to price with
 #: how a re-timing is made (bumped when that changes: 2 = round-robin timing and a whole-model
 #: fit, 3 = ten short rounds instead of three long ones, 4 = all tables in one round-robin
@@ -177,46 +183,6 @@ def host_table(lut_dir: str | Path, space: Any) -> Path:
     return _CHECKED[memo]
 
 
-def machine_busy() -> bool:
-    """Other processes keep the cores busy (1-minute load above the core count, this process
-    counted in): timings taken now would describe the load, not the machine."""
-    return os.getloadavg()[0] > (os.cpu_count() or 1)
-
-
-#: a re-timing whose thread, when it wanted to run, waited for a CPU more than this share of
-#: the time was taken on a machine busier than its cores: its timings describe the load, so it
-#: prices that job only and the next job re-times (2 busy loops beside it on 2 cores: 0.35;
-#: quiet, or one busy loop: 0.000)
-WAITED_MAX = 0.10
-
-
-class CpuWatch:
-    """Between ``__enter__`` and ``__exit__``, the share of the time this thread wanted a CPU
-    that it spent waiting for one (``waited`` = run-queue wait / (wait + running), from the
-    scheduler's own count in ``/proc/thread-self/schedstat``; ``nan`` where that is not
-    there). 0 on a machine with a core free for it, whatever the thread's sleeps; other
-    processes wanting every core make it wait."""
-
-    def __enter__(self) -> CpuWatch:
-        self.waited = math.nan
-        self._start = _schedstat()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        ran, waited = (b - a for a, b in zip(self._start, _schedstat(), strict=True))
-        if not math.isnan(waited) and ran + waited > 0:
-            self.waited = waited / (ran + waited)
-
-
-def _schedstat() -> tuple[float, float]:
-    """(seconds running, seconds waiting on a run queue) of this thread so far."""
-    try:
-        ran, waited = Path("/proc/thread-self/schedstat").read_text().split()[:2]
-        return int(ran) / 1e9, int(waited) / 1e9
-    except (OSError, ValueError):
-        return math.nan, math.nan
-
-
 def _checked_folder(lut_dir: Path, device: DeviceInfo, space: Any) -> Path:
     tables = sorted((lut_dir / space.name).glob("*.yaml"))
     if not tables:
@@ -315,11 +281,11 @@ def retime(
     configs = fit_subnets(space)
     fit_files = _fit_files(lut_dir, device, space, sorted({d for _, d, _ in work}), configs)
     progress = _Progress(f"re-timing {lut_dir.name}")
-    watch = CpuWatch()
+    timer = HostTimer(threads=device.threads or 1, span_s=RETIME_SPAN_S)
     timings = measure_tables_into(
         work,
         space,
-        HostTimer(threads=device.threads or 1, span_s=RETIME_SPAN_S, watch=watch),
+        timer,
         progress=progress,
         cache_dir=cache_root() / "layers",
         label=f"re-timing {lut_dir.name}",
@@ -342,7 +308,8 @@ def retime(
     )
     write_device(out / "device.yaml", fit_whole_models(out, here, space, configs, measured))
     logger.info("%s: done in %.0f s", progress.label, progress.elapsed())
-    if watch.waited > WAITED_MAX:  # not kept: the next job re-times
+    waited = timer.conditions.waited if timer.conditions is not None else 0.0
+    if waited > WAITED_MAX:  # not kept: the next job re-times
         busy = out.with_name(f"{out.name}.busy")
         shutil.rmtree(busy, ignore_errors=True)
         out.rename(busy)
@@ -351,7 +318,7 @@ def retime(
             "its time): pricing this job with it (%s), and the next job on this machine "
             "re-times it",
             lut_dir.name,
-            100 * watch.waited,
+            100 * waited,
             busy,
         )
         return busy
@@ -450,6 +417,50 @@ def is_shipped(path: Path) -> bool:
     return Path(path).resolve().is_relative_to(assets_root().resolve())
 
 
+#: entries timed on demand at more than this ratio to the table's own speed (its reference
+#: layers timed with them) are refused: the machine is too far from the table's state for a
+#: scale to put them right
+ON_DEMAND_RATIO = (0.5, 2.0)
+
+
+def host_reference(lut_dir: Path, space: Any) -> Reference | None:
+    """:data:`N_REFERENCE` fp32 layers of a host table of this machine (``reference_keys`` of
+    its highest-resolution table that has fp32 entries) with their entries, to time with what
+    is measured here and see whether the machine runs at the table's speed; None for a table
+    this machine does not time (a phone's, another CPU's) or one without fp32 entries."""
+    from nas.latency._calibrate import layer_file, measures_here
+
+    device = load_device(lut_dir / "device.yaml")
+    if not measures_here(device):
+        return None
+    for path in sorted((lut_dir / space.name).glob("*.yaml"), key=_resolution_of, reverse=True):
+        table = load_table(path)
+        if not any("-dtype:" not in k for k in table.entries):
+            continue
+        keys = reference_keys(table)
+        files = tuple(
+            layer_file(space, layer_from_key(k), "fp32", cache_root() / "layers") for k in keys
+        )
+        return Reference(
+            files, tuple(table.mean(k) for k in keys), device.threads or 1, str(path), tuple(keys)
+        )
+    return None
+
+
+def reference_for(model: Any) -> Reference | None:
+    """:func:`host_reference` of a latency model's table folder (None for a model without one,
+    such as a whole-architecture table)."""
+    lut_dir = getattr(model, "lut_dir", None)
+    space = getattr(model, "space", None)
+    if lut_dir is None or space is None:
+        return None
+    return host_reference(Path(lut_dir), space)
+
+
+def _resolution_of(path: Path) -> int:
+    return int(path.stem) if path.stem.isdigit() else -1
+
+
 def fill_missing(
     model: Any,
     layers: list[LayerSpec],
@@ -465,9 +476,17 @@ def fill_missing(
     A shipped table (package data) is never written: ``model`` moves to this machine's copy of
     it first (:func:`local_copy`). Returns how many keys were measured.
 
+    The new entries are taken under the table's own conditions: the table's reference layers
+    (:func:`host_reference`) are timed in the same rounds, the timing is repeated while the
+    machine is busy (``nas.export.timed_quietly``), and the entries are divided by the
+    reference layers' ratio to their entries (a machine running 20% slow now would otherwise
+    make every new entry 20% dearer than the table's).
+
     Raises:
         MissingLatencyKeyError: keys are missing and the table is not this host's (a phone's
             table is calibrated with ``nas lut calibrate --device adb:SERIAL``); never guessed.
+        LatencyTableError: the reference layers ran outside :data:`ON_DEMAND_RATIO` of their
+            entries in every attempt (refused: nothing is written).
     """
     from nas.errors import MissingLatencyKeyError
     from nas.latency._calibrate import HostTimer, measure_into, measures_here
@@ -482,16 +501,22 @@ def fill_missing(
             f"table is for {model.device.name} ({model.device.soc}), which this host cannot "
             "measure: calibrate them on the device (nas lut calibrate --device adb:SERIAL)"
         )
+    timer = HostTimer(
+        threads=model.device.threads or 1,
+        runs=runs,
+        reference=host_reference(model.lut_dir, model.space),
+        attempts=ATTEMPTS,
+        refuse_outside=ON_DEMAND_RATIO,
+    )
     if is_shipped(model.lut_dir):  # entries measured here belong to this machine's copy
         model.relocate(local_copy(model.lut_dir))
         table = model.table(resolution)
-    threads = model.device.threads or 1
     measure_into(
         table.path,
         model.space,
         layers,
         dtype=dtype,
-        measure=HostTimer(threads=threads, runs=runs),
+        measure=timer,
         progress=progress,
         cache_dir=cache_dir,
     )

@@ -37,9 +37,12 @@ class ValidationReport:
     #: the machine the measured side was timed on (``HostFingerprint.describe()``)
     machine: str = ""
     scale: float = 1.0
+    #: why the measured side is flagged (the machine was busy while it was timed), or None
+    busy: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
+            "busy": self.busy,
             "n": self.n,
             "within_10pct": self.within_10pct,
             "mape": self.mape,
@@ -97,22 +100,36 @@ def measure_subnets(
     cache_dir: Path | None = None,
     space: Any = None,
     span_s: float = 0.0,
+    attempts: int = 1,
 ) -> list[dict[str, Any]]:
     """Predicted layer sum (without overhead) and measured latency of each config. Every file
     is converted first, then all are timed together (``nas.export.time_round_robin``: each
     one's fastest of ten round-robin medians, as a table's entries are taken; the rounds spread
-    over at least ``span_s`` seconds). With ``model=None`` the files are only converted into
-    ``cache_dir`` (nothing is timed)."""
+    over at least ``span_s`` seconds), watched for a busy machine (``nas.export.timed_quietly``
+    with the table's reference layers when it is this host's; ``attempts`` timings at most).
+    Each point carries its spread (``measured_std_ms``) and ``busy`` (why the timing is
+    flagged, or None). With ``model=None`` the files are only converted into ``cache_dir``
+    (nothing is timed)."""
+    from nas.export import timed_quietly
+    from nas.latency._host import reference_for
+
     space = model.space if model is not None else space
     files = subnet_files(space, configs, dtype, cache_dir, progress)
     if model is None:
         return []
-    timings = time_round_robin(files, threads=threads, runs=runs, span_s=span_s)
+    timings, conditions = timed_quietly(
+        lambda: time_round_robin(files, threads=threads, runs=runs, span_s=span_s),
+        reference=reference_for(model),
+        attempts=attempts,
+        what=f"{len(files)} subnets",
+    )
     return [
         {
             "config": str(config),
             "layer_sum_ms": model.layer_sum(config)[0],
             "measured_ms": timing.mean,
+            "measured_std_ms": timing.std,
+            "busy": conditions.busy,
         }
         for config, timing in zip(configs, timings, strict=True)
     ]
@@ -148,6 +165,7 @@ def validation_report(
         scale=scale,
         points=points,
         machine=HostFingerprint.here().describe(),
+        busy="; ".join(sorted({p["busy"] for p in points if p.get("busy")})) or None,
     )
 
 

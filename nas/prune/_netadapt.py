@@ -177,14 +177,26 @@ class NetAdaptJob(Job):
                 logger.info("measured %d new table entries on this host", n)
         return self.latency.predict(config).ms
 
-    def measure(self, config: PrunedConfig) -> float:
-        """Measured host LiteRT latency (ms) of ``config`` at the table's precision and threads."""
-        from nas.export import time_tflite
-        from nas.latency import subnet_tflite
+    def measure(self, configs: list[PrunedConfig]) -> list[dict[str, Any]]:
+        """Measured host LiteRT latency of each of ``configs`` at the table's precision and
+        threads, timed together in one round-robin and again while the machine is busy
+        (``nas.export.timed_quietly``; with the table's reference layers when it is this
+        host's): ``{"measured_ms", "measured_std_ms", "measured_busy"}`` each, ``busy`` saying
+        why the timing is flagged (None: the machine was quiet)."""
+        from nas.export import time_round_robin, timed_quietly
+        from nas.latency import reference_for, subnet_tflite
 
         threads = self.latency.device.threads or 1
-        model = subnet_tflite(self.space, config, self.dtype)
-        return time_tflite(model, threads=threads, runs=200).mean
+        files = [subnet_tflite(self.space, c, self.dtype) for c in configs]
+        timings, conditions = timed_quietly(
+            lambda: time_round_robin(files, threads=threads, runs=200),
+            reference=reference_for(self.latency),
+            what=f"NetAdapt's {len(files)} model(s)",
+        )
+        return [
+            {"measured_ms": t.mean, "measured_std_ms": t.std, "measured_busy": conditions.busy}
+            for t in timings
+        ]
 
     def proposals(self, current: PrunedConfig, latency: float, reduction: float) -> list[Proposal]:
         """Per unit, the fewest filters to remove for the table latency to drop by ``reduction``
@@ -302,7 +314,7 @@ class NetAdaptJob(Job):
             "dtype": self.dtype,
             "criterion": self.na.criterion,
             "start_latency_ms": start_ms,
-            "start_measured_ms": self.measure(self.start),
+            **{f"start_{k}": v for k, v in self.measure([self.start])[0].items()},
             "start_val_accuracy": val,
             "iteration": 0,
             "config": str(self.start),
@@ -471,7 +483,8 @@ class NetAdaptJob(Job):
         state = self.state
         best, out = max(results, key=lambda r: (r[1]["accuracy"], -r[0].latency_ms))
         # measured once every worker is idle: the host is quiet
-        measured = {str(p.config): self.measure(p.config) for p, _ in results}
+        timed = self.measure([p.config for p, _ in results])
+        measured = {str(p.config): m for (p, _), m in zip(results, timed, strict=True)}
         self.model = out["model"].eval()
         name = f"iter_{k + 1:03d}.pt"
         save_pruned(self.work / name, best.config, self.model)
@@ -482,7 +495,7 @@ class NetAdaptJob(Job):
             "width": best.width,
             "config": str(best.config),
             "latency_ms": best.latency_ms,
-            "measured_ms": measured[str(best.config)],
+            **measured[str(best.config)],
             "val_accuracy": out["accuracy"],
             "seconds": time.perf_counter() - began,
             "proposals": [
@@ -490,7 +503,7 @@ class NetAdaptJob(Job):
                     "unit": p.unit,
                     "width": p.width,
                     "latency_ms": p.latency_ms,
-                    "measured_ms": measured[str(p.config)],
+                    **measured[str(p.config)],
                     "val_accuracy": o["accuracy"],
                 }
                 for p, o in results
@@ -513,7 +526,8 @@ class NetAdaptJob(Job):
         (self.work / f"iter_{k:03d}.pt").unlink(missing_ok=True)  # keep the last one only
         self.progress(
             f"iteration {k + 1}: kept {best.unit} -> {best.width}: "
-            f"{best.latency_ms:.3f} ms predicted, {row['measured_ms']:.3f} measured, "
+            f"{best.latency_ms:.3f} ms predicted, {row['measured_ms']:.3f} measured"
+            f"{' (machine busy: flagged)' if row['measured_busy'] else ''}, "
             f"val {out['accuracy']:.4f} ({row['seconds']:.0f} s)"
         )
 
@@ -527,10 +541,14 @@ class NetAdaptJob(Job):
                 metrics={
                     "latency_predicted_ms": p.latency_ms,
                     "latency_measured_ms": logged["measured_ms"],
+                    "latency_measured_std_ms": logged["measured_std_ms"],
                     "val_accuracy": out["accuracy"],
                     "short_term_seconds": out["seconds"],
                 },
-                tags={"kept": str(p is best).lower()},
+                tags={
+                    "kept": str(p is best).lower(),
+                    "latency_measured_busy": logged["measured_busy"] or "",
+                },
             )
         self.tracker.flush()
         self.tracker.log_metrics(
@@ -605,6 +623,7 @@ class NetAdaptJob(Job):
         """The final model exported and verified (parity, test accuracy of each file, measured
         latency next to the prediction), then registered as ``<job>-<device>`` when tracked."""
         from nas.export import export_subnet
+        from nas.latency import reference_for
         from nas.tracking.registry import DEFAULT_FORMAT
 
         state = self.state
@@ -622,6 +641,7 @@ class NetAdaptJob(Job):
             latency_model=self.latency,
             threads=self.latency.device.threads or 1,
             qat_epochs=self.spec.export.qat_epochs,
+            reference=reference_for(self.latency),
         )
         if self.tracker is not None:
             self._register(config, files, formats)

@@ -155,7 +155,7 @@ def register_fronts(
     )
     tasks, formats = plan_exports(client, spec, job, fronts, run_ids, out_dir, budgets)
     tasks = longest_first(tasks, job.space)
-    failed = _export_on_pool(client, spec, tasks, workers, progress) if tasks else []
+    failed = _export_on_pool(client, spec, job, tasks, workers, progress) if tasks else []
     summary = {
         device: set_aliases(client, registered_name(spec.name, device), fmts[0], budgets)
         for device, fmts in formats.items()
@@ -186,18 +186,22 @@ def longest_first(tasks: list[dict[str, Any]], space: Any) -> list[dict[str, Any
 def _export_on_pool(
     client: Any,
     spec: Any,
+    job: Any,
     tasks: list[dict[str, Any]],
     workers: int,
     progress: Callable[[str], None],
 ) -> list[str]:
     """Run the tasks on a pool; once every worker is done (the machine quiet), time each file
-    here and register it. The failed tasks' messages."""
+    here (beside the reference layers of the job's first host table, if it has one) and
+    register it. The failed tasks' messages."""
     from nas.export import time_exported
+    from nas.latency import reference_for
     from nas.tracking.registry import register_files
 
     exported, failed = _run_exports(spec, tasks, workers, progress)
+    reference = next(filter(None, (reference_for(m) for m in job.devices)), None)
     for t, files in exported:
-        timed = [time_exported(f) for f in files]
+        timed = [time_exported(f, reference=reference) for f in files]
         register_files(
             client,
             t["name"],

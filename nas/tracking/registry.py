@@ -299,6 +299,10 @@ def _register_file(
         else str(f.latency_predicted_ms),
         "latency_measured_ms": "" if f.latency_measured_ms is None else str(f.latency_measured_ms),
         "latency_measured_on": f.latency_measured_on or "",
+        "latency_measured_std_ms": ""
+        if f.latency_measured_std_ms is None
+        else str(f.latency_measured_std_ms),
+        "latency_measured_busy": f.latency_measured_busy or "",
         "size_bytes": str(f.size_bytes),
         "parity_max_abs": f"{f.parity_max_abs:.3e}",
         "trial_run_id": run_id,
@@ -348,6 +352,7 @@ class Candidate:
     latency_ms: float | None  # predicted by the device's table
     measured_ms: float | None  # measured on the exporting host ...
     measured_on: str  # ... this one (machine, runtime, threads; "" for older versions)
+    measured_busy: str  # why that measurement is flagged (a busy machine); "": it is not
     size_bytes: int
     aliases: tuple[str, ...]
     model_uri: str
@@ -390,6 +395,7 @@ def candidates(experiment: str, device: str, fmt: str | None = None) -> list[Can
             latency_ms=num(v, "latency_predicted_ms"),
             measured_ms=num(v, "latency_measured_ms"),
             measured_on=v.tags.get("latency_measured_on", ""),
+            measured_busy=v.tags.get("latency_measured_busy", ""),
             size_bytes=int(v.tags.get("size_bytes", 0)),
             aliases=tuple(sorted(by_version.get(str(v.version), []))),
             model_uri=f"models:/{name}/{v.version}",

@@ -162,6 +162,17 @@ def test_a_plain_cnn_of_another_space_exports_to_tflite_with_parity(small_fmnist
     contract = json.loads(files["tflite-fp32"].path.with_suffix(".tflite.json").read_text())
     assert (contract["preprocessing"]["height"], contract["config"]) == (28, "w8-12_k3-5")
 
+    # timed beside reference layers that ran far slower than their table says (an entry of
+    # 1 ns): taken again, then kept flagged with the reason, in the file's contract too
+    from nas.export import Reference, time_exported
+
+    fp32 = files["tflite-fp32"]
+    flagged = time_exported(fp32, reference=Reference((str(fp32.path),), (1e-6,)))
+    assert flagged.latency_measured_ms > 0 and flagged.latency_measured_std_ms >= 0
+    assert "reference layers ran" in flagged.latency_measured_busy
+    contract = json.loads(fp32.path.with_suffix(".tflite.json").read_text())
+    assert contract["latency_measured_busy"] == flagged.latency_measured_busy
+
 
 def test_the_hand_written_activation_becomes_one_hard_swish_layer():
     from nas.export._keras import hard_activations

@@ -185,7 +185,7 @@ def test_a_retiming_on_a_machine_busier_than_its_cores_prices_one_job_and_is_not
 def test_cpu_watch_counts_the_time_a_thread_waited_for_a_cpu():
     """``CpuWatch``: the scheduler's run-queue wait of this thread, as a share of the time it
     wanted a CPU (its sleeps do not count)."""
-    from nas.latency._host import CpuWatch
+    from nas.export import CpuWatch
 
     with CpuWatch() as watch:
         time.sleep(0.1)

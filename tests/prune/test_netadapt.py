@@ -4,6 +4,7 @@ and resumed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -16,6 +17,7 @@ from nas.cli import main
 from nas.errors import ConfigError, MissingLatencyKeyError
 from nas.jobs import load_job
 from nas.latency import (
+    Entry,
     LayerTableLatency,
     fill_missing,
     host_device_info,
@@ -104,6 +106,15 @@ def _table_copy(tmp_path, *, this_host: bool, timed_here: int | None = None):
     else:
         device = type(device)(**{**device.__dict__, "soc": "a phone SoC"})
     write_device(lut / "device.yaml", device)
+    if this_host:  # its reference layers timed here, as a re-timing would have them
+        from nas.export import time_round_robin
+        from nas.latency._host import host_reference
+
+        ref = host_reference(lut, _space())
+        entries = dict(load_table(ref.table).entries)
+        for key, t in zip(ref.keys, time_round_robin(list(ref.files)), strict=True):
+            entries[key] = Entry(t.mean, t.std, t.count)
+        write_table(ref.table, entries)
     return lut
 
 
@@ -148,6 +159,51 @@ def test_missing_entries_are_measured_on_this_host_and_never_guessed(tmp_path):
     assert new_key in table and table.entries[new_key].count == 20
     assert here.predict(pruned).ms < here.predict(start).ms
     assert fill_missing(here, space.layers(pruned), pruned.resolution) == 0  # cached in the file
+
+
+def test_entries_timed_on_demand_are_put_at_the_tables_speed(tmp_path):
+    """The table's reference layers are timed in the same rounds as the new files, and the new
+    entries are divided by their ratio to the table: a reference layer that is the very file
+    being timed, with an entry of 1 ms, puts that file at about 1 ms on any machine, at any
+    speed."""
+    from nas.export import Reference
+    from nas.latency import HostTimer
+    from nas.latency._calibrate import layer_file
+
+    space = _space()
+    start = space.unpruned(space.base.smallest())
+    layer = space.layers(start)[space.units(start.base)[0].layer_index]
+    file = layer_file(space, layer, "fp32", tmp_path)
+    timer = HostTimer(runs=40, reference=Reference((file,), (1.0,)))
+    (timing,) = timer.many([file])
+    assert timing.mean == pytest.approx(1.0, rel=0.25)
+    assert timer.conditions is not None and 0 < timer.conditions.reference_ratio < 1
+
+
+def test_entries_timed_far_from_the_tables_speed_are_refused(tmp_path):
+    """Reference entries cut to a third: this machine times them ~3x their table, which no
+    machine state a scale could put right explains; the new entries are refused and the table
+    is left as it was."""
+    from nas.errors import LatencyTableError
+    from nas.latency._host import host_reference
+
+    space = _space()
+    start = space.unpruned(space.base.smallest())
+    pruned = space.with_width(start, 0, space.smaller_widths(start, 0)[-1])
+    lut = _table_copy(tmp_path, this_host=True)
+    tables = sorted((lut / "ofa_mbv3_small").glob("*.yaml"), key=lambda p: int(p.stem))
+    top = load_table(tables[-1])  # where the reference layers come from
+    write_table(
+        tables[-1], {k: dataclasses.replace(e, mean=e.mean / 3) for k, e in top.entries.items()}
+    )
+    assert host_reference(lut, space) is not None
+    before = (lut / "ofa_mbv3_small" / "24.yaml").read_bytes()
+    model = LayerTableLatency(lut, space)
+    with pytest.raises(
+        LatencyTableError, match=r"refusing 1 entries timed beside the reference layers .* they ran"
+    ):
+        fill_missing(model, space.layers(pruned), pruned.resolution, runs=20)
+    assert (lut / "ofa_mbv3_small" / "24.yaml").read_bytes() == before
 
 
 @pytest.fixture

@@ -95,6 +95,9 @@ def test_search_registers_verified_models_and_pick_downloads_one(small_fmnist, t
             assert v.tags["format"] == fmt and 0.0 <= float(v.tags["test_accuracy"]) <= 1.0
             assert float(v.tags["latency_predicted_ms"]) > 0
             assert float(v.tags["latency_measured_ms"]) > 0 and int(v.tags["size_bytes"]) > 0
+            # its spread, and whether the machine was busy ("" or why)
+            assert float(v.tags["latency_measured_std_ms"]) >= 0
+            assert "latency_measured_busy" in v.tags
             # timed by the driver once the export workers were done, on a named machine
             assert HostFingerprint.here().key() in v.tags["latency_measured_on"]
             if fmt == "tflite-fp32":
@@ -137,6 +140,30 @@ def test_search_registers_verified_models_and_pick_downloads_one(small_fmnist, t
     measured = _litert_accuracy(picked["path"], contract, images, labels)
     assert measured == pytest.approx(picked["accuracy"], abs=1e-9)
 
+    assert "measured_busy" in picked
+
+    # a measurement taken on a busy machine is shown flagged, never as a clean figure
+    fastest = client.get_model_version_by_alias("reg_test-host-x86-litert-int8", "fastest")
+    why = "the timing waited for a CPU 35% of its time"
+    client.set_model_version_tag(fastest.name, fastest.version, "latency_measured_busy", why)
+    assert main([*argv, "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert " ms!" in table and "measured on a busy machine" in table
+    assert (
+        main(
+            [
+                *argv,
+                "--out",
+                str(out),
+                "--max-latency-ms",
+                str(float(fastest.tags["latency_predicted_ms"]) + 1e-9),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["measured_busy"] == why
+
     # nothing fits: says so, shows the closest, exits 1
     assert main([*argv, "--max-latency-ms", "0.0001", "--out", str(out)]) == 1
     assert "nothing fits" in capsys.readouterr().err
@@ -165,7 +192,7 @@ def test_a_registry_file_name_that_is_not_a_plain_name_writes_nothing(tmp_path, 
 
     candidate = Candidate(
         version="1", config="r28", format="tflite-fp32", val_accuracy=0.9, test_accuracy=0.9,
-        latency_ms=1.0, measured_ms=1.0, measured_on="", size_bytes=1, aliases=(),
+        latency_ms=1.0, measured_ms=1.0, measured_on="", measured_busy="", size_bytes=1, aliases=(),
         model_uri="models:/x/1", file=name,
     )  # fmt: skip
     out = tmp_path / "out"
