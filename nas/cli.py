@@ -544,7 +544,7 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from nas.latency import measure_subnets, validation_report
+    from nas.latency import measure_subnets, reference_for, validation_report
     from nas.paths import cache_root
     from search_spaces import get_space
 
@@ -559,6 +559,7 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
         print(f"converted {len(fit_configs) + len(configs)} subnets into {cache}")
         return 0
     model = _table_to_validate(args, space)
+    reference = reference_for(model)  # its reference layers, when it is this host's table
     threads = args.threads or model.device.threads or 1
 
     def measure(model: Any, configs: list, desc: str) -> list[dict]:
@@ -573,6 +574,7 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
             cache_dir=cache,
             progress=lambda done, total: bar.update(1),
             span_s=args.span_s,
+            reference=reference,
         )
         bar.close()
         return points

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.export import time_round_robin
+from nas.export import Reference, time_round_robin
 from nas.latency._model import LayerTableLatency
 
 __all__ = [
@@ -101,17 +101,18 @@ def measure_subnets(
     space: Any = None,
     span_s: float = 0.0,
     attempts: int = 1,
+    reference: Reference | None = None,
 ) -> list[dict[str, Any]]:
     """Predicted layer sum (without overhead) and measured latency of each config. Every file
     is converted first, then all are timed together (``nas.export.time_round_robin``: each
     one's fastest of ten round-robin medians, as a table's entries are taken; the rounds spread
-    over at least ``span_s`` seconds), watched for a busy machine (``nas.export.timed_quietly``
-    with the table's reference layers when it is this host's; ``attempts`` timings at most).
+    over at least ``span_s`` seconds), watched for a busy machine (``nas.export.timed_quietly``,
+    with ``reference``: the table's reference layers, ``nas.latency.reference_for``;
+    ``attempts`` timings at most).
     Each point carries its spread (``measured_std_ms``) and ``busy`` (why the timing is
     flagged, or None). With ``model=None`` the files are only converted into ``cache_dir``
     (nothing is timed)."""
     from nas.export import timed_quietly
-    from nas.latency._host import reference_for
 
     space = model.space if model is not None else space
     files = subnet_files(space, configs, dtype, cache_dir, progress)
@@ -119,7 +120,7 @@ def measure_subnets(
         return []
     timings, conditions = timed_quietly(
         lambda: time_round_robin(files, threads=threads, runs=runs, span_s=span_s),
-        reference=reference_for(model),
+        reference=reference,
         attempts=attempts,
         what=f"{len(files)} subnets",
     )

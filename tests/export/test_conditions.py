@@ -45,4 +45,3 @@ def test_a_timing_busy_in_every_attempt_keeps_the_quietest_and_is_flagged(caplog
     assert result == 1.25 and conditions.reference_ratio == 1.25 and conditions.attempts == 3
     assert "reference layers ran 1.25x" in conditions.busy
     assert "model.tflite was timed on a busy machine" in caplog.text
-

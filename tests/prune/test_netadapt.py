@@ -17,7 +17,6 @@ from nas.cli import main
 from nas.errors import ConfigError, MissingLatencyKeyError
 from nas.jobs import load_job
 from nas.latency import (
-    Entry,
     LayerTableLatency,
     fill_missing,
     host_device_info,
@@ -106,15 +105,16 @@ def _table_copy(tmp_path, *, this_host: bool, timed_here: int | None = None):
     else:
         device = type(device)(**{**device.__dict__, "soc": "a phone SoC"})
     write_device(lut / "device.yaml", device)
-    if this_host:  # its reference layers timed here, as a re-timing would have them
-        from nas.export import time_round_robin
+    if this_host:  # the table its reference layers come from, at this machine's speed
         from nas.latency._host import host_reference
 
         ref = host_reference(lut, _space())
-        entries = dict(load_table(ref.table).entries)
-        for key, t in zip(ref.keys, time_round_robin(list(ref.files)), strict=True):
-            entries[key] = Entry(t.mean, t.std, t.count)
-        write_table(ref.table, entries)
+        ratio = ref.ratio()  # a uniform scale keeps the same layers the reference ones
+        entries = load_table(ref.table).entries
+        write_table(
+            ref.table,
+            {k: dataclasses.replace(e, mean=e.mean * ratio) for k, e in entries.items()},
+        )
     return lut
 
 
