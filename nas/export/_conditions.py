@@ -160,11 +160,14 @@ def timed_quietly(
     ``reference``, followed by the reference layers (or, with ``ratio``, the reference ratio
     read from the result: the layers were timed with it). While the machine is busy it is
     taken again (up to ``attempts`` in all, ``pause_s`` apart); the quietest attempt is
-    returned, and one still busy is logged (its ``Conditions.busy`` says why)."""
+    returned, and one still busy is logged (its ``Conditions.busy`` says why). A ``timing()``
+    that returns None timed nothing: it is returned at once, without the reference."""
     best: tuple[T, Conditions] | None = None
     for attempt in range(1, attempts + 1):
         with CpuWatch() as watch:
             result = timing()
+            if result is None:  # nothing was timed (a format this host does not time)
+                return result, Conditions(watch.waited, None, attempt)
             if ratio is not None:
                 ref_ratio: float | None = ratio(result)
             else:
