@@ -13,7 +13,6 @@ import math
 import os
 import platform
 import shutil
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -144,19 +143,13 @@ def check_host(
     machine that timed the table the first attempt usually settles it (0.1 s); a machine with
     another CPU model is settled by its first attempt too (its ratio only goes into the log);
     one with the same model but other timings spends the budget before it is re-timed."""
-    from nas.export import time_round_robin
-    from nas.latency._calibrate import layer_file
-
     start = time.perf_counter()
     fingerprint = HostFingerprint.here()
     another_cpu = device.soc != fingerprint.cpu  # settled: the ratio is only for the log
-    keys = reference_keys(table)
-    files = [layer_file(space, layer_from_key(k), "fp32", cache_root() / "layers") for k in keys]
+    reference = _reference(table, space, device.threads or 1)
     ratio = math.inf
     while True:
-        timings = time_round_robin(files, threads=device.threads or 1, runs=200, rounds=20)
-        here = statistics.median(t.mean / table.mean(k) for t, k in zip(timings, keys, strict=True))
-        ratio = min(ratio, here)
+        ratio = min(ratio, reference.ratio())
         if ratio <= 1 + TOLERANCE or another_cpu or time.perf_counter() - start > budget_s:
             break
         time.sleep(0.25)
@@ -428,23 +421,30 @@ def host_reference(lut_dir: Path, space: Any) -> Reference | None:
     its highest-resolution table that has fp32 entries) with their entries, to time with what
     is measured here and see whether the machine runs at the table's speed; None for a table
     this machine does not time (a phone's, another CPU's) or one without fp32 entries."""
-    from nas.latency._calibrate import layer_file, measures_here
+    from nas.latency._calibrate import measures_here
 
     device = load_device(lut_dir / "device.yaml")
     if not measures_here(device):
         return None
     for path in sorted((lut_dir / space.name).glob("*.yaml"), key=_resolution_of, reverse=True):
         table = load_table(path)
-        if not any("-dtype:" not in k for k in table.entries):
-            continue
-        keys = reference_keys(table)
-        files = tuple(
-            layer_file(space, layer_from_key(k), "fp32", cache_root() / "layers") for k in keys
-        )
-        return Reference(
-            files, tuple(table.mean(k) for k in keys), device.threads or 1, str(path), tuple(keys)
-        )
+        if any("-dtype:" not in k for k in table.entries):
+            return _reference(table, space, device.threads or 1)
     return None
+
+
+def _reference(table: LatencyTable, space: Any, threads: int) -> Reference:
+    """``table``'s :func:`reference_keys` as a :class:`Reference` (their fp32 layer files
+    converted once, cached under ``<cache>/layers``)."""
+    from nas.latency._calibrate import layer_file
+
+    keys = reference_keys(table)
+    files = tuple(
+        layer_file(space, layer_from_key(k), "fp32", cache_root() / "layers") for k in keys
+    )
+    return Reference(
+        files, tuple(table.mean(k) for k in keys), threads, str(table.path), tuple(keys)
+    )
 
 
 def reference_for(model: Any) -> Reference | None:
