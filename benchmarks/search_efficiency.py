@@ -176,6 +176,17 @@ def run_evolution(space, latency, predictor, seed: int) -> dict:
     }
 
 
+def _print_gaps(rows: list[dict], reference: np.ndarray) -> None:
+    """Each method's best top-1 minus ``reference`` (top-1 %, one per budget), in points."""
+    for row in rows:
+        gaps = 100 * np.array(row["per_budget"]) - reference
+        print(
+            f"  {row['method'][:46]:<46}"
+            + "".join(f"{g:>+7.2f}" for g in gaps)
+            + f"   mean {np.nanmean(gaps):+.2f}, worst {np.nanmin(gaps):+.2f}"
+        )
+
+
 def _print_evolution_spread(runs: list[dict], rows: list[dict]) -> None:
     """EvolutionFinder's per-budget best over several seeds (its own run-to-run spread), and each
     nas method's gap to the seeds' mean."""
@@ -184,13 +195,7 @@ def _print_evolution_spread(runs: list[dict], rows: list[dict]) -> None:
     for name, row in (("min", table.min(0)), ("mean", table.mean(0)), ("max", table.max(0))):
         print(f"  {name:<46}" + "".join(f"{a:>7.2f}" for a in row))
     print("gap to EvolutionFinder's mean over its seeds (points):")
-    for row in rows:
-        gaps = 100 * np.array(row["per_budget"]) - table.mean(0)
-        print(
-            f"  {row['method'][:46]:<46}"
-            + "".join(f"{g:>+7.2f}" for g in gaps)
-            + f"   mean {np.nanmean(gaps):+.2f}, worst {np.nanmin(gaps):+.2f}"
-        )
+    _print_gaps(rows, table.mean(0))
 
 
 def main() -> None:
@@ -246,15 +251,7 @@ def main() -> None:
         )
     if ref:
         print("gap to EvolutionFinder (points; >= 0: as good or better):")
-        for row in rows[:-1]:
-            gaps = [
-                100 * (a - e) for a, e in zip(row["per_budget"], ref["per_budget"], strict=True)
-            ]
-            print(
-                f"  {row['method'][:46]:<46}"
-                + "".join(f"{g:>+7.2f}" for g in gaps)
-                + f"   mean {np.nanmean(gaps):+.2f}, worst {np.nanmin(gaps):+.2f}"
-            )
+        _print_gaps(rows[:-1], 100 * np.array(ref["per_budget"]))
         if len(runs) > 1:
             _print_evolution_spread(runs, rows[:-1])
     print(json.dumps(rows))

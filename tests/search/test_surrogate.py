@@ -36,6 +36,6 @@ def test_proposals_are_new_configs_spread_over_the_latency_bins():
     assert all(space.validate(c) == c for c in proposals)
     costs = sorted(space.macs(c) for c in proposals)
     assert costs[-1] <= reference  # nothing beyond the reference latency
-    # spread: the proposals' costs cover most of the range from the smallest to the reference
+    # spread: the proposals' costs cover at least half the range from the smallest to the reference
     low = space.macs(space.smallest())
     assert costs[-1] - costs[0] >= 0.5 * (reference - low), (costs, low, reference)
