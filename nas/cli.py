@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -209,13 +210,15 @@ def _cmd_pick(args: argparse.Namespace) -> int:
             f"{name} has no registered version"
             + (f" in format {args.format!r}" if args.format else "")
         )
-    best, shown = choose(found, args.max_latency_ms, args.min_accuracy)
+    best, shown = choose(found, args.max_latency_ms, args.min_accuracy, args.max_size_kb)
     out = sys.stderr if args.json else sys.stdout
     limits = []
     if args.max_latency_ms is not None:
         limits.append(f"latency <= {args.max_latency_ms:g} ms")
     if args.min_accuracy is not None:
         limits.append(f"test top-1 >= {args.min_accuracy * 100:g}%")
+    if args.max_size_kb is not None:
+        limits.append(f"size <= {args.max_size_kb:g} KiB")
     print(
         f"{name}: {len(found)} candidate(s)" + (f"; limits: {', '.join(limits)}" if limits else ""),
         file=out,
@@ -544,7 +547,14 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from nas.latency import measure_subnets, reference_for, validation_report
+    from nas.errors import SpecError
+    from nas.latency import (
+        fill_for_configs,
+        measure_subnets,
+        measures_here,
+        reference_for,
+        validation_report,
+    )
     from nas.paths import cache_root
     from search_spaces import get_space
 
@@ -559,6 +569,10 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
         print(f"converted {len(fit_configs) + len(configs)} subnets into {cache}")
         return 0
     model = _table_to_validate(args, space)
+    if measures_here(model.device):  # pruned widths, per-layer precisions: measured on demand
+        filled = fill_for_configs(model, fit_configs + configs, cache_dir=cache.parent / "layers")
+        if filled:
+            logger.info("measured %d layer keys the table lacked, into %s", filled, model.lut_dir)
     reference = reference_for(model)  # its reference layers, when it is this host's table
     threads = args.threads or model.device.threads or 1
 
@@ -580,10 +594,14 @@ def _cmd_lut_validate(args: argparse.Namespace) -> int:
         return points
 
     if args.fit_overhead:
+        if space.layer_dtypes(configs[0]) is not None:
+            raise SpecError(
+                f"--fit-overhead fits {args.dtype} whole models; {args.space}'s configs give "
+                "their layers precisions and are priced by their layer sums"
+            )
         model = _fit_overhead(args, model, measure(model, fit_configs, f"fit {args.dtype}"))
     points = measure(model, configs, f"validate {args.dtype}")
-    overhead = model.device.overhead_ms.get(args.dtype, 0.0)
-    scale = model.device.scale.get(args.dtype, 1.0)
+    scale, overhead = model.whole_model_fit(configs[0])
     report = validation_report(points, overhead, args.dtype, threads, scale)
     return _validation_output(args, model, report, overhead)
 
@@ -643,7 +661,9 @@ def _validation_output(args: argparse.Namespace, model: Any, report: Any, overhe
     space, threads = model.space, report.threads
     # never into the package's shipped table: its report there is the calibrating machine's
     folder = runs_root() / "validation" / model.lut_dir.name if is_shipped(model.lut_dir) else None
-    out = Path(args.report_dir or (folder or model.lut_dir / "validation") / space.name)
+    # the spec's name of the space: a wrapped one (apq(...)) is not reported over its base's
+    named = re.sub(r"[^A-Za-z0-9._-]+", "_", args.space).strip("_") or space.name
+    out = Path(args.report_dir or (folder or model.lut_dir / "validation") / named)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.dtype}-t{threads}"
     (out / f"{stem}.json").write_text(
@@ -869,6 +889,7 @@ def _add_pick(sub: Any) -> None:
     p.add_argument("--device", required=True, help="a device of the spec, e.g. host-x86-litert")
     p.add_argument("--max-latency-ms", type=float, help="predicted latency limit on the device")
     p.add_argument("--min-accuracy", type=float, help="minimum test top-1 of the file, in [0, 1]")
+    p.add_argument("--max-size-kb", type=float, help="largest file, in KiB (1024 bytes), e.g. 300")
     p.add_argument("--format", help="only this format, e.g. tflite-int8")
     p.add_argument("--out", default=".", help="download folder (default: .)")
     p.add_argument(

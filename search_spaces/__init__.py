@@ -3,7 +3,8 @@
 The contract is :class:`SearchSpace` plus the optional capabilities a space declares
 (:class:`WeightSharing`, :class:`Prunable`); nothing outside this package imports its private
 modules. ``pruned(base)`` and ``mixed_precision(base)`` wrap any space that fits and satisfy the
-same contract, so they compose: ``mixed_precision(pruned(get_space("ofa_mbv3_small")))``.
+same contract, so they compose: ``mixed_precision(pruned(get_space("ofa_mbv3_small")))``;
+``apq(base)`` is that composition as APQ searches it (kept shares of each unit's filters).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from nas.registry import SPACE_WRAPPERS, SPACES, split_space
 from search_spaces._base import (
+    BOUNDARY_OPS,
     LayerSpec,
     Prunable,
     Scalable,
@@ -20,6 +22,7 @@ from search_spaces._base import (
     Unit,
     WeightSharing,
 )
+from search_spaces._joint import APQ_SHARES, apq
 from search_spaces._mbv3 import ElasticMBV3Space, MBV3Config, make_divisible
 from search_spaces._mixed import MixedConfig, MixedPrecisionSpace, mixed_precision
 from search_spaces._pruned import PrunedConfig, PrunedSpace, pruned
@@ -28,6 +31,8 @@ from search_spaces.ofa_mbv3 import ofa_mbv3
 from search_spaces.ofa_mbv3_small import ofa_mbv3_small
 
 __all__ = [
+    "BOUNDARY_OPS",
+    "APQ_SHARES",
     "ElasticMBV3Space",
     "LayerSpec",
     "MBV3Config",
@@ -46,6 +51,7 @@ __all__ = [
     "get_space",
     "list_spaces",
     "make_divisible",
+    "apq",
     "mixed_precision",
     "pruned",
 ]
@@ -55,6 +61,7 @@ SPACES.register("ofa_mbv3_small", ofa_mbv3_small)
 SPACES.register("nb201", nb201)
 SPACE_WRAPPERS.register("pruned", pruned)
 SPACE_WRAPPERS.register("mixed_precision", mixed_precision)
+SPACE_WRAPPERS.register("apq", apq)
 
 
 def list_spaces() -> list[str]:

@@ -28,6 +28,12 @@ __all__ = [
 ConfigT = TypeVar("ConfigT")
 
 
+#: the ops LiteRT runs where int8 and float layers meet: priced layers of their own in a
+#: mixed-precision config (``nas.latency.boundary_layers``), timed as one-op files
+#: (``nas.export.boundary_tflite``)
+BOUNDARY_OPS = ("quantize", "dequantize")
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
     """One priced layer: an op, its input/output shapes and its attributes.
@@ -164,6 +170,18 @@ class SearchSpace(abc.ABC, Generic[ConfigT]):
             "cannot be calibrated for it (price it with an arch_table)"
         )
 
+    @staticmethod
+    def owning_layer(module: str, paths: list[str]) -> int | None:
+        """The index in ``paths`` (a config's ``layer_paths``) of the layer that submodule
+        ``module`` belongs to: the longest path that is ``module`` or contains it."""
+        best = None
+        for i, path in enumerate(paths):
+            if (module == path or module.startswith(path + ".")) and (
+                best is None or len(path) > len(paths[best])
+            ):
+                best = i
+        return best
+
     def layer_paths(self, config: ConfigT) -> list[str]:
         """For each of ``layers(config)``, in order, the path of the submodule of
         ``build(config)`` (and of an extracted subnet) that computes it
@@ -174,6 +192,16 @@ class SearchSpace(abc.ABC, Generic[ConfigT]):
             ConfigError: the space cannot say (its layers are not submodules of its models).
         """
         raise ConfigError(f"{self.name}: this space does not map its layers to submodules")
+
+    def layer_dtypes(self, config: ConfigT) -> dict[str, str] | None:
+        """Submodule path (``layer_paths``) -> precision of each layer, when the config gives
+        its layers precisions (``LayerSpec.dtype``; a layer without one is fp32); None when
+        no layer has one (the model runs at the device's precision)."""
+        layers = self.layers(config)
+        if all(layer.dtype is None for layer in layers):
+            return None
+        paths = self.layer_paths(config)
+        return {path: layer.dtype or "fp32" for path, layer in zip(paths, layers, strict=True)}
 
     @abc.abstractmethod
     def build(self, config: ConfigT, weights: Any = None) -> torch.nn.Module:

@@ -55,6 +55,11 @@ class PrunedSpace(SpaceWrapper[PrunedConfig]):
 
     Optuna parameters: the base's, plus ``w_<slot>`` per unit slot of the base (an int on the
     channel grid up to the slot's largest width; values above a unit's width mean unpruned).
+    With ``shares`` (e.g. ``(0.5, 0.75, 1.0)``: shares of a slot's largest width, as APQ and AMC
+    search widths), a unit's widths are those shares on the channel grid, up to its own width
+    (a unit narrower than a share is at full width there), and the parameter is ``s_<slot>``
+    (categorical over ``shares``); sampling and mutation draw from them too. Without, every
+    width on the grid (NetAdapt's space).
     ``all_layers`` returns the base's catalogue only: pruned widths are too many to enumerate,
     their table entries are measured on demand (``nas.latency`` ``fill_missing``).
     Immutable and thread-safe like its base.
@@ -63,13 +68,20 @@ class PrunedSpace(SpaceWrapper[PrunedConfig]):
     config_type = PrunedConfig
     what = "a pruned config"
 
-    def __init__(self, base: SearchSpace, channel_step: int = 8) -> None:
+    def __init__(
+        self, base: SearchSpace, channel_step: int = 8, shares: tuple[float, ...] | None = None
+    ) -> None:
         if not isinstance(base, Prunable):
             raise TypeError(f"base: {type(base).__name__} does not declare the Prunable capability")
         if channel_step < 1:
             raise ValueError(f"`channel_step >= 1` must hold, but got {channel_step=}")
+        if shares is not None and (
+            not shares or max(shares) != 1.0 or min(shares) <= 0 or len(set(shares)) != len(shares)
+        ):
+            raise ValueError(f"shares: distinct values in (0, 1] including 1.0, got {shares}")
         super().__init__(base)
         self.channel_step = channel_step
+        self.shares = tuple(sorted(shares)) if shares is not None else None
         self._slots = base.unit_slots()
 
     # ---- units ---------------------------------------------------------------------------
@@ -119,7 +131,15 @@ class PrunedSpace(SpaceWrapper[PrunedConfig]):
             width += self.channel_step
         return min(width, unit.width)
 
+    def _share_width(self, unit: Unit, share: float) -> int:
+        """``share`` of the slot's largest width, on the channel grid (a valid width of the
+        unit, its own width at most)."""
+        step = self.channel_step
+        return self._fit(unit, max(step, round(share * unit.max_width / step) * step))
+
     def _options(self, unit: Unit) -> list[int]:
+        if self.shares is not None:
+            return sorted({self._share_width(unit, s) for s in self.shares})
         top = (unit.width - 1) // self.channel_step * self.channel_step
         grid = range(self.channel_step, top + 1, self.channel_step)
         return [w for w in grid if self.allowed(unit, w)] + [unit.width]
@@ -189,18 +209,31 @@ class PrunedSpace(SpaceWrapper[PrunedConfig]):
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> PrunedConfig:
         base = self.base.suggest(trial)
+        units = self.units(base)
         # every slot is asked, used or not: a fixed parameter set (see SearchSpace)
+        if self.shares is not None:
+            kept = {
+                slot: trial.suggest_categorical(f"s_{slot}", list(self.shares))
+                for slot in self._slots
+            }
+            return PrunedConfig(base, tuple(self._share_width(u, kept[u.slot]) for u in units))
         asked = {
             slot: trial.suggest_int(
                 f"w_{slot}", self.channel_step, self._grid_top(slot), step=self.channel_step
             )
             for slot in self._slots
         }
-        units = self.units(base)
         return PrunedConfig(base, tuple(self._fit(u, asked[u.slot]) for u in units))
 
     def trial_params(self, config: PrunedConfig) -> dict[str, Any]:
         params = dict(self.base.trial_params(config.base))
+        if self.shares is not None:  # the share whose width is nearest each unit's
+            params.update({f"s_{slot}": 1.0 for slot in self._slots})
+            for unit, width in zip(self.units(config.base), config.widths, strict=True):
+                params[f"s_{unit.slot}"] = min(
+                    self.shares, key=lambda s: (abs(self._share_width(unit, s) - width), -s)
+                )
+            return params
         params.update({f"w_{slot}": self._grid_top(slot) for slot in self._slots})
         for unit, width in zip(self.units(config.base), config.widths, strict=True):
             if width < unit.width:  # a full width may be off the grid: the top maps to it
@@ -263,8 +296,10 @@ class _WeightSharingPrunedSpace(SharedSupernet, PrunedSpace, WeightSharing[Prune
         return self.prune_to(self.base.extract(supernet, config.base), config).eval()
 
 
-def pruned(base: SearchSpace, channel_step: int = 8) -> PrunedSpace:
+def pruned(
+    base: SearchSpace, channel_step: int = 8, shares: tuple[float, ...] | None = None
+) -> PrunedSpace:
     """The pruned-width space over ``base`` (which must declare :class:`Prunable`); it declares
     :class:`WeightSharing` when ``base`` does."""
     cls = _WeightSharingPrunedSpace if isinstance(base, WeightSharing) else PrunedSpace
-    return cls(base, channel_step)
+    return cls(base, channel_step, shares)

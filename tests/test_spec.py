@@ -62,7 +62,8 @@ def test_shipped_supernet_spec_loads():
         ({"name": "x", "dataset": {"name": "image_folder"}}, "dataset.root is required"),
         (
             {"name": "x", "space": "quantized(ofa_mbv3_small)"},
-            r"space \(wrapper\) = 'quantized' must be one of \['mixed_precision', 'pruned'\]",
+            r"space \(wrapper\) = 'quantized' must be one of "
+            r"\['apq', 'mixed_precision', 'pruned'\]",
         ),
         ({"name": "x", "space": "pruned(ofa_mbv3_small"}, r"space: 'pruned\(ofa_mbv3_small'"),
     ],

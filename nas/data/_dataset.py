@@ -54,6 +54,10 @@ class Split:
         return Split(self.images[idx], self.labels[idx])
 
 
+#: training images that calibrate int8 activation ranges (``quantization_calibration``)
+QUANTIZATION_IMAGES = 200
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageDataset:
     """Splits: search sees train and val; test is for final figures."""
@@ -72,6 +76,11 @@ class ImageDataset:
     @property
     def in_channels(self) -> int:
         return self.preprocessing.channels
+
+    def quantization_calibration(self) -> Split:
+        """The training images that set int8 activation ranges: the same ones for a file's
+        quantizer and for the simulation that scores its config (``QUANTIZATION_IMAGES``)."""
+        return self.train.subset(QUANTIZATION_IMAGES, seed=1)
 
     def split(self, name: str) -> Split:
         if name not in ("train", "val", "test"):

@@ -32,6 +32,12 @@ from nas.export._litert import (
     time_round_robin,
     time_tflite,
 )
+from nas.export._mixed import (
+    MixedTFLiteExporter,
+    boundary_tflite,
+    file_layer_precisions,
+    quantize_layers,
+)
 from nas.export._onnx import ONNXExporter
 from nas.export._tflite import TFLiteExporter, TFLiteQATExporter, to_tflite
 from nas.registry import EXPORT_FORMATS
@@ -39,6 +45,7 @@ from nas.registry import EXPORT_FORMATS
 for _precision in ("fp32", "fp16", "dynamic-int8", "int8", "int8-per-tensor"):
     EXPORT_FORMATS.register(f"tflite-{_precision}", TFLiteExporter(_precision))
 EXPORT_FORMATS.register("tflite-int8-qat", TFLiteQATExporter())
+EXPORT_FORMATS.register("tflite-mixed", MixedTFLiteExporter())
 EXPORT_FORMATS.register("onnx-fp32", ONNXExporter("fp32"))
 EXPORT_FORMATS.register("onnx-int8", ONNXExporter("int8"))
 EXPORT_FORMATS.register("executorch-xnnpack", ExecuTorchExporter())
@@ -58,17 +65,21 @@ __all__ = [
     "ExportedFile",
     "Exporter",
     "HostFingerprint",
+    "MixedTFLiteExporter",
     "ONNXExporter",
     "Runner",
     "TFLiteExporter",
     "TFLiteQATExporter",
     "Timing",
     "UnsupportedOpError",
+    "boundary_tflite",
     "export_subnet",
+    "file_layer_precisions",
     "exporter",
     "litert_version",
     "open_runner",
     "preprocessing_contract",
+    "quantize_layers",
     "round_robin",
     "tf_modules",
     "time_exported",

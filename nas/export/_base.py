@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ class ExportInputs:
     ``input_shape``: the model's (C, H, W), from the caller (the space knows it; the exporter
     never reads a config). ``calibration()``: preprocessed NCHW float32 training images for
     full-integer ranges. ``training()``: (NCHW images, labels) for quantization-aware training.
+    ``layer_dtypes``: module path -> precision of each layer, when the config gives its layers
+    precisions (a mixed-precision config; ``None`` otherwise).
     ``memo``: a per-export cache that exporters share (a converted Keras model, say), so that
     several formats of one model convert it once; keys are the exporters' own.
     """
@@ -36,6 +38,7 @@ class ExportInputs:
     calibration: Callable[[], np.ndarray]
     training: Callable[[], tuple[np.ndarray, np.ndarray]]
     qat_epochs: int = 1
+    layer_dtypes: Mapping[str, str] | None = None
     memo: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +72,8 @@ class Exporter(abc.ABC):
       ``PARITY_IMAGES`` test images) to be registered; ``None``: reported only (quantized files).
     - ``latency_dtype``: the precision under which latency tables price this file, or ``None``
       when no table does.
+    - ``per_layer_precision``: the file runs each layer at the config's precision for it
+      (``inputs.layer_dtypes``); tables price it layer by layer at those precisions.
     - ``layout``: the input layout an app feeds (``NHWC`` or ``NCHW``), written into the file's
       preprocessing contract.
     - ``requirements``: pip lines of the runtime that opens the file, beyond what nas itself
@@ -84,6 +89,7 @@ class Exporter(abc.ABC):
     layout: str
     parity_atol: float | None = None
     latency_dtype: str | None = None
+    per_layer_precision: bool = False
     requirements: tuple[str, ...] = ()
 
     @abc.abstractmethod

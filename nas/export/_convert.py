@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -119,6 +119,8 @@ class _Context:
     K: Any
     values: dict[fx.Node, Any]
     folded_bn: dict[fx.Node, nn.BatchNorm2d]  # conv node -> the BatchNorm folded into it
+    scopes: dict[str, int] = field(default_factory=dict)  # layers named after each scope
+    named: set[int] = field(default_factory=set)  # ids of the layers named so far
 
     def value(self, arg: Any, node: fx.Node) -> Any:
         if isinstance(arg, fx.Node):
@@ -462,4 +464,40 @@ def torch_to_keras(
             continue  # sizes and other non-tensor values: shapes come from the trace instead
         else:
             ctx.values[node] = _convert_call(ctx, node)
+            _name_layers(ctx, node)
     return K.Model(inputs, outputs)
+
+
+def _scope(node: fx.Node) -> str:
+    """The qualified name of the module a node runs in (``blocks.3.conv.depth_conv.se`` for
+    the SE block's ``mean``), or the node's own name outside every submodule."""
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack") or {}
+    return next(reversed(stack), None) or node.name
+
+
+def _name_layers(ctx: _Context, node: fx.Node) -> None:
+    """Name the Keras layers made for ``node`` after its module
+    (``blocks.3.conv.depth_conv.conv``, then ``<scope>-1``, ...: ``-`` is in no module path),
+    so that every TFLite tensor name says which module it came from (the mixed-precision
+    exporter assigns ops to a space's layers by it)."""
+    stop = {id(ctx.values[a]) for a in node.all_input_nodes if a in ctx.values}
+    todo, layers = [ctx.values[node]], []
+    while todo:
+        tensor = todo.pop()
+        history = getattr(tensor, "_keras_history", None)
+        if id(tensor) in stop or history is None or id(history.layer) in ctx.named:
+            continue
+        layer = history.layer
+        if type(layer).__name__ == "InputLayer":
+            continue
+        layers.append(layer)
+        inbound = layer.inbound_nodes[history.node_index].keras_inputs
+        todo.extend(inbound if isinstance(inbound, list | tuple) else [inbound])
+    scope = _scope(node)
+    for layer in reversed(layers):  # in the order they run
+        n = ctx.scopes.get(scope, 0)
+        layer._name = scope if n == 0 else f"{scope}-{n}"
+        ctx.scopes[scope] = n + 1
+        ctx.named.add(id(layer))

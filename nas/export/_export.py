@@ -116,7 +116,11 @@ def _inputs(dataset: ImageDataset, split: Split, input_shape: tuple[int, int, in
 
 
 def _export_inputs(
-    dataset: ImageDataset, input_shape: tuple[int, int, int], qat_epochs: int, qat_images: int
+    dataset: ImageDataset,
+    input_shape: tuple[int, int, int],
+    qat_epochs: int,
+    qat_images: int,
+    layer_dtypes: dict[str, str] | None = None,
 ) -> ExportInputs:
     def training() -> tuple[np.ndarray, np.ndarray]:
         train = dataset.train.subset(qat_images, seed=3)
@@ -124,9 +128,10 @@ def _export_inputs(
 
     return ExportInputs(
         input_shape=input_shape,
-        calibration=lambda: _inputs(dataset, dataset.train.subset(200, seed=1), input_shape),
+        calibration=lambda: _inputs(dataset, dataset.quantization_calibration(), input_shape),
         training=training,
         qat_epochs=qat_epochs,
+        layer_dtypes=layer_dtypes,
     )
 
 
@@ -149,9 +154,11 @@ def _test_set(
 
 def _predicted_ms(latency_model: Any, config: Any, exp: Exporter) -> float | None:
     """The latency the model predicts for this file; the one place that asks it."""
-    if latency_model is None or exp.latency_dtype is None:
+    if latency_model is None or (exp.latency_dtype is None and not exp.per_layer_precision):
         return None
     try:
+        if exp.per_layer_precision:  # each layer at the config's precision for it
+            return latency_model.predict(config).ms
         return latency_model.at(exp.latency_dtype).predict(config).ms
     except KeyError:
         return None  # no table entries at this precision
@@ -259,7 +266,9 @@ def export_subnet(
         input_shape = space.input_shape(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     subnet = subnet.eval()
-    inputs = _export_inputs(dataset, input_shape, qat_epochs, qat_images)
+    inputs = _export_inputs(
+        dataset, input_shape, qat_epochs, qat_images, space.layer_dtypes(config)
+    )
     test = _test_set(subnet, dataset, input_shape, test_images)
     results = []
     for name, exp in exporters.items():

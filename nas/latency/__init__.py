@@ -7,7 +7,7 @@ from nas.latency._android import AdbTarget
 from nas.latency._arch import ArchTableLatency
 from nas.latency._base import Estimate, LatencyPredictor
 from nas.latency._build import build_latency
-from nas.latency._calibrate import HostTimer, calibrate, host_device_info
+from nas.latency._calibrate import HostTimer, calibrate, host_device_info, measures_here
 from nas.latency._fewshot import FewShotFit, choose_archs, fit_fewshot, smooth
 from nas.latency._fit import (
     FitReport,
@@ -18,8 +18,8 @@ from nas.latency._fit import (
     suggest_subnets,
     time_here,
 )
-from nas.latency._host import fill_missing, host_reference, reference_for
-from nas.latency._model import LayerTableLatency
+from nas.latency._host import fill_for_configs, fill_missing, host_reference, reference_for
+from nas.latency._model import LayerTableLatency, boundary_layers
 from nas.latency._table import (
     DeviceInfo,
     Entry,
@@ -60,11 +60,14 @@ __all__ = [
     "read_timings",
     "suggest_archs",
     "smooth",
+    "boundary_layers",
+    "fill_for_configs",
     "fill_missing",
     "host_reference",
     "reference_for",
     "host_device_info",
     "measure_subnets",
+    "measures_here",
     "scatter_plot",
     "subnet_tflite",
     "validation_report",

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.export import Conditions, Reference
+from nas.export import Conditions, Reference, boundary_tflite
 from nas.latency._table import (
     DeviceInfo,
     Entry,
@@ -26,7 +26,7 @@ from nas.latency._table import (
     write_table,
 )
 from nas.paths import atomic_write
-from search_spaces import LayerSpec, SearchSpace
+from search_spaces import BOUNDARY_OPS, LayerSpec, SearchSpace
 
 __all__ = [
     "calibrate",
@@ -92,8 +92,34 @@ def module_tflite(
     return to_tflite(model, dtype)
 
 
+def mixed_module_tflite(
+    build: Callable[[], Any],
+    input_shape: tuple[int, int, int],
+    layer_dtypes: dict[str, str],
+    seed: int,
+) -> bytes:
+    """The module ``build()`` returns (weights seeded by ``seed``) as a mixed-precision file,
+    converted as ``tflite-mixed`` exports it: each layer (submodule path) at its precision,
+    int8 ranges calibrated on seeded random images; float input and output."""
+    import torch
+
+    from nas.export import quantize_layers, tf_modules, to_tflite, torch_to_keras
+
+    _, K = tf_modules()
+    K.backend.clear_session()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed % 2**63)
+        model = torch_to_keras(build(), input_shape)
+    c, h, w = input_shape
+    images = np.random.default_rng(seed).standard_normal((8, h, w, c)).astype(np.float32)
+    return quantize_layers(to_tflite(model, "fp32"), layer_dtypes, images)
+
+
 def layer_tflite(space: SearchSpace, layer: LayerSpec, dtype: str) -> bytes:
-    """One layer alone (``space.layer_module``) as a ``.tflite`` with seeded random weights."""
+    """One layer alone (``space.layer_module``) as a ``.tflite`` with seeded random weights; a
+    QUANTIZE or DEQUANTIZE op (``BOUNDARY_OPS``, any space) as its one-op file."""
+    if layer.op in BOUNDARY_OPS:
+        return boundary_tflite(layer.op, layer.input_shape)
     h, w, c = layer.input_shape
     return module_tflite(lambda: space.layer_module(layer), (c, h, w), dtype, _seed(layer.key))
 

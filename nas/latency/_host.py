@@ -40,6 +40,7 @@ __all__ = [
     "HostCheck",
     "HostFingerprint",
     "check_host",
+    "fill_for_configs",
     "fill_missing",
     "host_table",
     "is_host_table",
@@ -264,6 +265,10 @@ def retime(
     job at hand only: the next job re-times."""
     from nas.latency._calibrate import HostTimer, measure_tables_into
 
+    # the base space under any wrappers: the tables hold its layers, and its subnets are what
+    # the fit times (a pruned or mixed config would ask for keys not yet measured: no fit)
+    while getattr(space, "base", None) is not None:  # a SpaceWrapper: the space it extends
+        space = space.base
     work = []  # (table file here, dtype, layers)
     for path in sorted((lut_dir / space.name).glob("*.yaml")):
         by_dtype: dict[str, list[LayerSpec]] = {}
@@ -522,3 +527,19 @@ def fill_missing(
     )
     model.reload(resolution)
     return len(missing)
+
+
+def fill_for_configs(model: Any, configs: list[Any], **kwargs: Any) -> int:
+    """:func:`fill_missing` for everything ``configs`` are priced with
+    (``LayerTableLatency.priced_layers``: pruned widths, per-layer precisions, the QUANTIZE /
+    DEQUANTIZE ops between them), per resolution and precision. Returns how many keys were
+    measured; raises as ``fill_missing`` does."""
+    groups: dict[tuple[int, str], list[LayerSpec]] = {}
+    for config in configs:
+        resolution = model.space.input_shape(config)[1]
+        for layer in model.priced_layers(config):
+            groups.setdefault((resolution, layer.dtype or model.dtype), []).append(layer)
+    return sum(
+        fill_missing(model, layers, resolution, dtype=dtype, **kwargs)
+        for (resolution, dtype), layers in sorted(groups.items())
+    )

@@ -57,9 +57,15 @@ class ValidationReport:
 
 def subnet_tflite(space, config, dtype: str) -> bytes:
     """A whole subnet as it ships (``space.build``, converted as export converts it) with
-    weights seeded by the config, as ``.tflite`` (int8: int8 in and out)."""
-    from nas.latency._calibrate import _seed, module_tflite
+    weights seeded by the config, as ``.tflite`` (int8: int8 in and out); a config that gives
+    its layers precisions as its ``tflite-mixed`` file (``dtype`` is then the device's)."""
+    from nas.latency._calibrate import _seed, mixed_module_tflite, module_tflite
 
+    layer_dtypes = space.layer_dtypes(config)
+    if layer_dtypes is not None:
+        return mixed_module_tflite(
+            lambda: space.build(config), space.input_shape(config), layer_dtypes, _seed(str(config))
+        )
     return module_tflite(
         lambda: space.build(config), space.input_shape(config), dtype, _seed(str(config))
     )

@@ -4,7 +4,13 @@ from nas.search._driver import SearchJob, SearchResult, open_study
 from nas.search._evaluators import Evaluator, build_evaluator, load_ofa_predictor
 from nas.search._objectives import Objective, make_objective
 from nas.search._pareto import hypervolume_2d, pareto_front
-from nas.search._predictor import save_predictor, train_predictor
+from nas.search._predictor import (
+    fit_predictor,
+    save_predictor,
+    score_predictor,
+    train_predictor,
+    widen_inputs,
+)
 from nas.search._samplers import Proposer, Sampler, make_proposer, make_sampler
 from nas.search._storage import check_storage, open_storage, storage_label, study_lock
 
@@ -29,4 +35,7 @@ __all__ = [
     "storage_label",
     "study_lock",
     "train_predictor",
+    "fit_predictor",
+    "score_predictor",
+    "widen_inputs",
 ]

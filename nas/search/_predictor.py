@@ -3,6 +3,7 @@ with its held-out RMSE and Kendall tau. Same MLP shape as OFA's published predic
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,14 @@ import torch.nn as nn
 
 from search_spaces import SearchSpace
 
-__all__ = ["PredictorReport", "train_predictor", "save_predictor"]
+__all__ = [
+    "PredictorReport",
+    "fit_predictor",
+    "save_predictor",
+    "score_predictor",
+    "train_predictor",
+    "widen_inputs",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +45,69 @@ def _mlp(n_inputs: int, hidden: int = 400) -> nn.Module:
     )
 
 
+def widen_inputs(model: nn.Module, n_inputs: int) -> nn.Module:
+    """A copy of a predictor taking ``n_inputs`` features: its own first, then new ones with
+    zero weights, so it predicts as before until fine-tuned (APQ's transfer: an fp32 predictor
+    on a base space's encoding, extended by the per-layer precision one-hots that
+    ``mixed_precision(base).encode`` appends)."""
+    first = model[0]
+    if n_inputs < first.in_features:
+        raise ValueError(f"n_inputs: {n_inputs} is fewer than the model's {first.in_features}")
+    out = copy.deepcopy(model)
+    layer = nn.Linear(n_inputs, first.out_features)
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.weight[:, : first.in_features] = first.weight
+        layer.bias.copy_(first.bias)
+    out[0] = layer
+    return out
+
+
+def fit_predictor(
+    space: SearchSpace,
+    configs: list[Any],
+    accuracies: list[float],
+    *,
+    init: nn.Module | None = None,
+    epochs: int = 300,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> nn.Module:
+    """An MLP fitted on ``configs`` (``space.encode``) -> ``accuracies``: from scratch (its
+    output bias at their mean), or fine-tuned from ``init`` (widened to the encoding first)."""
+    x = torch.from_numpy(np.stack([space.encode(c) for c in configs]))
+    y = torch.tensor(accuracies, dtype=torch.float32)
+    torch.manual_seed(seed)
+    if init is not None:
+        model = widen_inputs(init, x.shape[1])
+    else:
+        model = _mlp(x.shape[1])
+        with torch.no_grad():
+            model[-1].bias.fill_(float(y.mean()))
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(y)).split(64):
+            loss = nn.functional.mse_loss(model(x[idx]).squeeze(1), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def score_predictor(
+    model: nn.Module, space: SearchSpace, configs: list[Any], accuracies: list[float]
+) -> tuple[float, float]:
+    """(RMSE, Kendall tau) of the model's predictions on held-out ``configs``."""
+    from scipy.stats import kendalltau
+
+    x = torch.from_numpy(np.stack([space.encode(c) for c in configs]))
+    y = np.asarray(accuracies, dtype=np.float32)
+    with torch.no_grad():
+        pred = model(x).squeeze(1).numpy()
+    return float(np.sqrt(np.mean((pred - y) ** 2))), float(kendalltau(pred, y).statistic)
+
+
 def train_predictor(
     space: SearchSpace,
     configs: list[Any],
@@ -47,35 +118,21 @@ def train_predictor(
     seed: int = 0,
 ) -> tuple[nn.Module, PredictorReport]:
     """Fit on a seeded ``1 - test_fraction`` of the trials; report on the rest."""
-    from scipy.stats import kendalltau
-
     if len(configs) < 10:
         raise ValueError(
             f"need at least 10 evaluated trials to fit and test a predictor, got {len(configs)}"
         )
-    x = torch.from_numpy(np.stack([space.encode(c) for c in configs]))
-    y = torch.tensor(accuracies, dtype=torch.float32)
-    perm = torch.from_numpy(np.random.default_rng(seed).permutation(len(y)))
-    n_test = max(2, int(round(test_fraction * len(y))))
+    perm = np.random.default_rng(seed).permutation(len(configs))
+    n_test = max(2, int(round(test_fraction * len(configs))))
     test, train = perm[:n_test], perm[n_test:]
-    torch.manual_seed(seed)
-    model = _mlp(x.shape[1])
-    mean = float(y[train].mean())
-    with torch.no_grad():
-        model[-1].bias.fill_(mean)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    for _ in range(epochs):
-        for idx in train[torch.randperm(len(train))].split(64):
-            loss = nn.functional.mse_loss(model(x[idx]).squeeze(1), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-    with torch.no_grad():
-        pred = model(x[test]).squeeze(1)
-    rmse = float(torch.sqrt(torch.mean((pred - y[test]) ** 2)))
-    baseline = float(torch.sqrt(torch.mean((mean - y[test]) ** 2)))
-    tau = float(kendalltau(pred.numpy(), y[test].numpy()).statistic)
+
+    def pick(idx: np.ndarray) -> tuple[list[Any], list[float]]:
+        return [configs[i] for i in idx], [accuracies[i] for i in idx]
+
+    model = fit_predictor(space, *pick(train), epochs=epochs, seed=seed)
+    rmse, tau = score_predictor(model, space, *pick(test))
+    mean = float(np.mean(pick(train)[1]))
+    baseline = float(np.sqrt(np.mean((mean - np.asarray(pick(test)[1])) ** 2)))
     return model, PredictorReport(len(train), n_test, rmse, tau, baseline)
 
 

@@ -3,6 +3,7 @@
 from nas.supernet._checkpoint import atomic_save, load_weights, save_weights
 from nas.supernet._evaluate import SubnetEvaluator, recalibrate_bn, top1
 from nas.supernet._finetune import Distillation, finetune, train_steps
+from nas.supernet._quantsim import simulate_precisions
 from nas.supernet._train import SupernetTrainer, TrainResult
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "load_weights",
     "recalibrate_bn",
     "save_weights",
+    "simulate_precisions",
     "top1",
     "train_steps",
 ]

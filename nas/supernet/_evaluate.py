@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from nas.data import ImageDataset, Split, batches
+from nas.supernet._quantsim import simulate_precisions
 from search_spaces import SearchSpace
 
 __all__ = ["SubnetEvaluator", "recalibrate_bn", "top1"]
@@ -77,5 +78,10 @@ class SubnetEvaluator:
         if max_images is not None:
             data = data.subset(max_images, seed=self.seed)
         model = self.subnet(config)
-        accuracy, n = top1(model, self._loader(data, self.space.input_shape(config)[1]))
+        resolution = self.space.input_shape(config)[1]
+        layer_dtypes = self.space.layer_dtypes(config)
+        if layer_dtypes is not None:  # scored as its mixed-precision file computes
+            calibration = self._loader(self.dataset.quantization_calibration(), resolution)
+            model = simulate_precisions(model, layer_dtypes, (x for x, _ in calibration))
+        accuracy, n = top1(model, self._loader(data, resolution))
         return {"config": str(config), "accuracy": accuracy, "split": split, "n_images": n}

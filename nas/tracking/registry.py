@@ -408,16 +408,20 @@ def candidates(experiment: str, device: str, fmt: str | None = None) -> list[Can
 
 
 def choose(
-    found: Sequence[Candidate], max_latency_ms: float | None, min_accuracy: float | None
+    found: Sequence[Candidate],
+    max_latency_ms: float | None,
+    min_accuracy: float | None,
+    max_size_kb: float | None = None,
 ) -> tuple[Candidate | None, list[Candidate]]:
     """The most accurate candidate (validation accuracy, as the search ranked them) within the
-    limits (latency: the device table's prediction; accuracy: the exported file's test top-1),
-    or None and the closest ones when nothing fits."""
+    limits (latency: the device table's prediction; accuracy: the exported file's test top-1;
+    size: the file's, in KiB), or None and the closest ones when nothing fits."""
     fits = [
         c
         for c in found
         if (max_latency_ms is None or (c.latency_ms is not None and c.latency_ms <= max_latency_ms))
         and (min_accuracy is None or c.test_accuracy >= min_accuracy)
+        and (max_size_kb is None or c.size_bytes <= max_size_kb * 1024)
     ]
     if fits:
         return max(fits, key=lambda c: (c.val_accuracy, -(c.latency_ms or 0.0))), fits
@@ -428,6 +432,8 @@ def choose(
             over += max(0.0, c.latency_ms / max_latency_ms - 1.0)
         if min_accuracy is not None:
             over += max(0.0, min_accuracy - c.test_accuracy) * 10
+        if max_size_kb is not None:
+            over += max(0.0, c.size_bytes / (max_size_kb * 1024) - 1.0)
         return over
 
     return None, sorted(found, key=miss)[:3]

@@ -35,6 +35,7 @@ WRAPPED = [
     "pruned(ofa_mbv3_small)",
     "mixed_precision(ofa_mbv3_small)",
     "mixed_precision(pruned(ofa_mbv3_small))",
+    "apq(ofa_mbv3_small)",
 ]
 ALL = [*list_spaces(), *WRAPPED]
 

@@ -105,3 +105,24 @@ def test_composition_prices_pruned_layers_at_their_precision(base):
     assert "_p" in str(c) and "_q" in str(c)
     assert [layer.key for layer in space.layers(c)] == [layer.key for layer in inner.layers(c.base)]
     assert space.macs(c) == inner.macs(c.base) < base.macs(base.largest())
+
+
+def test_apq_widths_are_shares_of_each_slots_largest_and_the_string_shows_all_three(base):
+    from search_spaces import APQ_SHARES
+
+    space = get_space("apq(ofa_mbv3_small)")
+    assert space.dtypes == ("fp32", "fp16", "int8") and space.base.shares == APQ_SHARES
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        config = space.sample(rng)
+        pruned_config = config.base
+        for unit, width in zip(
+            space.base.units(pruned_config.base), pruned_config.widths, strict=True
+        ):
+            assert width == unit.width or width >= 0.5 * unit.max_width - space.base.channel_step
+            assert width % space.base.channel_step == 0 or width == unit.width
+        text = str(config)
+        assert "_p" in text and "_q" in text and space.parse(text) == config
+        assert space.config_from_params(space.trial_params(config)) == config
+    with pytest.raises(ValueError, match="shares"):
+        pruned(base, shares=(0.5, 0.75))  # without 1.0: no unpruned width

@@ -199,3 +199,21 @@ def test_a_registry_file_name_that_is_not_a_plain_name_writes_nothing(tmp_path, 
     with pytest.raises(NASError, match="is not a plain file name"):
         download(candidate, out)
     assert not out.exists() and sorted(tmp_path.rglob("*")) == []
+
+
+def test_pick_chooses_within_a_size_limit_and_names_the_closest_when_none_fits():
+    from nas.tracking.registry import Candidate, choose
+
+    def candidate(version: str, val: float, size_kib: int) -> Candidate:
+        return Candidate(
+            version=version, config="r28", format="tflite-mixed", val_accuracy=val,
+            test_accuracy=val, latency_ms=1.0, measured_ms=None, measured_on="", measured_busy="",
+            size_bytes=size_kib * 1024, aliases=(), model_uri=f"models:/x/{version}", file="f",
+        )  # fmt: skip
+
+    found = [candidate("1", 0.93, 900), candidate("2", 0.92, 300), candidate("3", 0.90, 120)]
+    best, fits = choose(found, None, None, max_size_kb=300)
+    assert best.version == "2" and [c.version for c in fits] == ["2", "3"]
+    assert choose(found, None, None)[0].version == "1"  # no limit: the most accurate
+    best, closest = choose(found, None, None, max_size_kb=100)
+    assert best is None and closest[0].version == "3"  # the nearest to the limit first
