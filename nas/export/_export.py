@@ -266,9 +266,10 @@ def export_subnet(
         input_shape = space.input_shape(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     subnet = subnet.eval()
-    inputs = _export_inputs(
-        dataset, input_shape, qat_epochs, qat_images, space.layer_dtypes(config)
-    )
+    # only a per-layer-precision format asks the space for its layers' precisions
+    per_layer = any(exp.per_layer_precision for exp in exporters.values())
+    layer_dtypes = space.layer_dtypes(config) if per_layer else None
+    inputs = _export_inputs(dataset, input_shape, qat_epochs, qat_images, layer_dtypes)
     test = _test_set(subnet, dataset, input_shape, test_images)
     results = []
     for name, exp in exporters.items():

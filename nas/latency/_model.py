@@ -100,11 +100,17 @@ class LayerTableLatency(LatencyPredictor):
         keys = {dtype_key(x.key, x.dtype or dtype or self.dtype) for x in layers}
         return sorted(keys - set(self.table(resolution).entries))
 
+    def precisions(self, config: Any) -> set[str]:
+        """The precisions ``config``'s layers run at (each its own, else this predictor's)."""
+        return {x.dtype or self.dtype for x in self.space.layers(config)}
+
     def priced_layers(self, config: Any) -> list[LayerSpec]:
-        """What a config's latency sums: its layers and, where the config gives its layers
-        precisions, the QUANTIZE / DEQUANTIZE ops between them (:func:`boundary_layers`)."""
+        """What a config's latency sums: its layers and, where they run at more than one
+        precision, the QUANTIZE / DEQUANTIZE ops between them (:func:`boundary_layers`). A
+        config whose layers all run at one precision is that precision's model, as a uniform
+        file is priced."""
         layers = self.space.layers(config)
-        if any(x.dtype is not None for x in layers):
+        if len({x.dtype or self.dtype for x in layers}) > 1:
             return layers + boundary_layers(layers)
         return layers
 
@@ -124,17 +130,21 @@ class LayerTableLatency(LatencyPredictor):
             entry = table.entry(dtype_key(x.key, dtype))
             ms += entry.mean - invoke.get(dtype, 0.0)
             std2 += entry.std**2
-        return ms + invoke.get(self.dtype, 0.0), math.sqrt(std2)
+        precisions = self.precisions(config)  # one invoke, at the model's precision
+        model_dtype = next(iter(precisions)) if len(precisions) == 1 else self.dtype
+        return ms + invoke.get(model_dtype, 0.0), math.sqrt(std2)
 
     def whole_model_fit(self, config: Any) -> tuple[float, float]:
         """(scale, overhead_ms) that :meth:`predict` applies to ``config``'s layer sum: the
-        device's fitted ones at this predictor's precision (1 and 0 where not fitted); for a
-        config whose layers carry their own precisions, 1 and 0 (the fits are whole models at
-        one precision: on this host kind fp32's 1.11x overshot mixed files by 15%, while their
-        layer sums were within 3%)."""
-        if any(x.dtype is not None for x in self.space.layers(config)):
+        device's fitted ones at the precision all its layers run at (1 and 0 where not
+        fitted); for a config whose layers run at several precisions, 1 and 0 (the fits are of
+        whole models at one precision: on this host kind fp32's 1.11x overshot 50 mixed files
+        by 15%, while their layer sums were within 3%)."""
+        precisions = self.precisions(config)
+        if len(precisions) > 1:
             return 1.0, 0.0
-        return self.device.scale.get(self.dtype, 1.0), self.device.overhead_ms.get(self.dtype, 0.0)
+        (dtype,) = precisions
+        return self.device.scale.get(dtype, 1.0), self.device.overhead_ms.get(dtype, 0.0)
 
     def predict(self, config: Any) -> Estimate:
         """:meth:`layer_sum` times the device's fitted ``scale``, plus its fitted per-model

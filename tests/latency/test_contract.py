@@ -82,7 +82,10 @@ def test_a_missing_folder_is_an_error_naming_it(tmp_path):
 
 
 def test_per_layer_precision_comes_from_the_config():
-    """A layer that carries its own precision (a mixed-precision config) is priced at it."""
+    """A layer that carries its own precision (a mixed-precision config) is priced at it, with
+    the QUANTIZE / DEQUANTIZE ops where precisions meet; a config at one precision throughout
+    is priced as that precision's model."""
+    from nas.errors import MissingLatencyKeyError
     from search_spaces import MixedConfig, mixed_precision
 
     space = get_space("ofa_mbv3_small")
@@ -93,10 +96,13 @@ def test_per_layer_precision_comes_from_the_config():
     config = space.smallest()
     layers = space.layers(config)
     one_int8 = MixedConfig(config, ("int8",) + ("fp32",) * (len(layers) - 1))
-    table = fp32.table(space.input_shape(config)[1])
-    first_fp32 = table.mean(layers[0].key)
-    first_int8 = table.mean(layers[0].key + "-dtype:int8")
-    assert on_mixed.predict(one_int8).ms == pytest.approx(
-        fp32.predict(config).ms - first_fp32 + first_int8
-    )
-    assert on_mixed.predict(MixedConfig(config, ("fp32",) * len(layers))) == fp32.predict(config)
+    keys = on_mixed.layer_keys(one_int8)
+    assert keys[0] == layers[0].key + "-dtype:int8" and keys[1 : len(layers)] == [
+        x.key for x in layers[1:]
+    ]
+    assert [k.split("-")[0] for k in keys[len(layers) :]] == ["quantize", "dequantize"]
+    with pytest.raises(MissingLatencyKeyError, match="quantize-input"):  # not in this table
+        on_mixed.predict(one_int8)
+    for dtype in ("fp32", "int8"):
+        uniform = MixedConfig(config, (dtype,) * len(layers))
+        assert on_mixed.predict(uniform).ms == fp32.at(dtype).predict(config).ms
