@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -656,13 +655,13 @@ def _fit_overhead(args: argparse.Namespace, model: Any, fit_points: list[dict]) 
 def _validation_output(args: argparse.Namespace, model: Any, report: Any, overhead: float) -> int:
     """The report's JSON and scatter plot, the summary line, and the exit status."""
     from nas.latency import scatter_plot
-    from nas.paths import is_shipped, runs_root
+    from nas.paths import file_safe, is_shipped, runs_root
 
     space, threads = model.space, report.threads
     # never into the package's shipped table: its report there is the calibrating machine's
     folder = runs_root() / "validation" / model.lut_dir.name if is_shipped(model.lut_dir) else None
     # the spec's name of the space: a wrapped one (apq(...)) is not reported over its base's
-    named = re.sub(r"[^A-Za-z0-9._-]+", "_", args.space).strip("_") or space.name
+    named = file_safe(args.space, default=space.name)
     out = Path(args.report_dir or (folder or model.lut_dir / "validation") / named)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.dtype}-t{threads}"

@@ -4,6 +4,7 @@ the runs folder of the working directory, and how a path written in a spec is re
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -93,3 +94,10 @@ def atomic_write(path: str | Path, data: bytes | str | Callable[[Path], None]) -
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def file_safe(text: str, default: str = "config") -> str:
+    """``text`` as part of a file or folder name: what shells and other systems treat
+    specially (``|``, ``~``, ``/``, parentheses, spaces, ...) becomes ``_`` (``nb201``'s
+    ``|op~0|+...`` strings, ``apq(ofa_mbv3_small)``); ``default`` when nothing is left."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or default

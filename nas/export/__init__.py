@@ -12,7 +12,7 @@ from nas.export._conditions import (
     machine_busy,
     timed_quietly,
 )
-from nas.export._convert import UnsupportedOpError, torch_to_keras
+from nas.export._convert import UnsupportedOpError, module_scope, torch_to_keras
 from nas.export._executorch import ExecuTorchExporter
 from nas.export._export import (
     PARITY_IMAGES,
@@ -77,6 +77,7 @@ __all__ = [
     "file_layer_precisions",
     "exporter",
     "litert_version",
+    "module_scope",
     "open_runner",
     "preprocessing_contract",
     "quantize_layers",

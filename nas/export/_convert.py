@@ -27,7 +27,7 @@ from torch import fx, nn
 from nas.errors import NASError
 from nas.export._keras import hard_activations, tf_modules
 
-__all__ = ["UnsupportedOpError", "torch_to_keras"]
+__all__ = ["UnsupportedOpError", "module_scope", "torch_to_keras"]
 
 logger = logging.getLogger(__name__)
 
@@ -468,13 +468,15 @@ def torch_to_keras(
     return K.Model(inputs, outputs)
 
 
-def _scope(node: fx.Node) -> str:
-    """The qualified name of the module a node runs in (``blocks.3.conv.depth_conv.se`` for
-    the SE block's ``mean``), or the node's own name outside every submodule."""
+def module_scope(node: fx.Node) -> str | None:
+    """The qualified name of the module a traced node runs in (``blocks.3.conv.depth_conv.se``
+    for the SE block's ``mean``, from ``nn_module_stack``), or None outside every submodule:
+    what ties an op to a space's ``layer_paths`` (the converter's layer names, the
+    quantization simulation)."""
     if node.op == "call_module":
         return str(node.target)
     stack = node.meta.get("nn_module_stack") or {}
-    return next(reversed(stack), None) or node.name
+    return next(reversed(stack), None)
 
 
 def _name_layers(ctx: _Context, node: fx.Node) -> None:
@@ -495,7 +497,7 @@ def _name_layers(ctx: _Context, node: fx.Node) -> None:
         layers.append(layer)
         inbound = layer.inbound_nodes[history.node_index].keras_inputs
         todo.extend(inbound if isinstance(inbound, list | tuple) else [inbound])
-    scope = _scope(node)
+    scope = module_scope(node) or node.name
     for layer in reversed(layers):  # in the order they run
         n = ctx.scopes.get(scope, 0)
         layer._name = scope if n == 0 else f"{scope}-{n}"

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import torch
 from nas.data import ImageDataset, Split, resize
 from nas.export._base import Exporter, ExportInputs, Runner
 from nas.export._conditions import Reference, timed_quietly
+from nas.paths import file_safe
 from nas.registry import EXPORT_FORMATS
 
 __all__ = [
@@ -273,7 +273,7 @@ def export_subnet(
     test = _test_set(subnet, dataset, input_shape, test_images)
     results = []
     for name, exp in exporters.items():
-        path = out_dir / f"{space.name}-{_file_safe(str(config))}-{exp.precision}{exp.suffix}"
+        path = out_dir / f"{space.name}-{file_safe(str(config))}-{exp.precision}{exp.suffix}"
         exp.export(subnet, inputs, path)
         file = _verify(name, exp, path, test, score_threads or os.cpu_count() or 1)
         file = dataclasses.replace(
@@ -284,9 +284,3 @@ def export_subnet(
         _write_contract(file, config, preprocessing_contract(dataset, input_shape, exp.layout))
         results.append(file)
     return results
-
-
-def _file_safe(text: str) -> str:
-    """A config string as part of a file name: what shells and other systems treat specially
-    (``|``, ``~``, ``/``, spaces, ...) becomes ``_`` (``nb201``'s ``|op~0|+...`` strings)."""
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "config"

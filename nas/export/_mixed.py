@@ -47,20 +47,18 @@ _QDQ = {"QUANTIZE", "DEQUANTIZE"}
 _WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 
 
-def _layer_of(tensor_name: str, paths: Sequence[str]) -> int | None:
+def _layer_of(tensor_name: str, paths: list[str]) -> int | None:
     """The index in ``paths`` of the layer a tensor's name comes from (``<model>/<module>/...``,
-    the Keras model's name first; fused names joined by ``;``; ``SearchSpace.owning_layer`` of
-    the module)."""
-    best = None
-    for part in tensor_name.split(";"):
-        pieces = part.split("/")
-        if len(pieces) < 2:
-            continue
-        module = pieces[1].split("-")[0]  # "<scope>-<n>": the n-th Keras layer of one module
-        found = SearchSpace.owning_layer(module, list(paths))
-        if found is not None and (best is None or len(paths[found]) > len(paths[best])):
-            best = found
-    return best
+    the Keras model's name first; fused names joined by ``;``): the longest
+    ``SearchSpace.owning_layer`` over the fused parts' modules."""
+    found = [
+        layer
+        for part in tensor_name.split(";")
+        if len(pieces := part.split("/")) >= 2
+        # "<scope>-<n>": the n-th Keras layer of one module
+        and (layer := SearchSpace.owning_layer(pieces[1].split("-")[0], paths)) is not None
+    ]
+    return max(found, key=lambda i: len(paths[i]), default=None)
 
 
 def _interpreter(model: bytes | Path) -> Any:
@@ -76,7 +74,10 @@ def op_layers(model: bytes | Path, paths: Sequence[str]) -> list[tuple[dict, int
     """``(op, layer index)`` for every op of the file in execution order: an op belongs to the
     layer its output's name says, else (the model's output) the layer its constants' (weights')
     names say, else (ops the converter made outside every module) the layer of the op before."""
-    interp = _interpreter(model)
+    return _op_layers(_interpreter(model), list(paths))
+
+
+def _op_layers(interp: Any, paths: list[str]) -> list[tuple[dict, int]]:
     names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
     ops = interp._get_ops_details()
     produced = {o for op in ops for o in op["outputs"]}
@@ -104,7 +105,7 @@ def file_layer_precisions(path: Path, paths: Sequence[str]) -> list[str]:
     in the file is ``absent``. QUANTIZE / DEQUANTIZE ops are where layers meet: not counted."""
     interp = _interpreter(Path(path))
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
-    ops = op_layers(Path(path), paths)
+    ops = _op_layers(interp, list(paths))
     producer = {o: op for op, _ in ops for o in op["outputs"]}
     per_layer: list[list[str]] = [[] for _ in paths]
     for op, layer in ops:
@@ -188,7 +189,7 @@ def quantize_layers(
     interp = _interpreter(float_model)
     names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
     q = quantizer.Quantizer(bytearray(float_model))
-    for op, layer in op_layers(float_model, paths):
+    for op, layer in _op_layers(interp, paths):
         dtype = layer_dtypes[paths[layer]]
         entry = _op_config(dtype)
         if entry is None or (dtype == "fp16" and op["op_name"] not in _WEIGHTED):

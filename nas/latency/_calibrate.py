@@ -70,6 +70,20 @@ def cached_tflite(cache_dir: Path | None, key: str, build: Callable[[], bytes]) 
     return data
 
 
+def _seeded_keras(build: Callable[[], Any], input_shape: tuple[int, int, int], seed: int) -> Any:
+    """The Keras mirror (``torch_to_keras``) of the module ``build()`` returns, its weights
+    initialized under ``seed``, in a fresh Keras session."""
+    import torch
+
+    from nas.export import tf_modules, torch_to_keras
+
+    _, K = tf_modules()
+    K.backend.clear_session()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed % 2**63)
+        return torch_to_keras(build(), input_shape)
+
+
 def module_tflite(
     build: Callable[[], Any], input_shape: tuple[int, int, int], dtype: str, seed: int
 ) -> bytes:
@@ -77,15 +91,9 @@ def module_tflite(
     export converts a subnet (``torch_to_keras``, then LiteRT's converter) at ``dtype``;
     ``input_shape`` (C, H, W). int8 files take and return int8 tensors, as a layer inside a fully
     quantized model does (no quantize/dequantize pair)."""
-    import torch
+    from nas.export import to_tflite
 
-    from nas.export import tf_modules, to_tflite, torch_to_keras
-
-    _, K = tf_modules()
-    K.backend.clear_session()
-    with torch.random.fork_rng():
-        torch.manual_seed(seed % 2**63)
-        model = torch_to_keras(build(), input_shape)
+    model = _seeded_keras(build, input_shape, seed)
     if dtype == "int8":
         c, h, w = input_shape
         return to_tflite(model, "int8", representative_for((h, w, c), seed), integer_io=True)
@@ -101,15 +109,9 @@ def mixed_module_tflite(
     """The module ``build()`` returns (weights seeded by ``seed``) as a mixed-precision file,
     converted as ``tflite-mixed`` exports it: each layer (submodule path) at its precision,
     int8 ranges calibrated on seeded random images; float input and output."""
-    import torch
+    from nas.export import quantize_layers, to_tflite
 
-    from nas.export import quantize_layers, tf_modules, to_tflite, torch_to_keras
-
-    _, K = tf_modules()
-    K.backend.clear_session()
-    with torch.random.fork_rng():
-        torch.manual_seed(seed % 2**63)
-        model = torch_to_keras(build(), input_shape)
+    model = _seeded_keras(build, input_shape, seed)
     c, h, w = input_shape
     images = np.random.default_rng(seed).standard_normal((8, h, w, c)).astype(np.float32)
     return quantize_layers(to_tflite(model, "fp32"), layer_dtypes, images)

@@ -100,19 +100,21 @@ class LayerTableLatency(LatencyPredictor):
         keys = {dtype_key(x.key, x.dtype or dtype or self.dtype) for x in layers}
         return sorted(keys - set(self.table(resolution).entries))
 
-    def precisions(self, config: Any) -> set[str]:
-        """The precisions ``config``'s layers run at (each its own, else this predictor's)."""
-        return {x.dtype or self.dtype for x in self.space.layers(config)}
+    def _precisions(self, layers: list[LayerSpec]) -> set[str]:
+        """The precisions ``layers`` run at (each its own, else this predictor's)."""
+        return {x.dtype or self.dtype for x in layers}
+
+    def _priced(self, layers: list[LayerSpec]) -> list[LayerSpec]:
+        if len(self._precisions(layers)) > 1:
+            return layers + boundary_layers(layers)
+        return layers
 
     def priced_layers(self, config: Any) -> list[LayerSpec]:
         """What a config's latency sums: its layers and, where they run at more than one
         precision, the QUANTIZE / DEQUANTIZE ops between them (:func:`boundary_layers`). A
         config whose layers all run at one precision is that precision's model, as a uniform
         file is priced."""
-        layers = self.space.layers(config)
-        if len({x.dtype or self.dtype for x in layers}) > 1:
-            return layers + boundary_layers(layers)
-        return layers
+        return self._priced(self.space.layers(config))
 
     def layer_keys(self, config: Any) -> list[str]:
         """The table key of everything :meth:`priced_layers` lists, each at its own precision."""
@@ -124,13 +126,14 @@ class LayerTableLatency(LatencyPredictor):
         precision; 0 where not measured); the spread assumes independent entries."""
         table = self.table(self.space.input_shape(config)[1])
         invoke = self.device.invoke_overhead_ms
+        layers = self.space.layers(config)
         ms = std2 = 0.0
-        for x in self.priced_layers(config):
+        for x in self._priced(layers):
             dtype = x.dtype or self.dtype
             entry = table.entry(dtype_key(x.key, dtype))
             ms += entry.mean - invoke.get(dtype, 0.0)
             std2 += entry.std**2
-        precisions = self.precisions(config)  # one invoke, at the model's precision
+        precisions = self._precisions(layers)  # one invoke, at the model's precision
         model_dtype = next(iter(precisions)) if len(precisions) == 1 else self.dtype
         return ms + invoke.get(model_dtype, 0.0), math.sqrt(std2)
 
@@ -140,7 +143,7 @@ class LayerTableLatency(LatencyPredictor):
         fitted); for a config whose layers run at several precisions, 1 and 0 (the fits are of
         whole models at one precision: on this host kind fp32's 1.11x overshot 50 mixed files
         by 15%, while their layer sums were within 3%)."""
-        precisions = self.precisions(config)
+        precisions = self._precisions(self.space.layers(config))
         if len(precisions) > 1:
             return 1.0, 0.0
         (dtype,) = precisions

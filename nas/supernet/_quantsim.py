@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import fx, nn
 
+from nas.export import module_scope
 from search_spaces import SearchSpace
 
 __all__ = ["simulate_precisions"]
@@ -81,13 +82,6 @@ def _int8_weights(w: torch.Tensor) -> torch.Tensor:
     return torch.clamp(torch.round(w / scale), -127, 127) * scale
 
 
-def _scope(node: fx.Node) -> str | None:
-    if node.op == "call_module":
-        return str(node.target)
-    stack = node.meta.get("nn_module_stack") or {}
-    return next(reversed(stack), None)
-
-
 def _node_dtypes(gm: fx.GraphModule, layer_dtypes: Mapping[str, str]) -> dict[fx.Node, str]:
     """Each op node's precision: its module's layer's; an op outside every layer takes the
     precision of the op before it (as the exporter assigns ops)."""
@@ -96,7 +90,7 @@ def _node_dtypes(gm: fx.GraphModule, layer_dtypes: Mapping[str, str]) -> dict[fx
     for node in gm.graph.nodes:
         if node.op not in ("call_module", "call_function", "call_method"):
             continue
-        scope = _scope(node)
+        scope = module_scope(node)
         layer = SearchSpace.owning_layer(scope, paths) if scope else None
         current = layer_dtypes[paths[layer]] if layer is not None else current
         out[node] = current
