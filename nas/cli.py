@@ -146,7 +146,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     )
     for row in result.pareto:
         lat = ", ".join(f"{d} {ms:.3f} ms" for d, ms in row["latency_ms"].items())
-        print(f"  top-1 {row['accuracy'] * 100:6.2f}%  {lat}  {row['config']}")
+        size = "" if row.get("size_kb") is None else f"  {row['size_kb']:7.1f} KiB"
+        print(f"  top-1 {row['accuracy'] * 100:6.2f}%  {lat}{size}  {row['config']}")
     if result.parent_run_id:
         print(f"MLflow: experiment {result.experiment!r}, parent run {result.parent_run_id}")
     for reg in result.registered.values():
@@ -407,8 +408,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if f.latency_predicted_ms is not None:
             lat += f", {f.latency_predicted_ms:.3f} ms predicted"
         status = "ok" if f.parity_ok else f"FAILED: {f.reason}"
+        size = f"{f.size_bytes / 1024:8.1f} KiB"
+        if f.size_predicted_bytes is not None:
+            size += f" ({f.size_predicted_bytes / 1024:.1f} predicted)"
         print(
-            f"  {f.format:22s} {f.size_bytes / 1024:8.1f} KiB  test top-1 "
+            f"  {f.format:22s} {size}  test top-1 "
             f"{f.test_accuracy * 100:.2f}%  "
             f"parity {f.parity_max_abs:.1e}  {lat}  [{status}]  {f.path}"
         )

@@ -221,7 +221,9 @@ class SearchSpec:
     value: ``w = -0.07``, or ``w = 0`` up to the target and ``-1`` above it). Either way the
     fronts exported at the end are drawn from every trial's accuracy and latencies.
     objectives: ``accuracy`` (maximized) and ``latency`` (first device, minimized) always come
-    first; ``params`` and ``macs`` (minimized) may follow. Read by ``objective: pareto``.
+    first; ``params``, ``macs`` and ``size`` (KiB of the config's TFLite file at its layers'
+    precisions, predicted from the config; all minimized) may follow. Read by
+    ``objective: pareto``; the fronts exported at the end are non-dominated in all of them.
     target_latency_ms: the target ``T`` (first device, ms) of a reward objective.
     max_latency_ms: constraint on the first device's latency (``trial.set_constraint``).
     reference_latency_ms / reference_accuracy: the hypervolume reference point
@@ -238,7 +240,7 @@ class SearchSpec:
     storage: str | None = None
     heartbeat_seconds: int = 10
     objective: str = "pareto"
-    objectives: tuple[Literal["accuracy", "latency", "params", "macs"], ...] = (
+    objectives: tuple[Literal["accuracy", "latency", "params", "macs", "size"], ...] = (
         "accuracy",
         "latency",
     )
@@ -288,7 +290,8 @@ class SearchSpec:
             and len(set(self.objectives)) == len(self.objectives),
             "search.objectives",
             list(self.objectives),
-            "must start with accuracy, latency (then optionally params, macs), without repeats",
+            "must start with accuracy, latency (then optionally params, macs, size), without "
+            "repeats",
         )
 
 

@@ -22,7 +22,7 @@ from search_spaces._base import (
     Unit,
     WeightSharing,
 )
-from search_spaces._joint import APQ_SHARES, apq
+from search_spaces._joint import APQ_SHARES, apq, int8
 from search_spaces._mbv3 import ElasticMBV3Space, MBV3Config, make_divisible
 from search_spaces._mixed import MixedConfig, MixedPrecisionSpace, mixed_precision
 from search_spaces._pruned import PrunedConfig, PrunedSpace, pruned
@@ -52,6 +52,7 @@ __all__ = [
     "list_spaces",
     "make_divisible",
     "apq",
+    "int8",
     "mixed_precision",
     "pruned",
 ]
@@ -62,6 +63,7 @@ SPACES.register("nb201", nb201)
 SPACE_WRAPPERS.register("pruned", pruned)
 SPACE_WRAPPERS.register("mixed_precision", mixed_precision)
 SPACE_WRAPPERS.register("apq", apq)
+SPACE_WRAPPERS.register("int8", int8)
 
 
 def list_spaces() -> list[str]:

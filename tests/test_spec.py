@@ -63,7 +63,7 @@ def test_shipped_supernet_spec_loads():
         (
             {"name": "x", "space": "quantized(ofa_mbv3_small)"},
             r"space \(wrapper\) = 'quantized' must be one of "
-            r"\['apq', 'mixed_precision', 'pruned'\]",
+            r"\['apq', 'int8', 'mixed_precision', 'pruned'\]",
         ),
         ({"name": "x", "space": "pruned(ofa_mbv3_small"}, r"space: 'pruned\(ofa_mbv3_small'"),
     ],

@@ -39,6 +39,7 @@ from nas.export._mixed import (
     quantize_layers,
 )
 from nas.export._onnx import ONNXExporter
+from nas.export._size import predicted_size_bytes
 from nas.export._tflite import TFLiteExporter, TFLiteQATExporter, to_tflite
 from nas.registry import EXPORT_FORMATS
 
@@ -79,6 +80,7 @@ __all__ = [
     "litert_version",
     "module_scope",
     "open_runner",
+    "predicted_size_bytes",
     "preprocessing_contract",
     "quantize_layers",
     "round_robin",

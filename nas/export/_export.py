@@ -60,6 +60,9 @@ class ExportedFile:
     #: why the measurement is flagged (the machine was busy; ``nas.export.Conditions.busy``),
     #: or None: taken on a quiet machine
     latency_measured_busy: str | None = None
+    #: the size the search priced the config at (``nas.export.predicted_size_bytes``), next to
+    #: ``size_bytes`` measured on the file; None for a format without a size model
+    size_predicted_bytes: int | None = None
 
     def summary(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -162,6 +165,20 @@ def _predicted_ms(latency_model: Any, config: Any, exp: Exporter) -> float | Non
         return latency_model.at(exp.latency_dtype).predict(config).ms
     except KeyError:
         return None  # no table entries at this precision
+
+
+def _predicted_size(space: Any, config: Any, exp: Exporter) -> int | None:
+    """The size the search prices this file at: TFLite files at the config's per-layer
+    precisions or at one precision with a size model; None otherwise."""
+    from nas.export._size import WEIGHT_BYTES, predicted_size_bytes
+
+    if exp.runtime != "tflite":
+        return None
+    if exp.per_layer_precision:
+        return predicted_size_bytes(space, config)
+    if exp.latency_dtype not in WEIGHT_BYTES:
+        return None
+    return predicted_size_bytes(space, config, exp.latency_dtype)
 
 
 def time_exported(
@@ -277,7 +294,9 @@ def export_subnet(
         exp.export(subnet, inputs, path)
         file = _verify(name, exp, path, test, score_threads or os.cpu_count() or 1)
         file = dataclasses.replace(
-            file, latency_predicted_ms=_predicted_ms(latency_model, config, exp)
+            file,
+            latency_predicted_ms=_predicted_ms(latency_model, config, exp),
+            size_predicted_bytes=_predicted_size(space, config, exp),
         )
         if measure_latency:  # before the contract is written, so that it is written once
             file = time_exported(file, threads, reference)

@@ -3,7 +3,7 @@
 from nas.search._driver import SearchJob, SearchResult, open_study
 from nas.search._evaluators import Evaluator, build_evaluator, load_ofa_predictor
 from nas.search._objectives import Objective, make_objective
-from nas.search._pareto import hypervolume_2d, pareto_front
+from nas.search._pareto import hypervolume, hypervolume_2d, nondominated, pareto_front
 from nas.search._predictor import (
     fit_predictor,
     save_predictor,
@@ -23,6 +23,7 @@ __all__ = [
     "SearchResult",
     "build_evaluator",
     "check_storage",
+    "hypervolume",
     "hypervolume_2d",
     "load_ofa_predictor",
     "make_objective",
@@ -30,6 +31,7 @@ __all__ = [
     "make_sampler",
     "open_storage",
     "open_study",
+    "nondominated",
     "pareto_front",
     "save_predictor",
     "storage_label",

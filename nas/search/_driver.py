@@ -22,7 +22,7 @@ from nas.job import Job
 from nas.latency import build_latency
 from nas.registry import EVALUATORS
 from nas.search._objectives import make_objective
-from nas.search._pareto import hypervolume_2d, pareto_front
+from nas.search._pareto import hypervolume_2d, nondominated, pareto_front
 from nas.search._samplers import make_proposer, make_sampler
 from nas.search._storage import (
     Heartbeat,
@@ -40,6 +40,9 @@ from nas.tracking import JobRun, redact_urls
 from search_spaces import SearchSpace
 
 __all__ = ["SearchJob", "SearchResult", "make_sampler", "open_study"]
+
+#: the trial attribute holding each objective beyond accuracy and latency
+_ATTR = {"params": "params", "macs": "macs", "size": "size_kb"}
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ class SearchJob(Job):
             raise ValueError(f"devices must be distinct, got {self.device_names}")
         ref = spec.search.reference_latency_ms
         self.reference = (
-            ref if ref is not None else self.devices[0].predict(self.space.largest()).ms,
+            ref if ref is not None else self._predict(self.devices[0], self.space.largest()),
             spec.search.reference_accuracy,
         )
 
@@ -150,11 +153,62 @@ class SearchJob(Job):
 
     # ---- pricing -------------------------------------------------------------------------
     def _price(self, config: Any) -> dict[str, Any]:
-        latency = {m.name: m.predict(config).ms for m in self.devices}
+        latency = {m.name: self._predict(m, config) for m in self.devices}
         return {"latency_ms": latency, **self._size(config)}
 
+    @staticmethod
+    def _predict(model: Any, config: Any) -> float:
+        """The model's latency of ``config``; a host table of this machine that lacks a layer
+        (a pruned width, a precision, a boundary op) measures it here first, once (the entry
+        is written to this machine's copy of the table)."""
+        from nas.errors import MissingLatencyKeyError
+
+        try:
+            return model.predict(config).ms
+        except MissingLatencyKeyError:
+            if not hasattr(model, "priced_layers"):
+                raise
+        from nas.latency import fill_for_configs
+        from nas.paths import cache_root
+
+        start = time.perf_counter()
+        with _quiet_measuring():  # one line per fill below, not the calibration's own
+            n = fill_for_configs(model, [config], cache_dir=cache_root() / "layers")
+        logger.info(
+            "%s: measured %d new table entries on this host (%.0f s)",
+            model.name,
+            n,
+            time.perf_counter() - start,
+        )
+        return model.predict(config).ms
+
     def _size(self, config: Any) -> dict[str, float]:
-        return {"macs": float(self.space.macs(config)), "params": float(self.space.params(config))}
+        """MACs, parameters and the predicted KiB of the config's TFLite file (its layers'
+        precisions, else the first device's)."""
+        from nas.export import predicted_size_bytes
+
+        # a config whose layers have their own precisions: its tflite-mixed file; else the
+        # first device's precision throughout
+        dtype = None if self.space.layer_dtypes(config) is not None else self._file_dtype
+        try:
+            size_kb: float | None = predicted_size_bytes(self.space, config, dtype) / 1024
+        except ValueError as e:  # a precision without a size model (bf16, int4)
+            if "size" in self.spec.search.objectives:
+                raise SpecError(f"search.objectives: size: {config}: {e}") from e
+            size_kb = None
+        return {
+            "macs": float(self.space.macs(config)),
+            "params": float(self.space.params(config)),
+            "size_kb": size_kb,
+        }
+
+    @property
+    def _file_dtype(self) -> str:
+        """The precision of a file exported for the first device (a size model's, else fp32)."""
+        from nas.export._size import WEIGHT_BYTES
+
+        dtype = getattr(self.devices[0], "dtype", "fp32")
+        return dtype if dtype in WEIGHT_BYTES else "fp32"
 
     def _values(self, accuracy: float, priced: dict[str, Any]) -> list[float]:
         return self.objective.values(
@@ -163,8 +217,20 @@ class SearchJob(Job):
                 "latency": priced["latency_ms"][self.device_names[0]],
                 "params": priced["params"],
                 "macs": priced["macs"],
+                "size": priced["size_kb"],
             }
         )
+
+    def _extra_objectives(self, t: optuna.trial.FrozenTrial) -> tuple[float, ...]:
+        """A trial's objectives beyond accuracy and latency (``search.objectives``), as its
+        fronts weigh them (minimized); a trial of an older study that lacks one is priced again."""
+        extra = self.spec.search.objectives[2:] if self.spec.search.objective == "pareto" else ()
+        if not extra:
+            return ()
+        attrs = t.user_attrs
+        if any(_ATTR[o] not in attrs for o in extra):
+            attrs = {**attrs, **self._size(self.space.parse(attrs["config"]))}
+        return tuple(float(attrs[_ATTR[o]]) for o in extra)
 
     # ---- the job -------------------------------------------------------------------------
     def run(  # type: ignore[override]
@@ -326,17 +392,22 @@ class SearchJob(Job):
         }
 
     def fronts(self, study: optuna.Study) -> dict[str, list[optuna.trial.FrozenTrial]]:
-        """The Pareto front on every device (same accuracies, that device's latencies)."""
+        """The Pareto front on every device (same accuracies, that device's latencies), in all
+        of the study's objectives (size too, where ``search.objectives`` has it)."""
         trials = self._complete(study)
         unique = {
             t.user_attrs["config"]: t for t in sorted(trials, key=lambda t: t.number)
         }  # one per subnet
         trials = list(unique.values())
+        extra = [self._extra_objectives(t) for t in trials]
         out = {}
         for name in self.device_names:
-            points = [(t.user_attrs["latency_ms"][name], t.user_attrs["accuracy"]) for t in trials]
+            points = [
+                (t.user_attrs["latency_ms"][name], -t.user_attrs["accuracy"], *e)
+                for t, e in zip(trials, extra, strict=True)
+            ]
             out[name] = sorted(
-                (trials[i] for i in pareto_front(points)),
+                (trials[i] for i in nondominated(points)),
                 key=lambda t: t.user_attrs["latency_ms"][name],
             )
         return out
@@ -350,6 +421,7 @@ class SearchJob(Job):
                 "config": t.user_attrs["config"],
                 "accuracy": t.user_attrs["accuracy"],
                 "latency_ms": t.user_attrs["latency_ms"],
+                "size_kb": t.user_attrs.get("size_kb"),
             }
 
         return SearchResult(
@@ -396,15 +468,22 @@ class SearchJob(Job):
             "accuracy": trial.user_attrs["accuracy"],
             "macs": priced["macs"],
             "params": priced["params"],
+            **({"size_kb": priced["size_kb"]} if priced["size_kb"] is not None else {}),
             **{f"latency_ms.{name}": ms for name, ms in priced["latency_ms"].items()},
         }
         self.tracker.add_child(
             trial.number,
             f"trial-{trial.number}",
-            params={"config": str(config), **self.space.fields(config)},
+            params={"config": str(config), **self.space.fields(config), **self._precisions(config)},
             metrics=metrics,
             tags={"nas.role": "trial", "nas.trial": trial.number, "config": str(config)},
         )
+
+    def _precisions(self, config: Any) -> dict[str, str]:
+        """``precision.<module path>`` of every layer, for a config whose layers have their own
+        precisions (what its ``tflite-mixed`` file runs each layer at); else nothing."""
+        dtypes = self.space.layer_dtypes(config)
+        return {f"precision.{path}": dtype for path, dtype in (dtypes or {}).items()}
 
     def _flush_trials(self) -> None:
         """Write the queued child runs (a finished trial's attributes can no longer change: the
@@ -478,6 +557,22 @@ class SearchJob(Job):
         with tempfile.TemporaryDirectory() as tmp:
             for path in write_reports(self, study, fronts, Path(tmp)):
                 self.tracker.log_artifact(path, artifact_path="report")
+
+
+@contextlib.contextmanager
+def _quiet_measuring() -> Iterator[None]:
+    """The calibration's per-table lines and busy-machine warnings held back while a search
+    measures table entries on demand (its workers keep the machine busy by design; the entries
+    are scaled by the table's reference layers timed with them)."""
+    names = ("nas.latency._calibrate", "nas.export._conditions")
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 class _TrialLoop:
@@ -568,6 +663,7 @@ class _TrialLoop:
             priced = job._price(config)
             trial.set_user_attr("config", str(config))
             trial.set_user_attr("latency_ms", priced["latency_ms"])
+            trial.set_user_attr("size_kb", priced["size_kb"])
             limit = job.spec.search.max_latency_ms
             if limit is not None:
                 trial.set_constraint("latency", priced["latency_ms"][job.device_names[0]] - limit)

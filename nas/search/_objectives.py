@@ -14,8 +14,9 @@ from nas.registry import OBJECTIVES
 __all__ = ["MnasNetHard", "MnasNetSoft", "Objective", "ParetoObjective", "make_objective"]
 
 #: the figures of a trial an objective may read: accuracy (top-1, 0-1), latency (the first
-#: device's ms), params and macs
-FIGURES = ("accuracy", "latency", "params", "macs")
+#: device's ms), params, macs and size (KiB of its TFLite file, predicted from the config:
+#: ``nas.export.predicted_size_bytes``)
+FIGURES = ("accuracy", "latency", "params", "macs", "size")
 
 
 class Objective(abc.ABC):
@@ -49,14 +50,15 @@ class Objective(abc.ABC):
 
 @OBJECTIVES.register("pareto")
 class ParetoObjective(Objective):
-    """The Pareto search: ``search.objectives`` (accuracy maximized; latency, params, macs
-    minimized), one value each."""
+    """The Pareto search: ``search.objectives`` (accuracy maximized; latency, params, macs,
+    size minimized), one value each."""
 
     DIRECTIONS = {
         "accuracy": "maximize",
         "latency": "minimize",
         "params": "minimize",
         "macs": "minimize",
+        "size": "minimize",
     }
 
     @property

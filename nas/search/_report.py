@@ -1,4 +1,5 @@
-"""A study's report files: Pareto table (CSV), front plots (PNG, HTML), hypervolume history."""
+"""A study's report files: Pareto table (CSV), front plots (PNG, HTML), hypervolume history, and
+for a study with more objectives than accuracy and latency, its front as pairwise plots."""
 
 from __future__ import annotations
 
@@ -21,17 +22,23 @@ def write_reports(job: Any, study: optuna.Study, fronts: dict[str, list], out: P
     matplotlib.use("Agg")
 
     trials = job._complete(study)
-    return [
+    files = [
         _pareto_csv(fronts, out / "pareto.csv"),
         *_front_plots(job, trials, fronts, out),
         _hypervolume_plot(job, trials, out / "hypervolume_history.png"),
     ]
+    extra = job.spec.search.objectives[2:] if job.spec.search.objective == "pareto" else ()
+    if extra:
+        files.append(_pairwise_plot(job, trials, fronts, extra, out / "pareto_pairs.png"))
+    return files
 
 
 def _pareto_csv(fronts: dict[str, list], csv_path: Path) -> Path:
     with csv_path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["device", "trial", "config", "accuracy", "latency_ms", "mlflow_run_id"])
+        writer.writerow(
+            ["device", "trial", "config", "accuracy", "latency_ms", "size_kb", "mlflow_run_id"]
+        )
         for name, front in fronts.items():
             for t in front:
                 writer.writerow(
@@ -41,6 +48,7 @@ def _pareto_csv(fronts: dict[str, list], csv_path: Path) -> Path:
                         t.user_attrs["config"],
                         t.user_attrs["accuracy"],
                         t.user_attrs["latency_ms"][name],
+                        t.user_attrs.get("size_kb", ""),
                         t.user_attrs.get("mlflow_run_id", ""),
                     ]
                 )
@@ -63,7 +71,10 @@ def _front_plots(job: Any, trials: list, fronts: dict[str, list], out: Path) -> 
         )
         xs = [t.user_attrs["latency_ms"][name] for t in front]
         ys = [t.user_attrs["accuracy"] for t in front]
-        ax.step(xs, ys, where="post", color="C3", marker="o", ms=4, label="Pareto front")
+        if len(job.spec.search.objectives) > 2:  # a front in more objectives: no step line
+            ax.scatter(xs, ys, color="C3", s=16, label="Pareto front (all objectives)")
+        else:
+            ax.step(xs, ys, where="post", color="C3", marker="o", ms=4, label="Pareto front")
         ax.set_xlabel(f"latency on {name} (ms, predicted from LUT)")
         ax.set_ylabel(
             "top-1 (validation)" if job.spec.evaluator.kind == "supernet" else "top-1 (predicted)"
@@ -88,6 +99,45 @@ def _front_plots(job: Any, trials: list, fronts: dict[str, list], out: Path) -> 
     html_path = out / "pareto_front.html"
     html.write_html(str(html_path), include_plotlyjs=True)
     return [png, html_path]
+
+
+def _pairwise_plot(job: Any, trials: list, fronts: dict[str, list], extra, path: Path) -> Path:
+    """The first device's front in every pair of objectives (latency, top-1 and each of
+    ``extra``), over all trials: a front in three or more objectives, drawn flat."""
+    import itertools
+
+    import matplotlib.pyplot as plt
+
+    target = job.device_names[0]
+    label = {
+        "accuracy": "top-1",
+        "latency": f"latency on {target} (ms, predicted)",
+        "size": "size (KiB, predicted)",
+        "params": "parameters",
+        "macs": "MACs",
+    }
+
+    def value(t: Any, objective: str) -> float:
+        if objective == "latency":
+            return t.user_attrs["latency_ms"][target]
+        if objective == "accuracy":
+            return t.user_attrs["accuracy"]
+        return job._extra_objectives(t)[list(extra).index(objective)]
+
+    pairs = list(itertools.combinations(["latency", *extra, "accuracy"], 2))
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.8 * len(pairs), 4.0), squeeze=False)
+    for ax, (x, y) in zip(axes[0], pairs, strict=True):
+        ax.scatter([value(t, x) for t in trials], [value(t, y) for t in trials], s=8, alpha=0.3)
+        front = fronts[target]
+        ax.scatter([value(t, x) for t in front], [value(t, y) for t in front], s=18, color="C3")
+        ax.set_xlabel(label[x])
+        ax.set_ylabel(label[y])
+    axes[0][0].legend(["trials", "Pareto front"], fontsize=8)
+    fig.suptitle(f"{job.spec.name}: the front in {len(extra) + 2} objectives, pairwise")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _hypervolume_plot(job: Any, trials: list, hv: Path) -> Path:

@@ -304,6 +304,9 @@ def _register_file(
         else str(f.latency_measured_std_ms),
         "latency_measured_busy": f.latency_measured_busy or "",
         "size_bytes": str(f.size_bytes),
+        "size_predicted_bytes": ""
+        if f.size_predicted_bytes is None
+        else str(f.size_predicted_bytes),
         "parity_max_abs": f"{f.parity_max_abs:.3e}",
         "trial_run_id": run_id,
         "finetune_epochs": str(finetune_epochs),

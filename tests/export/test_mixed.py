@@ -57,6 +57,16 @@ def test_every_layer_of_the_file_runs_at_the_configs_precision(exported):
 
 
 @pytest.mark.slow
+def test_the_size_a_search_prices_a_config_at_is_its_files_size(exported):
+    """``nas.export.predicted_size_bytes`` (the search's size objective, from the config alone)
+    within 2% of the bytes of the mixed file and of the fp32 file of the same subnet."""
+    *_, files = exported
+    for f in files.values():
+        assert f.size_predicted_bytes is not None
+        assert abs(f.size_predicted_bytes / f.size_bytes - 1) < 0.02, f
+
+
+@pytest.mark.slow
 def test_the_simulation_computes_what_the_file_computes(exported):
     space, config, subnet, dataset, files = exported
     resolution = space.input_shape(config)[1]

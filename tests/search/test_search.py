@@ -328,3 +328,64 @@ def test_a_subnet_asked_again_while_it_is_evaluated_waits_for_that_evaluation(tm
     assert first.user_attrs["config"] == second.user_attrs["config"]
     assert "eval_seconds" in first.user_attrs and "eval_seconds" not in second.user_attrs
     assert second.user_attrs["duplicate_of"] == first.number and second.values == first.values
+
+
+@pytest.mark.slow
+def test_size_as_a_third_objective_gives_a_three_objective_study_and_front(
+    tmp_path, capsys, monkeypatch
+):
+    """``objectives: [accuracy, latency, size]``: every trial priced at its TFLite file's
+    predicted size, the study minimizing it, the front non-dominated in all three (not only in
+    latency and accuracy), and the report drawing that front pairwise."""
+    from nas.export import predicted_size_bytes
+    from nas.search import nondominated, open_study
+
+    monkeypatch.chdir(tmp_path)
+    spec_path = _spec(tmp_path, name="sized", trials=16, objectives=["accuracy", "latency", "size"])
+    assert main(["search", str(spec_path), "--json", "--workers", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    spec = load_spec(spec_path)
+    study = open_study(spec)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    space = get_space("ofa_mbv3")
+    trials = {}
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        config = space.parse(t.user_attrs["config"])
+        assert t.user_attrs["size_kb"] == pytest.approx(predicted_size_bytes(space, config) / 1024)
+        assert t.values[2] == pytest.approx(t.user_attrs["size_kb"])
+        trials.setdefault(t.user_attrs["config"], t)
+    points = [
+        (t.user_attrs["latency_ms"]["note10"], -t.user_attrs["accuracy"], t.user_attrs["size_kb"])
+        for t in trials.values()
+    ]
+    front = {list(trials)[i] for i in nondominated(points)}
+    assert {row["config"] for row in summary["pareto"]} == front
+    client = mlflow.tracking.MlflowClient()
+    exp = client.get_experiment_by_name("sized")
+    children = client.search_runs([exp.experiment_id], filter_string="tags.`nas.role` = 'trial'")
+    assert children and all(r.data.metrics["size_kb"] > 0 for r in children)
+    artifacts = {a.path for a in client.list_artifacts(summary["parent_run_id"], "report")}
+    assert "report/pareto_pairs.png" in artifacts
+
+
+def test_a_joint_config_is_priced_at_its_file_size_and_logs_each_layers_precision():
+    """What a trial of ``apq(ofa_mbv3_small)`` is priced and logged with: its predicted file
+    size at its layers' precisions (an int8 layer costs fewer bytes than the same layer in
+    fp32), and one ``precision.<module path>`` parameter per layer for its MLflow child run."""
+    from nas.export import predicted_size_bytes
+    from nas.search import SearchJob
+
+    spec = load_spec(REPO / "runs" / "fashion_mnist_apq.yaml")
+    job = SearchJob(spec, track=False)
+    config = job.space.sample(np.random.default_rng(0))
+    params = job._precisions(config)
+    assert params == {
+        f"precision.{path}": dtype
+        for path, dtype in zip(job.space.layer_paths(config), config.dtypes, strict=True)
+    }
+    assert set(params.values()) == {"fp32", "fp16", "int8"}
+    size = job._size(config)["size_kb"] * 1024
+    assert size == predicted_size_bytes(job.space, config)
+    fp32 = job.space.parse(str(config.base))  # the same model, every layer fp32
+    int8 = dataclasses.replace(fp32, dtypes=("int8",) * len(fp32.dtypes))
+    assert predicted_size_bytes(job.space, int8) < size < predicted_size_bytes(job.space, fp32)

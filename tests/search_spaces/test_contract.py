@@ -36,6 +36,7 @@ WRAPPED = [
     "mixed_precision(ofa_mbv3_small)",
     "mixed_precision(pruned(ofa_mbv3_small))",
     "apq(ofa_mbv3_small)",
+    "int8(ofa_mbv3_small)",
 ]
 ALL = [*list_spaces(), *WRAPPED]
 
