@@ -13,7 +13,8 @@ top-1, latency and predicted file size, ``runs/fashion_mnist_apq.yaml`` otherwis
   full-integer post-training quantization);
 - ``sequential``: an fp32 architecture search, then NetAdapt (as ``nas netadapt`` ships: L2
   filters, short-term fine-tuning of each proposal, ``--long-term-epochs`` of fine-tuning at the
-  end) of its most accurate front member to ``--netadapt-ratio`` of its latency, then uniform int8
+  end) of its most accurate front member of the slower half (the smallest leave NetAdapt nothing
+  to remove) to ``--netadapt-ratio`` of its latency, then uniform int8
   post-training quantization (``tflite-int8``). NetAdapt's proposals count as evaluations: the
   architecture search gets what they leave of the budget.
 
@@ -163,11 +164,12 @@ def _search_arm(args: argparse.Namespace, arm: str, out: Path) -> dict:
 
 def _sequential_arm(args: argparse.Namespace, out: Path) -> dict:
     """Architecture search, NetAdapt of its most accurate front member, int8 PTQ."""
+    from nas.errors import NASError
     from nas.prune import NetAdaptJob
     from nas.spec import load_spec
     from search_spaces import get_space
 
-    cached = out / "sequential.json"
+    cached = out / f"sequential-r{args.netadapt_ratio:g}-i{args.netadapt_iterations}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
     na_base = load_spec(REPO / "runs" / "fashion_mnist_netadapt_mid.yaml")
@@ -190,7 +192,7 @@ def _sequential_arm(args: argparse.Namespace, out: Path) -> dict:
     iterations = args.netadapt_iterations
     na_spec = dataclasses.replace(
         na_base,
-        name=f"apq-bench-seq-netadapt-s{args.seed}",
+        name=f"apq-bench-seq-netadapt-r{args.netadapt_ratio:g}-i{iterations}-s{args.seed}",
         seed=args.seed,
         netadapt=dataclasses.replace(
             na_base.netadapt,
@@ -205,7 +207,12 @@ def _sequential_arm(args: argparse.Namespace, out: Path) -> dict:
         export=dataclasses.replace(na_base.export, formats=("tflite-int8",)),
     )
     start = time.perf_counter()
-    summary = NetAdaptJob(na_spec, progress=lambda line: print("  " + line, flush=True)).run()
+    try:
+        summary = NetAdaptJob(na_spec, progress=lambda line: print("  " + line, flush=True)).run()
+    except NASError as e:  # a budget it cannot reach in these iterations: said, not hidden
+        print(f"sequential: NetAdapt stopped: {e}", flush=True)
+        failed = {"arm": "sequential", "evaluations": 0, "timing": timing, "rows": []}
+        return {**failed, "error": str(e)}
     netadapt_seconds = time.perf_counter() - start
     (f,) = summary["exported"]
     row = {
