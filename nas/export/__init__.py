@@ -39,7 +39,7 @@ from nas.export._mixed import (
     quantize_layers,
 )
 from nas.export._onnx import ONNXExporter
-from nas.export._size import predicted_size_bytes
+from nas.export._size import WEIGHT_BYTES, predicted_size_bytes
 from nas.export._tflite import TFLiteExporter, TFLiteQATExporter, to_tflite
 from nas.registry import EXPORT_FORMATS
 
@@ -52,6 +52,7 @@ EXPORT_FORMATS.register("onnx-int8", ONNXExporter("int8"))
 EXPORT_FORMATS.register("executorch-xnnpack", ExecuTorchExporter())
 
 __all__ = [
+    "WEIGHT_BYTES",
     "ATTEMPTS",
     "PARITY_IMAGES",
     "REFERENCE_TOLERANCE",

@@ -169,16 +169,20 @@ def _predicted_ms(latency_model: Any, config: Any, exp: Exporter) -> float | Non
 
 def _predicted_size(space: Any, config: Any, exp: Exporter) -> int | None:
     """The size the search prices this file at: TFLite files at the config's per-layer
-    precisions or at one precision with a size model; None otherwise."""
+    precisions or at one precision with a size model, of a config of a ``SearchSpace`` (a
+    model exported from elsewhere has no layers to price); None otherwise."""
     from nas.export._size import WEIGHT_BYTES, predicted_size_bytes
+    from search_spaces import SearchSpace
 
-    if exp.runtime != "tflite":
+    if exp.runtime != "tflite" or not isinstance(space, SearchSpace):
         return None
-    if exp.per_layer_precision:
-        return predicted_size_bytes(space, config)
-    if exp.latency_dtype not in WEIGHT_BYTES:
+    if not exp.per_layer_precision and exp.latency_dtype not in WEIGHT_BYTES:
         return None
-    return predicted_size_bytes(space, config, exp.latency_dtype)
+    dtype = None if exp.per_layer_precision else exp.latency_dtype
+    try:
+        return predicted_size_bytes(space, config, dtype)
+    except ValueError:  # a layer at a precision without a size model (bf16, int4)
+        return None
 
 
 def time_exported(

@@ -205,7 +205,7 @@ class SearchJob(Job):
     @property
     def _file_dtype(self) -> str:
         """The precision of a file exported for the first device (a size model's, else fp32)."""
-        from nas.export._size import WEIGHT_BYTES
+        from nas.export import WEIGHT_BYTES
 
         dtype = getattr(self.devices[0], "dtype", "fp32")
         return dtype if dtype in WEIGHT_BYTES else "fp32"
