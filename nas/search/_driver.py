@@ -221,10 +221,16 @@ class SearchJob(Job):
             }
         )
 
+    @property
+    def extra_objectives(self) -> tuple[str, ...]:
+        """The study's objectives beyond accuracy and latency (a Pareto study's only)."""
+        s = self.spec.search
+        return tuple(s.objectives[2:]) if s.objective == "pareto" else ()
+
     def _extra_objectives(self, t: optuna.trial.FrozenTrial) -> tuple[float, ...]:
         """A trial's objectives beyond accuracy and latency (``search.objectives``), as its
         fronts weigh them (minimized); a trial of an older study that lacks one is priced again."""
-        extra = self.spec.search.objectives[2:] if self.spec.search.objective == "pareto" else ()
+        extra = self.extra_objectives
         if not extra:
             return ()
         attrs = t.user_attrs

@@ -27,7 +27,7 @@ def write_reports(job: Any, study: optuna.Study, fronts: dict[str, list], out: P
         *_front_plots(job, trials, fronts, out),
         _hypervolume_plot(job, trials, out / "hypervolume_history.png"),
     ]
-    extra = job.spec.search.objectives[2:] if job.spec.search.objective == "pareto" else ()
+    extra = job.extra_objectives
     if extra:
         files.append(_pairwise_plot(job, trials, fronts, extra, out / "pareto_pairs.png"))
     return files
