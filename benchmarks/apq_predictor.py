@@ -10,7 +10,7 @@ Fashion-MNIST supernet (``apq(ofa_mbv3_small)``):
 
 Both are scored on held-out quantized samples (the first ``--held-out`` of the quantized stream,
 never trained on): RMSE (top-1 points) and Kendall tau, at N = 100, 300, 1000 (those the samples
-collected so far allow).
+collected so far allow, and all collected so far when that is short of the next).
 
 Scoring a sample takes seconds, so collection is resumable: samples are appended to
 ``<runs>/benchmarks/apq_predictor/samples.jsonl`` as they are scored, and a re-run continues the
@@ -118,17 +118,20 @@ def report(args, space, rows: dict[str, list[dict]]) -> None:
     print("\n| quantized samples | transferred RMSE (pt) | tau | scratch RMSE (pt) | tau |")
     print("|---|---|---|---|---|")
     out = []
-    for n in SIZES:
-        train = quant[args.held_out : args.held_out + n]
-        if len(train) < n:
-            print(f"| {n} | (only {len(train)} collected) | | | |")
-            continue
-        configs, acc = xy(train)
+    collected = len(quant) - args.held_out
+    sizes = [n for n in SIZES if n <= collected]
+    if collected < max(SIZES) and collected > sizes[-1]:
+        sizes.append(collected)  # all collected so far, short of the next size
+    for n in sizes:
+        configs, acc = xy(quant[args.held_out : args.held_out + n])
         fine = fit_predictor(space, configs, acc, init=source, epochs=args.epochs, lr=3e-4, seed=0)
         scratch = fit_predictor(space, configs, acc, epochs=args.epochs, seed=0)
         rt, tt = score_predictor(fine, space, held_configs, held_acc)
         rs, ts = score_predictor(scratch, space, held_configs, held_acc)
         print(f"| {n} | {rt * 100:.2f} | {tt:.3f} | {rs * 100:.2f} | {ts:.3f} |")
+    for n in SIZES:
+        if n > collected:
+            print(f"| {n} | (only {collected} collected) | | | |")
         out.append({"n": n, "transferred": [rt, tt], "scratch": [rs, ts]})
     (args.out / "report.json").write_text(json.dumps(out, indent=1))
 

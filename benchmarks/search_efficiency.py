@@ -2,7 +2,8 @@
 predictor queries vs random search with the same budget vs EfficientNet's compound scaling of the
 smallest subnet (the ``compound`` sampler's grid at phi = 1, then its best point's family; as many
 queries as configs it proposes) vs OFA's own EvolutionFinder (default budget, one run per latency
-constraint, 10 constraints spanning 15-60 ms, results pooled).
+constraint, 10 constraints spanning 15-60 ms, results pooled). nas is told the same ten
+constraints (``export.budgets_ms``; ``--budgets none``: not told, the sampler's default budgets).
 
     .venv/bin/python benchmarks/search_efficiency.py [--queries 1000] [--seed 0] \
         [--evolution-seeds 5]
@@ -66,22 +67,26 @@ def to_config(sample: dict) -> MBV3Config:
     return MBV3Config(sample["image_size"], tuple(ds), tuple(ks), tuple(es))
 
 
-def run_nas(spec_path: Path, queries: int, seed: int, sampler: str) -> dict:
+def run_nas(spec_path: Path, queries: int, seed: int, sampler: str, budgets: bool) -> dict:
+    """A ``nas search`` study; ``budgets``: told EvolutionFinder's ten constraints
+    (``export.budgets_ms``), as EvolutionFinder is, else none (the sampler's default)."""
     spec = load_spec(spec_path)
     # a fresh study each run, in the default journal storage (runs/bench_search_<seed>/)
     spec = dataclasses.replace(
         spec,
-        name=f"bench_search_{sampler}_{seed}",
+        name=f"bench_search_{sampler}_{seed}_{'ef' if budgets else 'default'}",
         seed=seed,
         search=dataclasses.replace(spec.search, trials=queries, workers=1, sampler=sampler),
+        export=dataclasses.replace(spec.export, budgets_ms=tuple(BUDGETS) if budgets else ()),
     )
     shutil.rmtree(spec.run_dir(), ignore_errors=True)
     start = time.perf_counter()
     # a repeated subnet is answered from the study without a predictor query
     result = SearchJob(spec, track=False).run()
     points = [(r["latency_ms"]["note10"], r["accuracy"]) for r in result.pareto]
+    told = "EF's budgets" if budgets else "no budgets"
     return {
-        "method": f"nas search ({spec.search.sampler})",
+        "method": f"nas search ({spec.search.sampler}, {told})",
         "queries": result.timing["dispatched"],
         "trials": result.n_complete,
         "hypervolume": hv(points),
@@ -216,6 +221,13 @@ def main() -> None:
     parser.add_argument(
         "--samplers", default="surrogate,nsga2", help="nas samplers to run (one study each)"
     )
+    parser.add_argument(
+        "--budgets",
+        choices=("ef", "none", "both"),
+        default="ef",
+        help="what nas is told of the budgets: EvolutionFinder's ten constraints "
+        "(export.budgets_ms, as EvolutionFinder is told them), none, or both (one study each)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("NAS_RUNS_DIR", tempfile.mkdtemp(prefix="nas-efficiency-"))
     torch.set_num_threads(1)
@@ -225,7 +237,12 @@ def main() -> None:
     from nas.search._evaluators import predictor_path
 
     predictor = load_ofa_predictor(predictor_path(spec))
-    rows = [run_nas(Path(args.spec), args.queries, args.seed, s) for s in args.samplers.split(",")]
+    told = {"ef": [True], "none": [False], "both": [True, False]}[args.budgets]
+    rows = [
+        run_nas(Path(args.spec), args.queries, args.seed, s, b)
+        for s in args.samplers.split(",")
+        for b in told
+    ]
     rows.append(run_random(space, latency, predictor, args.queries, args.seed))
     rows.append(run_compound(space, latency, predictor))
     if not args.skip_evolution:

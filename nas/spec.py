@@ -204,7 +204,9 @@ class SearchSpec:
     ``random`` or ``surrogate`` (random warm-up of
     ``surrogate_warmup`` trials, then rounds of ``surrogate_batch`` proposals: a ridge model on
     ``encode()`` of the evaluated trials rates thousands of table-priced candidates, and the best
-    per latency bin up to the reference latency is evaluated; see ``nas/search/_surrogate.py``),
+    per latency bin up to the reference latency is evaluated; from 100 trials on, 40% of each
+    round goes to the best subnet under each of ``export.budgets_ms`` in turn; see
+    ``nas/search/_surrogate.py``),
     or ``compound`` (EfficientNet's compound scaling of the smallest subnet as a baseline; see
     ``nas/search/_compound.py``).
     trials: completed trials the study should reach (a re-run continues towards it).
@@ -331,8 +333,10 @@ class ExportSpec:
     formats: registered export formats (``nas.registry.EXPORT_FORMATS``; see
     ``nas export --help``); empty: the device's own precision in
     TFLite (fp32 -> ``tflite-fp32``, int8 -> ``tflite-int8``, fp16 -> ``tflite-fp16``).
-    budgets_ms: latency budgets that get a ``best-under-<X>ms`` alias (default: the search's
-    ``max_latency_ms`` when set).
+    budgets_ms: the latency budgets (first device, ms) you will pick a model under: the best
+    under each gets a ``best-under-<X>ms`` alias, and the ``surrogate`` sampler searches under
+    each in turn (default: the search's ``max_latency_ms`` when set; with neither, the sampler
+    takes ten budgets log-spaced from the smallest subnet to the reference latency).
     finetune_epochs: epochs of fine-tuning each subnet on the training split before export
     (0: the supernet's weights with BatchNorm recalibrated, as the search scored them).
     qat_epochs: epochs of quantization-aware training for the ``tflite-int8-qat`` format.
@@ -484,6 +488,13 @@ class RunSpec:
             "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit "
             "(it names the job's folder, its MLflow experiment and its registered models)",
         )
+
+    def budgets_ms(self) -> list[float]:
+        """The latency budgets (first device, ms) a model will be picked under:
+        ``export.budgets_ms``, else ``search.max_latency_ms`` when set, else none."""
+        if self.export.budgets_ms:
+            return list(self.export.budgets_ms)
+        return [self.search.max_latency_ms] if self.search.max_latency_ms is not None else []
 
     def run_dir(self) -> Path:
         """Where the job's state goes: ``runs/<name>/`` (see ``nas.paths.runs_root``)."""

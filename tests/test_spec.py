@@ -128,3 +128,18 @@ def test_spec_module_imports_no_engine_module():
         "nas.registry",
         "nas.spec",
     ]
+
+
+def test_the_budgets_a_model_is_picked_under():
+    """One list of budgets for the search's sampler and the export's aliases: the export's, else
+    the search's constraint, else none."""
+
+    def budgets(search: dict, export: dict) -> list[float]:
+        spec = spec_from_dict(
+            {"name": "x", "space": "ofa_mbv3_small", "search": search, "export": export}
+        )
+        return spec.budgets_ms()
+
+    assert budgets({"max_latency_ms": 2.0}, {"budgets_ms": [0.5, 1.0]}) == [0.5, 1.0]
+    assert budgets({"max_latency_ms": 2.0}, {}) == [2.0]
+    assert budgets({}, {}) == []

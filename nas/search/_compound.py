@@ -43,7 +43,13 @@ class CompoundProposer:
     warmup = 0
 
     def __init__(
-        self, space: Any, latency: Callable[[Any], float], reference_ms: float, *, seed: int = 0
+        self,
+        space: Any,
+        latency: Callable[[Any], float],
+        reference_ms: float,
+        *,
+        seed: int = 0,
+        budgets_ms: Sequence[float] = (),  # the grid is the same whatever the budgets
     ) -> None:
         from search_spaces import Scalable
 

@@ -361,6 +361,7 @@ class SearchJob(Job):
             lambda c: model.predict(c).ms,
             self.reference[0],
             seed=self.spec.seed,
+            budgets_ms=self.spec.budgets_ms(),
         )
 
     def _propose(self, study: optuna.Study, proposer: Any, done: int) -> list:

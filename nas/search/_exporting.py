@@ -150,9 +150,7 @@ def register_fronts(
     from nas.tracking.registry import plan_exports, registered_name, set_aliases, tracking_client
 
     client = client or tracking_client(spec.tracking_uri)
-    budgets = list(spec.export.budgets_ms) or (
-        [spec.search.max_latency_ms] if spec.search.max_latency_ms is not None else []
-    )
+    budgets = spec.budgets_ms()
     tasks, formats = plan_exports(client, spec, job, fronts, run_ids, out_dir, budgets)
     tasks = longest_first(tasks, job.space)
     failed = _export_on_pool(client, spec, job, tasks, workers, progress) if tasks else []

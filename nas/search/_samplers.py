@@ -67,6 +67,7 @@ class Sampler(abc.ABC):
         reference_ms: float,
         *,
         seed: int = 0,
+        budgets_ms: Sequence[float] = (),
     ) -> Proposer | None:
         """The proposer of this strategy; None: none."""
         return None
@@ -107,7 +108,7 @@ class RandomSampler(Sampler):
 class ProposingSampler(RandomSampler):
     """Random draws where the proposer has nothing to propose; the proposer is the class named
     by ``proposer_path`` (``module:Class``, imported on first use), built as
-    ``Class(space, latency, reference_ms, seed=seed)``."""
+    ``Class(space, latency, reference_ms, seed=seed, budgets_ms=budgets_ms)``."""
 
     proposer_path: str
 
@@ -118,10 +119,11 @@ class ProposingSampler(RandomSampler):
         reference_ms: float,
         *,
         seed: int = 0,
+        budgets_ms: Sequence[float] = (),
     ) -> Proposer:
         module, _, name = self.proposer_path.partition(":")
         cls = getattr(importlib.import_module(module), name)
-        return cls(space, latency, reference_ms, seed=seed)
+        return cls(space, latency, reference_ms, seed=seed, budgets_ms=budgets_ms)
 
 
 @SAMPLERS.register("surrogate")
@@ -152,8 +154,14 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def make_proposer(
-    name: str, space: Any, latency: Callable[[Any], float], reference_ms: float, *, seed: int
+    name: str,
+    space: Any,
+    latency: Callable[[Any], float],
+    reference_ms: float,
+    *,
+    seed: int,
+    budgets_ms: Sequence[float] = (),
 ) -> Proposer | None:
     """The proposer of the strategy registered as ``name``, or None when it has none."""
     sampler: Sampler = SAMPLERS.create(name)
-    return sampler.proposer(space, latency, reference_ms, seed=seed)
+    return sampler.proposer(space, latency, reference_ms, seed=seed, budgets_ms=budgets_ms)

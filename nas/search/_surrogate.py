@@ -1,13 +1,26 @@
 """The ``surrogate`` sampler: spend the evaluator's queries where a cheap model says they pay.
 
 Latency comes from the table and costs nothing; accuracy costs a query (a supernet evaluation,
-or a predictor call). After a random warm-up, every round fits a ridge regression on
-``encode()`` of the evaluated trials and evolves thousands of candidates on it (mutations and
-crossovers from the current Pareto front, then from the best-rated candidate per latency bin,
-for a few generations), pricing them all with the table; it proposes, in each of ``batch``
-latency bins between the fastest evaluated subnet and the reference latency, the candidate the
-ridge model rates most accurate. OFA's EvolutionFinder
-spends the predictor on every candidate instead; this spends it only on the proposals.
+or a predictor call). After a random warm-up every round fits a ridge regression on
+``encode()`` of the evaluated trials and proposes in two ways:
+
+- **over the range**: thousands of candidates evolve on the ridge model (mutations and
+  crossovers from the current Pareto front, then from the best-rated candidate per latency bin,
+  for a few generations), all priced by the table; in each latency bin between the fastest
+  subnet and the reference latency, the candidate the model rates most accurate is proposed.
+- **under each budget** (from ``local_after`` evaluated trials on, ``local_share`` of the
+  round): for each latency budget in turn (``export.budgets_ms``, else
+  ``search.max_latency_ms``; with neither, ten log-spaced from the smallest subnet to the
+  reference latency), a ridge model fitted with the trials near that latency weighted most (a
+  kernel of width ``width`` in log latency) rates the children of a short evolution from the
+  best evaluated subnets under the budget (small mutations, so the children stay near them),
+  and the best-rated unseen child under the budget is proposed.
+
+A linear model on one-hot choices fits the whole range only roughly (what a kernel in one layer
+is worth depends on the resolution and the depth); fitted around one latency it ranks the
+subnets near that latency better, and a search under a budget wants exactly the subnets that
+fill it. OFA's EvolutionFinder runs one evolution per budget too, but spends a predictor query on
+every candidate (500 generations of 100); this spends queries only on the proposals.
 """
 
 from __future__ import annotations
@@ -19,7 +32,14 @@ import numpy as np
 
 from nas.search._pareto import pareto_front
 
-__all__ = ["SurrogateProposer"]
+__all__ = ["SurrogateProposer", "default_budgets"]
+
+N_BUDGETS = 10
+
+
+def default_budgets(low_ms: float, high_ms: float, n: int = N_BUDGETS) -> list[float]:
+    """``n`` latency budgets log-spaced from ``low_ms`` (the fastest subnet) to ``high_ms``."""
+    return [float(b) for b in np.geomspace(low_ms, max(high_ms, low_ms * 1.01), n + 1)[1:]]
 
 
 class SurrogateProposer:
@@ -32,23 +52,49 @@ class SurrogateProposer:
         max_latency_ms: float,
         *,
         seed: int = 0,
+        budgets_ms: Sequence[float] = (),
         candidates: int = 4000,
         generations: int = 4,
         parents_per_bin: int = 3,
         mutation_prob: float = 0.1,
         ridge: float = 1.0,
+        local_after: int = 100,
+        local_share: float = 0.4,
+        width: float = 0.15,
+        local_generations: int = 5,
+        local_children: int = 400,
+        local_parents: int = 5,
+        local_mutation_prob: float = 0.04,
+        parent_slack: float = 1.0,
     ) -> None:
         self.space, self.latency, self.max_latency = space, latency, max_latency_ms
         self.rng = np.random.default_rng(seed)
         self.n_candidates, self.mutation_prob, self.ridge = candidates, mutation_prob, ridge
         self.generations, self.parents_per_bin = generations, parents_per_bin
+        self.budgets = sorted(float(b) for b in budgets_ms) or default_budgets(
+            latency(space.smallest()), max_latency_ms
+        )
+        self.local_after, self.local_share, self.width = local_after, local_share, width
+        self.local_generations, self.local_children = local_generations, local_children
+        self.local_parents, self.local_mutation_prob = local_parents, local_mutation_prob
+        self.parent_slack = parent_slack
 
-    def _fit(self, configs: Sequence[Any], accuracy: np.ndarray) -> Callable[[np.ndarray], Any]:
-        x = np.stack([self.space.encode(c) for c in configs]).astype(np.float64)
-        mean_x, mean_y = x.mean(0), accuracy.mean()
+    def _fit(
+        self, x: np.ndarray, accuracy: np.ndarray, weight: np.ndarray | None = None
+    ) -> Callable[[np.ndarray], Any]:
+        """Ridge regression of ``accuracy`` on the encodings ``x`` (rows weighted by ``weight``;
+        None: all alike); returns the model's prediction for a stack of encodings."""
+        w = np.ones(len(x)) if weight is None else weight
+        mean_x, mean_y = (w @ x) / w.sum(), (w @ accuracy) / w.sum()
         xc = x - mean_x
-        w = np.linalg.solve(xc.T @ xc + self.ridge * np.eye(x.shape[1]), xc.T @ (accuracy - mean_y))
-        return lambda z: (z - mean_x) @ w + mean_y
+        xw = xc * w[:, None]
+        coef = np.linalg.solve(
+            xw.T @ xc + self.ridge * np.eye(x.shape[1]), xw.T @ (accuracy - mean_y)
+        )
+        return lambda z: (z - mean_x) @ coef + mean_y
+
+    def _encode(self, configs: Sequence[Any]) -> np.ndarray:
+        return np.stack([self.space.encode(c) for c in configs]).astype(np.float64)
 
     def _crossover(self, a: Any, b: Any) -> Any:
         pa, pb = self.space.trial_params(a), self.space.trial_params(b)
@@ -57,19 +103,31 @@ class SurrogateProposer:
         )
 
     def propose(self, evaluated: Sequence[tuple[Any, float]], n: int) -> list[Any]:
-        """Up to ``n`` configs not in ``evaluated`` (config, accuracy) pairs, one per latency
-        bin, each the candidate the surrogate rates most accurate in its bin after a few
-        generations of evolution on the surrogate (free: no query is spent on candidates)."""
+        """Up to ``n`` configs not in ``evaluated`` (config, accuracy) pairs: the round's share
+        under each budget (once ``local_after`` trials are evaluated), the rest one per latency
+        bin over the range. No query is spent on candidates."""
         configs = [c for c, _ in evaluated]
         accuracy = np.array([a for _, a in evaluated], dtype=np.float64)
-        predict = self._fit(configs, accuracy)
+        x = self._encode(configs)
         latencies = np.array([self.latency(c) for c in configs])
+        seen = {str(c) for c in configs}
+        n_local = 0
+        if len(configs) >= self.local_after and n >= 2:
+            n_local = min(n - 1, max(1, round(n * self.local_share)))
+        out = self._over_the_range(configs, accuracy, x, latencies, seen, n - n_local)
+        seen |= {str(c) for c in out}
+        return out + self._under_budgets(configs, accuracy, x, latencies, seen, n_local)
+
+    # ---- over the range ----------------------------------------------------------------------
+    def _over_the_range(self, configs, accuracy, x, latencies, seen, n: int) -> list[Any]:
+        if n < 1:
+            return []
+        predict = self._fit(x, accuracy)
         parents = [configs[i] for i in pareto_front(list(zip(latencies, accuracy, strict=True)))]
         parents.append(self.space.smallest())
         # bins from the fastest subnet of the space (priced, not evaluated) to the reference
         low = min(float(latencies.min()), self.latency(self.space.smallest()))
         edges = np.linspace(low, max(self.max_latency, low * 1.01), n + 1)
-        seen = {str(c) for c in configs}
         pool: dict[str, tuple[Any, float, float]] = {}  # config -> (config, latency, score)
         per_generation = self.n_candidates // self.generations
         for _ in range(self.generations):
@@ -86,7 +144,7 @@ class SurrogateProposer:
                 if str(child) not in seen and str(child) not in pool:
                     children.append(child)
             if children:
-                score = predict(np.stack([self.space.encode(c) for c in children]))
+                score = predict(self._encode(children))
                 for c, sc in zip(children, score, strict=True):
                     pool[str(c)] = (c, self.latency(c), float(sc))
             parents = [c for c, _, _ in self._best_per_bin(pool, edges, self.parents_per_bin)]
@@ -104,3 +162,48 @@ class SurrogateProposer:
             inside = sorted((r for r in rows if lo < r[1] <= hi), key=lambda r: -r[2])
             out += inside[:k]
         return out
+
+    # ---- under each budget -------------------------------------------------------------------
+    def _under_budgets(self, configs, accuracy, x, latencies, seen, n: int) -> list[Any]:
+        """``n`` proposals, the budgets taken in turn (a shuffled order per pass)."""
+        order = [
+            int(i)
+            for _ in range(-(-n // len(self.budgets)))
+            for i in self.rng.permutation(len(self.budgets))
+        ][:n]
+        out = []
+        for i in order:
+            best = self._under(self.budgets[i], configs, accuracy, x, latencies, seen)
+            if best is not None:
+                seen.add(str(best))
+                out.append(best)
+        return out
+
+    def _under(self, budget, configs, accuracy, x, latencies, seen) -> Any | None:
+        under = np.flatnonzero(latencies <= budget * self.parent_slack)
+        if not len(under):
+            return None
+        # trials near the budget's latency weigh most (the floor keeps the system solvable)
+        weight = np.exp(-np.abs(np.log(latencies / budget)) / self.width) + 1e-3
+        predict = self._fit(x, accuracy, weight)
+        parents = [configs[i] for i in under[np.argsort(-accuracy[under])][: self.local_parents]]
+        pool: dict[str, tuple[Any, float]] = {}
+        for _ in range(self.local_generations):
+            children = []
+            for _ in range(self.local_children):
+                parent = parents[int(self.rng.integers(len(parents)))]
+                if self.rng.random() < 0.8:
+                    child = self.space.mutate(parent, self.rng, self.local_mutation_prob)
+                else:
+                    other = parents[int(self.rng.integers(len(parents)))]
+                    child = self._crossover(parent, other)
+                key = str(child)
+                if key not in seen and key not in pool and self.latency(child) <= budget:
+                    children.append(child)
+            if children:
+                for c, sc in zip(children, predict(self._encode(children)), strict=True):
+                    pool[str(c)] = (c, float(sc))
+            if pool:
+                top = sorted(pool.values(), key=lambda r: -r[1])[: self.local_parents]
+                parents = [c for c, _ in top]
+        return max(pool.values(), key=lambda r: r[1])[0] if pool else None

@@ -39,3 +39,32 @@ def test_proposals_are_new_configs_spread_over_the_latency_bins():
     # spread: the proposals' costs cover at least half the range from the smallest to the reference
     low = space.macs(space.smallest())
     assert costs[-1] - costs[0] >= 0.5 * (reference - low), (costs, low, reference)
+
+
+def _best_under(configs, accuracy, cost, budget: float) -> float:
+    return max(a for c, a in zip(configs, accuracy, strict=True) if cost(c) <= budget)
+
+
+def test_searching_under_a_budget_beats_random_draws_under_it():
+    """Told a budget, the proposer's rounds find a better subnet under it than as many random
+    draws do (OFA's predictor as the oracle, cost in MACs)."""
+    space = get_space("ofa_mbv3")
+    predictor = load_ofa_predictor(PREDICTOR)
+    cost = space.macs
+    rng = np.random.default_rng(5)
+    budget = float(np.quantile([cost(space.sample(rng)) for _ in range(200)], 0.2))
+    configs, accuracy = _labelled(space, predictor, 100, seed=4)  # the warm-up
+    proposer = make_proposer(
+        "surrogate", space, cost, cost(space.largest()), seed=0, budgets_ms=[budget]
+    )
+    for _ in range(2):  # two rounds of 20: 8 of each under the budget
+        proposals = proposer.propose(list(zip(configs, accuracy.tolist(), strict=True)), 20)
+        assert len(proposals) <= 20 and not {str(c) for c in configs} & {str(c) for c in proposals}
+        assert sum(cost(c) <= budget for c in proposals) >= 8
+        with torch.no_grad():
+            x = torch.from_numpy(np.stack([space.encode(c) for c in proposals]))
+            scores = predictor(x).squeeze(1).double().numpy()
+        configs, accuracy = configs + proposals, np.concatenate([accuracy, scores])
+    random_configs, random_accuracy = _labelled(space, predictor, 140, seed=4)
+    found = _best_under(configs, accuracy, cost, budget)
+    assert found > _best_under(random_configs, random_accuracy, cost, budget) + 0.005
