@@ -71,7 +71,7 @@ def _front_plots(job: Any, trials: list, fronts: dict[str, list], out: Path) -> 
         )
         xs = [t.user_attrs["latency_ms"][name] for t in front]
         ys = [t.user_attrs["accuracy"] for t in front]
-        if len(job.spec.search.objectives) > 2:  # a front in more objectives: no step line
+        if job.extra_objectives:  # a front in more objectives: no step line
             ax.scatter(xs, ys, color="C3", s=16, label="Pareto front (all objectives)")
         else:
             ax.step(xs, ys, where="post", color="C3", marker="o", ms=4, label="Pareto front")
