@@ -129,10 +129,10 @@ def report(args, space, rows: dict[str, list[dict]]) -> None:
         rt, tt = score_predictor(fine, space, held_configs, held_acc)
         rs, ts = score_predictor(scratch, space, held_configs, held_acc)
         print(f"| {n} | {rt * 100:.2f} | {tt:.3f} | {rs * 100:.2f} | {ts:.3f} |")
+        out.append({"n": n, "transferred": [rt, tt], "scratch": [rs, ts]})
     for n in SIZES:
         if n > collected:
             print(f"| {n} | (only {collected} collected) | | | |")
-        out.append({"n": n, "transferred": [rt, tt], "scratch": [rs, ts]})
     (args.out / "report.json").write_text(json.dumps(out, indent=1))
 
 
