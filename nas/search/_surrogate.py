@@ -65,7 +65,6 @@ class SurrogateProposer:
         local_children: int = 400,
         local_parents: int = 5,
         local_mutation_prob: float = 0.04,
-        parent_slack: float = 1.0,
     ) -> None:
         self.space, self.latency, self.max_latency = space, latency, max_latency_ms
         self.rng = np.random.default_rng(seed)
@@ -77,7 +76,6 @@ class SurrogateProposer:
         self.local_after, self.local_share, self.width = local_after, local_share, width
         self.local_generations, self.local_children = local_generations, local_children
         self.local_parents, self.local_mutation_prob = local_parents, local_mutation_prob
-        self.parent_slack = parent_slack
 
     def _fit(
         self, x: np.ndarray, accuracy: np.ndarray, weight: np.ndarray | None = None
@@ -180,7 +178,7 @@ class SurrogateProposer:
         return out
 
     def _under(self, budget, configs, accuracy, x, latencies, seen) -> Any | None:
-        under = np.flatnonzero(latencies <= budget * self.parent_slack)
+        under = np.flatnonzero(latencies <= budget)
         if not len(under):
             return None
         # trials near the budget's latency weigh most (the floor keeps the system solvable)
