@@ -2,11 +2,16 @@
 pipeline and architecture-only searches, with the same number of accuracy evaluations each,
 compared on the files they export (verified, timed side by side).
 
-Every arm is a real ``nas search`` study (Optuna, Ray workers, the shipped Fashion-MNIST supernet
-scoring each config on ``--val-images`` validation images, the host table pricing it; objectives
-top-1, latency and predicted file size, ``runs/fashion_mnist_apq.yaml`` otherwise):
+Every search arm is a real ``nas search`` study (Optuna, Ray workers, the shipped Fashion-MNIST
+supernet scoring each config on ``--val-images`` validation images, the host table pricing it;
+objectives top-1, latency and predicted file size, ``runs/fashion_mnist_apq.yaml`` otherwise):
 
-- ``joint``: ``apq(ofa_mbv3_small)``, exported as ``tflite-mixed`` (each layer at its precision);
+- ``joint``: ``apq(ofa_mbv3_small)`` searched by the ``apq`` sampler (an evolution over
+  architectures and widths, each layer's precision chosen from the table and the size model for
+  a trade-off drawn per proposal: ``nas/search/_apq.py``), exported as ``tflite-mixed`` (each
+  layer at its precision);
+- ``joint-nsga2``: the same space searched by NSGA-II (per-layer precisions drawn like any
+  other parameter), exported the same way;
 - ``arch-fp32``: ``ofa_mbv3_small``, exported as ``tflite-fp32``;
 - ``arch-int8``: ``int8(ofa_mbv3_small)`` (every layer int8: scored by the quantization
   simulation, priced at the int8 entries), exported as ``tflite-int8`` (the converter's
@@ -18,13 +23,14 @@ top-1, latency and predicted file size, ``runs/fashion_mnist_apq.yaml`` otherwis
   post-training quantization (``tflite-int8``). NetAdapt's proposals count as evaluations: the
   architecture search gets what they leave of the budget.
 
-Each search arm exports ``--k`` members of its front spread over latency. Each file: its own
-top-1 on the 10,000 test images (never seen by the supernet, its BN recalibration or a search),
-its size, its latency on this host (LiteRT, 1 thread, batch 1: all files timed again side by
-side at the end) next to the prediction the search priced it at. Reported: hypervolume over
-(measured latency, size, test top-1) per arm on one reference box; for every other arm's file,
-the joint file with the highest top-1 at or under its latency and size, and the gap; whether the
-joint front dominates the sequential one; and how long each search and export took.
+Each search arm exports the ``--k`` members of its front that cover the most of its hypervolume
+as the search saw it (predicted latency and size, validation top-1; greedily). Each file: its
+own top-1 on the 10,000 test images (never seen by the supernet, its BN recalibration or a
+search), its size, its latency on this host (LiteRT, 1 thread, batch 1: all files timed again
+side by side at the end) next to the prediction the search priced it at. Reported: hypervolume
+over (measured latency, size, test top-1) per arm on one reference box; for every other arm's
+file, the joint file with the highest top-1 at or under its latency and size, and the gap;
+whether the joint front dominates the sequential one; and how long each search and export took.
 
     .venv/bin/python benchmarks/apq.py [--evaluations 60] [--k 4] [--val-images 2000] \
         [--netadapt-ratio 0.7] [--netadapt-iterations 2] [--long-term-epochs 1] [--seed 0]
@@ -51,18 +57,22 @@ import nas  # noqa: E402,F401  (the torchvision/ofa import trap)
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: arm -> (space, export format)
+#: arm -> (space, export format, sampler: None for ``--sampler``)
 SEARCH_ARMS = {
-    "joint": ("apq(ofa_mbv3_small)", "tflite-mixed"),
-    "arch-fp32": ("ofa_mbv3_small", "tflite-fp32"),
-    "arch-int8": ("int8(ofa_mbv3_small)", "tflite-int8"),
+    "joint": ("apq(ofa_mbv3_small)", "tflite-mixed", "apq"),
+    "joint-nsga2": ("apq(ofa_mbv3_small)", "tflite-mixed", "nsga2"),
+    "arch-fp32": ("ofa_mbv3_small", "tflite-fp32", None),
+    "arch-int8": ("int8(ofa_mbv3_small)", "tflite-int8", None),
 }
 
 
-def _search_spec(args: argparse.Namespace, name: str, space: str, evaluations: int) -> Any:
+def _search_spec(
+    args: argparse.Namespace, name: str, space: str, evaluations: int, sampler: str | None = None
+) -> Any:
     from nas.spec import load_spec
 
     spec = load_spec(REPO / "runs" / "fashion_mnist_apq.yaml")
+    sampler = sampler or args.sampler
     return dataclasses.replace(
         spec,
         name=f"apq-bench-{name}-s{args.seed}",
@@ -70,7 +80,7 @@ def _search_spec(args: argparse.Namespace, name: str, space: str, evaluations: i
         seed=args.seed,
         evaluator=dataclasses.replace(spec.evaluator, val_images=args.val_images),
         search=dataclasses.replace(
-            spec.search, trials=evaluations, workers=args.workers, sampler=args.sampler
+            spec.search, trials=evaluations, workers=args.workers, sampler=sampler
         ),
         export=dataclasses.replace(spec.export, enabled=False),
     )
@@ -92,12 +102,33 @@ def _search(spec: Any) -> tuple[Any, Any, dict[str, Any]]:
     return job, result, {"search_seconds": round(seconds, 1), **result.timing}
 
 
-def _spread(front: list[dict], k: int) -> list[dict]:
-    """``k`` members of a front sorted by latency: both ends and evenly between."""
+def _select(front: list[dict], k: int) -> list[dict]:
+    """``k`` members of a front, chosen as the search saw them: greedily, each adding the most
+    hypervolume over (predicted latency, predicted size, validation top-1) to those chosen
+    before, in a box 5% beyond the front's largest latency and size and 0.5 pt below its
+    lowest top-1 (the report's box, drawn around this front alone)."""
+    from nas.search import hypervolume
+
     if len(front) <= k:
         return front
-    idx = sorted({int(round(i)) for i in np.linspace(0, len(front) - 1, k)})
-    return [front[i] for i in idx]
+
+    def point(m: dict) -> tuple[float, float, float]:
+        return (next(iter(m["latency_ms"].values())), m["size_kb"], 1 - m["accuracy"])
+
+    points = [point(m) for m in front]
+    ref = (
+        1.05 * max(p[0] for p in points),
+        1.05 * max(p[1] for p in points),
+        max(p[2] for p in points) + 0.005,
+    )
+    chosen: list[int] = []
+    for _ in range(k):
+        best = max(
+            (i for i in range(len(front)) if i not in chosen),
+            key=lambda i: hypervolume([points[j] for j in [*chosen, i]], ref),
+        )
+        chosen.append(best)
+    return [front[i] for i in sorted(chosen, key=lambda i: points[i][0])]
 
 
 def _export(
@@ -145,10 +176,10 @@ def _search_arm(args: argparse.Namespace, arm: str, out: Path) -> dict:
     cached = out / f"{arm}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
-    space, fmt = SEARCH_ARMS[arm]
-    spec = _search_spec(args, arm, space, args.evaluations)
+    space, fmt, sampler = SEARCH_ARMS[arm]
+    spec = _search_spec(args, arm, space, args.evaluations, sampler)
     job, result, timing = _search(spec)
-    members = _spread(result.pareto, args.k)
+    members = _select(result.pareto, args.k)
     start = time.perf_counter()
     val = {m["config"]: m["accuracy"] for m in members}
     rows = _export(arm, spec, job, [job.space.parse(m["config"]) for m in members], fmt, out, val)
@@ -360,13 +391,17 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=4, help="front members exported per search arm")
     parser.add_argument("--val-images", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--sampler", default="nsga2")
+    parser.add_argument(
+        "--sampler", default="nsga2", help="the architecture-only arms' (and sequential's)"
+    )
     parser.add_argument("--netadapt-ratio", type=float, default=0.7)
     parser.add_argument("--netadapt-iterations", type=int, default=2)
     parser.add_argument("--long-term-epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--arms", default="joint,arch-fp32,arch-int8,sequential", help="comma-separated"
+        "--arms",
+        default="joint,joint-nsga2,arch-fp32,arch-int8,sequential",
+        help="comma-separated",
     )
     args = parser.parse_args()
     out = runs_root() / "benchmarks" / "apq"

@@ -207,8 +207,10 @@ class SearchSpec:
     per latency bin up to the reference latency is evaluated; from 100 trials on, 40% of each
     round goes to the best subnet under each of ``export.budgets_ms`` in turn; see
     ``nas/search/_surrogate.py``),
-    or ``compound`` (EfficientNet's compound scaling of the smallest subnet as a baseline; see
-    ``nas/search/_compound.py``).
+    ``compound`` (EfficientNet's compound scaling of the smallest subnet as a baseline; see
+    ``nas/search/_compound.py``), or ``apq`` (for a space with per-layer precisions: an
+    evolution over architectures and widths, each proposal's precisions chosen from the latency
+    table and the size model for a trade-off drawn per proposal; see ``nas/search/_apq.py``).
     trials: completed trials the study should reach (a re-run continues towards it).
     timeout_minutes: stop dispatching after this wall time (null: no limit).
     workers / threads_per_worker: Ray actors, each holding the evaluator, and their torch threads.

@@ -358,7 +358,7 @@ class SearchJob(Job):
         return make_proposer(
             self.spec.search.sampler,
             self.space,
-            lambda c: model.predict(c).ms,
+            lambda c: self._predict(model, c),  # a host table measures what it lacks
             self.reference[0],
             seed=self.spec.seed,
             budgets_ms=self.spec.budgets_ms(),

@@ -13,6 +13,7 @@ import optuna
 from nas.registry import SAMPLERS
 
 __all__ = [
+    "APQSampler",
     "GPSampler",
     "NSGA2Sampler",
     "ProposingSampler",
@@ -141,6 +142,15 @@ class CompoundSampler(ProposingSampler):
     scaled family; random draws only fill in while grid configs are being evaluated."""
 
     proposer_path = "nas.search._compound:CompoundProposer"
+
+
+@SAMPLERS.register("apq")
+class APQSampler(ProposingSampler):
+    """The joint architecture / width / precision search (``nas/search/_apq.py``): an
+    evolution over base configs, each layer's precision chosen from the latency table and the
+    size model for a trade-off drawn per proposal; random draws only fill in."""
+
+    proposer_path = "nas.search._apq:PrecisionProposer"
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:

@@ -32,7 +32,7 @@ import numpy as np
 
 from nas.search._pareto import pareto_front
 
-__all__ = ["SurrogateProposer", "default_budgets"]
+__all__ = ["SurrogateProposer", "crossover", "default_budgets"]
 
 N_BUDGETS = 10
 
@@ -40,6 +40,12 @@ N_BUDGETS = 10
 def default_budgets(low_ms: float, high_ms: float, n: int = N_BUDGETS) -> list[float]:
     """``n`` latency budgets log-spaced from ``low_ms`` (the fastest subnet) to ``high_ms``."""
     return [float(b) for b in np.geomspace(low_ms, max(high_ms, low_ms * 1.01), n + 1)[1:]]
+
+
+def crossover(space: Any, a: Any, b: Any, rng: np.random.Generator) -> Any:
+    """A uniform crossover of two configs of ``space``: each Optuna parameter from either."""
+    pa, pb = space.trial_params(a), space.trial_params(b)
+    return space.config_from_params({k: pa[k] if rng.random() < 0.5 else pb[k] for k in pa})
 
 
 class SurrogateProposer:
@@ -95,10 +101,7 @@ class SurrogateProposer:
         return np.stack([self.space.encode(c) for c in configs]).astype(np.float64)
 
     def _crossover(self, a: Any, b: Any) -> Any:
-        pa, pb = self.space.trial_params(a), self.space.trial_params(b)
-        return self.space.config_from_params(
-            {k: pa[k] if self.rng.random() < 0.5 else pb[k] for k in pa}
-        )
+        return crossover(self.space, a, b, self.rng)
 
     def propose(self, evaluated: Sequence[tuple[Any, float]], n: int) -> list[Any]:
         """Up to ``n`` configs not in ``evaluated`` (config, accuracy) pairs: the round's share
