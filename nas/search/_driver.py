@@ -354,11 +354,17 @@ class SearchJob(Job):
     # ---- the surrogate sampler -------------------------------------------------------------
     def _proposer(self) -> Any:
         """The sampler's proposer (``nas.search._samplers``), or None when it has none."""
+        from nas.registry import SAMPLERS
+
         model = self.devices[0]
+        if SAMPLERS.create(self.spec.search.sampler).measures_missing:
+            latency = lambda c: self._predict(model, c)  # noqa: E731  (measures what it lacks)
+        else:
+            latency = lambda c: model.predict(c).ms  # noqa: E731
         return make_proposer(
             self.spec.search.sampler,
             self.space,
-            lambda c: self._predict(model, c),  # a host table measures what it lacks
+            latency,
             self.reference[0],
             seed=self.spec.seed,
             budgets_ms=self.spec.budgets_ms(),

@@ -55,7 +55,13 @@ class Sampler(abc.ABC):
       predicted milliseconds; ``reference_ms`` the hypervolume reference latency.
     - A sampler holds no state of its own: ``SAMPLERS.create(name)`` builds it with no
       arguments; its state lives in what it returns.
+    - ``measures_missing``: whether ``latency`` may have a host table of this machine measure
+      the entries it lacks (a proposer that prices a few configs per proposal); False (the
+      default) for one that rates thousands of candidates, which gets the table as it is and
+      fails on a missing entry rather than measuring thousands.
     """
+
+    measures_missing: bool = False
 
     @abc.abstractmethod
     def optuna_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
@@ -151,6 +157,7 @@ class APQSampler(ProposingSampler):
     size model for a trade-off drawn per proposal; random draws only fill in."""
 
     proposer_path = "nas.search._apq:PrecisionProposer"
+    measures_missing = True  # each proposal prices its network at each precision once
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:

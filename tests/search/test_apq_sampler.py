@@ -90,9 +90,9 @@ def test_proposals_evolve_from_the_front(space):
 
 
 def test_the_driver_prices_proposals_as_it_prices_trials(monkeypatch):
-    """The proposer's latency is the search's own pricing (``SearchJob._predict``), which has a
-    host table of this machine measure the fp16, int8 and boundary entries it lacks, rather than
-    the table's plain ``predict``, which fails on them."""
+    """The ``apq`` proposer's latency is the search's own pricing (``SearchJob._predict``),
+    which has a host table of this machine measure the fp16, int8 and boundary entries it lacks,
+    rather than the table's plain ``predict``, which fails on them."""
     import dataclasses
     from pathlib import Path
 
@@ -114,3 +114,15 @@ def test_the_driver_prices_proposals_as_it_prices_trials(monkeypatch):
     config = proposer.precisions(small, math.inf)
     assert asked and all(model is job.devices[0] for model, _ in asked)
     assert str(config) in {c for _, c in asked}
+    # a proposer that rates thousands of candidates gets the table as it is
+    monkeypatch.undo()
+    spec = dataclasses.replace(
+        spec,
+        space="ofa_mbv3_small",
+        search=dataclasses.replace(spec.search, sampler="surrogate"),
+    )
+    surrogate_job = SearchJob(spec, track=False)
+    asked.clear()
+    monkeypatch.setattr(SearchJob, "_predict", staticmethod(predict))
+    surrogate = surrogate_job._proposer()
+    assert surrogate.latency(surrogate.space.largest()) > 0 and not asked
