@@ -40,8 +40,8 @@ def test_shipped_supernet_spec_loads():
         ),
         (
             {"name": "x", "search": {"sampler": "cmaes"}},
-            r"search.sampler = 'cmaes' must be one of \['compound', 'gp', 'nsga2', 'random', "
-            r"'surrogate', 'tpe'\]",
+            r"search.sampler = 'cmaes' must be one of \['apq', 'compound', 'gp', 'nsga2', "
+            r"'random', 'surrogate', 'tpe'\]",
         ),
         (
             {"name": "x", "export": {"formats": ["tflite-fp32", "coreml"]}},
