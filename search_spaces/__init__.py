@@ -26,6 +26,7 @@ from search_spaces._joint import APQ_SHARES, apq, int8
 from search_spaces._mbv3 import ElasticMBV3Space, MBV3Config, make_divisible
 from search_spaces._mixed import MixedConfig, MixedPrecisionSpace, mixed_precision
 from search_spaces._pruned import PrunedConfig, PrunedSpace, pruned
+from search_spaces._wrapper import SpaceWrapper
 from search_spaces.nb201 import NB201Config, NB201Space, nb201
 from search_spaces.ofa_mbv3 import ofa_mbv3
 from search_spaces.ofa_mbv3_small import ofa_mbv3_small
@@ -46,6 +47,7 @@ __all__ = [
     "PrunedSpace",
     "SearchSpace",
     "Shrinkable",
+    "SpaceWrapper",
     "Unit",
     "WeightSharing",
     "get_space",

@@ -88,7 +88,8 @@ class MixedPrecisionSpace(SpaceWrapper[MixedConfig]):
         self.dtypes = dtypes
         self._slots = len(base.layers(base.largest()))
 
-    def _with(self, base_config: Any, dtype: str) -> MixedConfig:
+    def uniform(self, base_config: Any, dtype: str) -> MixedConfig:
+        """``base_config`` with every layer at ``dtype``."""
         return MixedConfig(base_config, (dtype,) * len(self.base.layers(base_config)))
 
     # ---- the SearchSpace contract --------------------------------------------------------
@@ -113,7 +114,7 @@ class MixedPrecisionSpace(SpaceWrapper[MixedConfig]):
     def parse(self, text: str) -> MixedConfig:
         m = _MIXED_RE.fullmatch(text.strip())
         if m is None:
-            return self._with(self.base.resolve(text), self.dtypes[0])
+            return self.uniform(self.base.resolve(text), self.dtypes[0])
         base = self.base.resolve(m.group(1))
         dtypes: list[str] = []
         for code, count in _RUN_RE.findall(m.group(2)):
@@ -125,10 +126,10 @@ class MixedPrecisionSpace(SpaceWrapper[MixedConfig]):
         return self.validate(MixedConfig(base, tuple(dtypes)))
 
     def largest(self) -> MixedConfig:
-        return self._with(self.base.largest(), self.dtypes[0])
+        return self.uniform(self.base.largest(), self.dtypes[0])
 
     def smallest(self) -> MixedConfig:
-        return self._with(self.base.smallest(), self.dtypes[-1])
+        return self.uniform(self.base.smallest(), self.dtypes[-1])
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> MixedConfig:
         base = self.base.suggest(trial)

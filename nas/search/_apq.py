@@ -84,9 +84,6 @@ class PrecisionProposer:
     def _with(self, base: Any, dtypes: Sequence[str]) -> Any:
         return self.space.config_type(base, tuple(dtypes))
 
-    def _uniform(self, base: Any, dtype: str) -> Any:
-        return self._with(base, [dtype] * len(self.base_space.layers(base)))
-
     def precisions(self, base: Any, lam: float) -> Any:
         """``base`` with the precisions that minimize ``size_kb + lam * latency_ms`` (coordinate
         descent from each uniform precision; ``lam = inf``: latency first, then size)."""
@@ -101,7 +98,7 @@ class PrecisionProposer:
         # every layer priced at every precision and every boundary op priced once, in a few
         # whole configs (a host table measures what it lacks in one go per config)
         for d in self.dtypes:
-            self.latency(self._uniform(base, d))
+            self.latency(self.space.uniform(base, d))
         if "int8" in self.dtypes and len(self.dtypes) > 1:
             other = next(d for d in self.dtypes if d != "int8")
             for start in (0, 1):
@@ -139,7 +136,7 @@ class PrecisionProposer:
         if u < 2 * self.extremes:
             return math.inf
         assert self.dtypes is not None
-        uniform = [self._uniform(base, d) for d in self.dtypes]
+        uniform = [self.space.uniform(base, d) for d in self.dtypes]
         priced = [(self.latency(c), self.size_kb(c)) for c in uniform]
         fast, small = min(priced), min(priced, key=lambda p: p[1])
         rate = (fast[1] - small[1]) / max(small[0] - fast[0], 1e-6)
@@ -157,8 +154,10 @@ class PrecisionProposer:
     def _unwrapped_smallest(self) -> Any:
         """The smallest config of the innermost space as this base space reads it (for
         ``pruned(base)``: the base's smallest network, not pruned), else the base's own."""
+        from search_spaces import SpaceWrapper
+
         inner = self.base_space
-        while hasattr(inner, "base"):
+        while isinstance(inner, SpaceWrapper):
             inner = inner.base
         return self.base_space.parse(str(inner.smallest()))
 

@@ -23,7 +23,7 @@ from nas.latency import build_latency
 from nas.registry import EVALUATORS
 from nas.search._objectives import make_objective
 from nas.search._pareto import hypervolume_2d, nondominated, pareto_front
-from nas.search._samplers import make_proposer, make_sampler
+from nas.search._samplers import make_sampler
 from nas.search._storage import (
     Heartbeat,
     batched_writes,
@@ -356,13 +356,15 @@ class SearchJob(Job):
         """The sampler's proposer (``nas.search._samplers``), or None when it has none."""
         from nas.registry import SAMPLERS
 
+        sampler = SAMPLERS.create(self.spec.search.sampler)
         model = self.devices[0]
-        if SAMPLERS.create(self.spec.search.sampler).measures_missing:
-            latency = lambda c: self._predict(model, c)  # noqa: E731  (measures what it lacks)
-        else:
-            latency = lambda c: model.predict(c).ms  # noqa: E731
-        return make_proposer(
-            self.spec.search.sampler,
+
+        def latency(config: Any) -> float:
+            if sampler.measures_missing:  # a host table measures what it lacks
+                return self._predict(model, config)
+            return model.predict(config).ms
+
+        return sampler.proposer(
             self.space,
             latency,
             self.reference[0],
