@@ -132,20 +132,42 @@ def _select(front: list[dict], k: int) -> list[dict]:
 
 
 def _export(
-    arm: str, spec: Any, job: Any, configs: list[Any], fmt: str, out: Path, extra: dict
+    arm: str,
+    spec: Any,
+    job: Any,
+    configs: list[Any],
+    fmt: str,
+    out: Path,
+    extra: dict,
+    finetune_epochs: int = 0,
+    finetune_lr: float = 0.005,
 ) -> list[dict]:
-    """Each config exported in ``fmt`` and verified (test top-1 on all test images); untimed."""
+    """Each config exported in ``fmt`` and verified (test top-1 on all test images); untimed.
+    With ``finetune_epochs``, each subnet is first fine-tuned as the sequential arm's NetAdapt
+    fine-tunes its final model (fp32, on the training split, then quantized by the export)."""
     from nas.export import export_subnet
     from nas.jobs import subnet_evaluator
+    from nas.supernet import finetune
 
     space, evaluator = subnet_evaluator(spec)
     rows = []
     for config in configs:
         start = time.perf_counter()
+        model = evaluator.subnet(config)
+        if finetune_epochs:
+            resolution = space.input_shape(config)[1]
+            finetune(
+                model,
+                evaluator.dataset,
+                resolution,
+                finetune_epochs,
+                lr=finetune_lr,
+                seed=spec.seed,
+            )
         (f,) = export_subnet(
             space,
             config,
-            evaluator.subnet(config),
+            model,
             evaluator.dataset,
             out / arm,
             formats=[fmt],
@@ -173,7 +195,9 @@ def _row(arm: str, config: Any, f: Any, seconds: float, val: float | None) -> di
 
 
 def _search_arm(args: argparse.Namespace, arm: str, out: Path) -> dict:
-    cached = out / f"{arm}.json"
+    ft = args.finetune_epochs
+    name = f"{arm}-ft{ft}" if ft else arm  # its files and report row
+    cached = out / f"{name}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
     space, fmt, sampler = SEARCH_ARMS[arm]
@@ -182,9 +206,10 @@ def _search_arm(args: argparse.Namespace, arm: str, out: Path) -> dict:
     members = _select(result.pareto, args.k)
     start = time.perf_counter()
     val = {m["config"]: m["accuracy"] for m in members}
-    rows = _export(arm, spec, job, [job.space.parse(m["config"]) for m in members], fmt, out, val)
+    configs = [job.space.parse(m["config"]) for m in members]
+    rows = _export(name, spec, job, configs, fmt, out, val, ft, args.long_term_lr)
     done = {
-        "arm": arm,
+        "arm": name,
         "evaluations": timing.get("dispatched", 0),
         "timing": {**timing, "export_seconds": round(time.perf_counter() - start, 1)},
         "rows": rows,
@@ -233,6 +258,7 @@ def _sequential_arm(args: argparse.Namespace, out: Path) -> dict:
             decay=1.0,
             max_iterations=iterations,
             long_term_epochs=args.long_term_epochs,
+            long_term_lr=args.long_term_lr,
             workers=args.workers,
         ),
         export=dataclasses.replace(na_base.export, formats=("tflite-int8",)),
@@ -325,11 +351,14 @@ def _report(arms: list[dict], out: Path) -> None:
             f"  {a['arm']:10s} HV {hv[a['arm']]:.4f}  ({a['evaluations']} accuracy evaluations; "
             f"{took})"
         )
-    joint = next(a for a in arms if a["arm"] == "joint")["rows"]
-    print("\nmatched: for each other file, the best joint file at or under its latency and size")
+    joint_arm = next(a["arm"] for a in arms if a["arm"].split("-ft")[0] == "joint")
+    joint = next(a for a in arms if a["arm"] == joint_arm)["rows"]
+    print(
+        f"\nmatched: for each other file, the best {joint_arm} file at or under its latency, size"
+    )
     matched = []
     for r in rows:
-        if r["arm"] == "joint":
+        if r["arm"] == joint_arm:
             continue
         inside = [
             j
@@ -397,6 +426,17 @@ def main() -> int:
     parser.add_argument("--netadapt-ratio", type=float, default=0.7)
     parser.add_argument("--netadapt-iterations", type=int, default=2)
     parser.add_argument("--long-term-epochs", type=int, default=1)
+    parser.add_argument(
+        "--long-term-lr", type=float, default=0.005, help="NetAdapt's final fine-tune's"
+    )
+    parser.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=0,
+        help="fine-tune each search arm's exported subnets this many epochs at --long-term-lr "
+        "first, as sequential's NetAdapt fine-tunes its final model (its arms and files are "
+        "named <arm>-ft<epochs>)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--arms",

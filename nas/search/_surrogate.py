@@ -13,8 +13,13 @@ or a predictor call). After a random warm-up every round fits a ridge regression
   ``search.max_latency_ms``; with neither, ten log-spaced from the smallest subnet to the
   reference latency), a ridge model fitted with the trials near that latency weighted most (a
   kernel of width ``width`` in log latency) rates the children of a short evolution from the
-  best evaluated subnets under the budget (small mutations, so the children stay near them),
-  and the best-rated unseen child under the budget is proposed.
+  best evaluated subnets under the budget, and the best-rated unseen child under the budget is
+  proposed. Most children are small mutations (they stay near the parents); ``local_jump`` of
+  them are large ones (``jump_prob`` per choice) brought back under the budget by setting
+  random choices to the smallest subnet's, so a different shape at the same latency (deeper
+  stages with smaller expansions, say) can be reached at all. The rating is the prediction plus
+  ``local_explore`` posterior standard deviations (the ridge read as Bayesian linear
+  regression), so a child unlike any evaluated trial is not ranked by extrapolation alone.
 
 A linear model on one-hot choices fits the whole range only roughly (what a kernel in one layer
 is worth depends on the resolution and the depth); fitted around one latency it ranks the
@@ -71,6 +76,9 @@ class SurrogateProposer:
         local_children: int = 400,
         local_parents: int = 5,
         local_mutation_prob: float = 0.04,
+        local_explore: float = 1.0,
+        local_jump: float = 0.3,
+        jump_prob: float = 0.15,
     ) -> None:
         self.space, self.latency, self.max_latency = space, latency, max_latency_ms
         self.rng = np.random.default_rng(seed)
@@ -82,20 +90,37 @@ class SurrogateProposer:
         self.local_after, self.local_share, self.width = local_after, local_share, width
         self.local_generations, self.local_children = local_generations, local_children
         self.local_parents, self.local_mutation_prob = local_parents, local_mutation_prob
+        self.local_explore, self.local_jump, self.jump_prob = local_explore, local_jump, jump_prob
 
     def _fit(
-        self, x: np.ndarray, accuracy: np.ndarray, weight: np.ndarray | None = None
+        self,
+        x: np.ndarray,
+        accuracy: np.ndarray,
+        weight: np.ndarray | None = None,
+        explore: float = 0.0,
     ) -> Callable[[np.ndarray], Any]:
         """Ridge regression of ``accuracy`` on the encodings ``x`` (rows weighted by ``weight``;
-        None: all alike); returns the model's prediction for a stack of encodings."""
+        None: all alike); returns the model's rating of a stack of encodings: its prediction,
+        plus ``explore`` times its posterior standard deviation (Bayesian linear regression
+        with the ridge as the prior: large where the evaluated trials say little)."""
         w = np.ones(len(x)) if weight is None else weight
         mean_x, mean_y = (w @ x) / w.sum(), (w @ accuracy) / w.sum()
         xc = x - mean_x
         xw = xc * w[:, None]
-        coef = np.linalg.solve(
-            xw.T @ xc + self.ridge * np.eye(x.shape[1]), xw.T @ (accuracy - mean_y)
-        )
-        return lambda z: (z - mean_x) @ coef + mean_y
+        a = xw.T @ xc + self.ridge * np.eye(x.shape[1])
+        coef = np.linalg.solve(a, xw.T @ (accuracy - mean_y))
+        if not explore:
+            return lambda z: (z - mean_x) @ coef + mean_y
+        residual = accuracy - mean_y - xc @ coef
+        noise = float(w @ residual**2 / w.sum())
+        a_inv = np.linalg.inv(a)
+
+        def rate(z: np.ndarray) -> Any:
+            zc = z - mean_x
+            std = np.sqrt(noise * np.maximum(np.einsum("ij,jk,ik->i", zc, a_inv, zc), 0.0))
+            return zc @ coef + mean_y + explore * std
+
+        return rate
 
     def _encode(self, configs: Sequence[Any]) -> np.ndarray:
         return np.stack([self.space.encode(c) for c in configs]).astype(np.float64)
@@ -186,14 +211,19 @@ class SurrogateProposer:
             return None
         # trials near the budget's latency weigh most (the floor keeps the system solvable)
         weight = np.exp(-np.abs(np.log(latencies / budget)) / self.width) + 1e-3
-        predict = self._fit(x, accuracy, weight)
+        predict = self._fit(x, accuracy, weight, self.local_explore)
         parents = [configs[i] for i in under[np.argsort(-accuracy[under])][: self.local_parents]]
         pool: dict[str, tuple[Any, float]] = {}
         for _ in range(self.local_generations):
             children = []
             for _ in range(self.local_children):
                 parent = parents[int(self.rng.integers(len(parents)))]
-                if self.rng.random() < 0.8:
+                r = self.rng.random()
+                if r < self.local_jump:
+                    child = self._shrink(
+                        self.space.mutate(parent, self.rng, self.jump_prob), budget
+                    )
+                elif r < 0.8:
                     child = self.space.mutate(parent, self.rng, self.local_mutation_prob)
                 else:
                     other = parents[int(self.rng.integers(len(parents)))]
@@ -208,3 +238,19 @@ class SurrogateProposer:
                 top = sorted(pool.values(), key=lambda r: -r[1])[: self.local_parents]
                 parents = [c for c, _ in top]
         return max(pool.values(), key=lambda r: r[1])[0] if pool else None
+
+    def _shrink(self, config: Any, budget: float) -> Any:
+        """``config`` brought under ``budget``: one choice at a time, drawn at random among
+        those that differ from the space's smallest config, set to the smallest's."""
+        params, small = (
+            self.space.trial_params(config),
+            self.space.trial_params(self.space.smallest()),
+        )
+        while self.latency(config) > budget:
+            differ = [k for k in params if k in small and params[k] != small[k]]
+            if not differ:
+                break
+            k = differ[int(self.rng.integers(len(differ)))]
+            params[k] = small[k]
+            config = self.space.config_from_params(params)
+        return config

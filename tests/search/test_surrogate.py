@@ -68,3 +68,34 @@ def test_searching_under_a_budget_beats_random_draws_under_it():
     random_configs, random_accuracy = _labelled(space, predictor, 140, seed=4)
     found = _best_under(configs, accuracy, cost, budget)
     assert found > _best_under(random_configs, random_accuracy, cost, budget) + 0.005
+
+
+def test_a_large_jump_is_brought_back_under_the_budget_toward_the_smallest_subnet():
+    space = get_space("ofa_mbv3")
+    proposer = make_proposer("surrogate", space, space.macs, space.macs(space.largest()), seed=0)
+    budget = 1.2 * space.macs(space.smallest())
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        config = space.mutate(space.largest(), rng, 0.15)
+        shrunk = proposer._shrink(config, budget)
+        assert space.macs(shrunk) <= budget < space.macs(config)
+        assert space.validate(shrunk) == shrunk
+        small = space.trial_params(space.smallest())
+        before, after = space.trial_params(config), space.trial_params(shrunk)
+        # it moved toward the smallest subnet: more of its choices are the smallest's
+        assert sum(after[k] == small[k] for k in small) > sum(before[k] == small[k] for k in small)
+
+
+def test_the_rating_adds_the_posterior_std_where_the_trials_say_little():
+    space = get_space("ofa_mbv3")
+    predictor = load_ofa_predictor(PREDICTOR)
+    configs, accuracy = _labelled(space, predictor, 150, seed=1)
+    proposer = make_proposer("surrogate", space, space.macs, 1.0, seed=0)
+    x = proposer._encode(configs)
+    mean, rate = proposer._fit(x, accuracy), proposer._fit(x, accuracy, explore=1.0)
+    unseen, _ = _labelled(space, predictor, 50, seed=9)
+    z = proposer._encode(unseen)
+    bonus = rate(z) - mean(z)
+    assert np.all(bonus > 0)
+    # a trial it was fitted on is known better than a config it never saw
+    assert np.median(rate(x) - mean(x)) < np.median(bonus)
