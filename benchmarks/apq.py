@@ -33,7 +33,8 @@ file, the joint file with the highest top-1 at or under its latency and size, an
 whether the joint front dominates the sequential one; and how long each search and export took.
 
     .venv/bin/python benchmarks/apq.py [--evaluations 60] [--k 4] [--val-images 2000] \
-        [--netadapt-ratio 0.7] [--netadapt-iterations 2] [--long-term-epochs 1] [--seed 0]
+        [--netadapt-ratio 0.7] [--netadapt-iterations 2] [--long-term-epochs 1] [--seed 0] \
+        [--finetune-epochs 0]
 
 Re-running resumes: the studies continue from their journals, NetAdapt from its state, and an
 arm whose files were exported already (``<runs>/benchmarks/apq/<arm>.json``) is not redone.
