@@ -140,8 +140,8 @@ def _export(
     fmt: str,
     out: Path,
     extra: dict,
-    finetune_epochs: int = 0,
-    finetune_lr: float = 0.005,
+    finetune_epochs: int,
+    finetune_lr: float,
 ) -> list[dict]:
     """Each config exported in ``fmt`` and verified (test top-1 on all test images); untimed.
     With ``finetune_epochs``, each subnet is first fine-tuned as the sequential arm's NetAdapt

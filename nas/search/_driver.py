@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -359,11 +360,11 @@ class SearchJob(Job):
         sampler = SAMPLERS.create(self.spec.search.sampler)
         model = self.devices[0]
 
-        def latency(config: Any) -> float:
-            if sampler.measures_missing:  # a host table measures what it lacks
-                return self._predict(model, config)
+        def priced(config: Any) -> float:
             return model.predict(config).ms
 
+        # chosen once: the proposer prices thousands of candidates through it
+        latency = functools.partial(self._predict, model) if sampler.measures_missing else priced
         return sampler.proposer(
             self.space,
             latency,

@@ -91,6 +91,7 @@ class SurrogateProposer:
         self.local_generations, self.local_children = local_generations, local_children
         self.local_parents, self.local_mutation_prob = local_parents, local_mutation_prob
         self.local_explore, self.local_jump, self.jump_prob = local_explore, local_jump, jump_prob
+        self._smallest_params = space.trial_params(space.smallest())  # what _shrink sets
 
     def _fit(
         self,
@@ -242,10 +243,7 @@ class SurrogateProposer:
     def _shrink(self, config: Any, budget: float) -> Any:
         """``config`` brought under ``budget``: one choice at a time, drawn at random among
         those that differ from the space's smallest config, set to the smallest's."""
-        params, small = (
-            self.space.trial_params(config),
-            self.space.trial_params(self.space.smallest()),
-        )
+        params, small = self.space.trial_params(config), self._smallest_params
         while self.latency(config) > budget:
             differ = [k for k in params if k in small and params[k] != small[k]]
             if not differ:
