@@ -19,6 +19,9 @@ __all__ = ["JobRun"]
 #: MLflow's HTTP client settings for a flush, unless the environment sets them: one try, no
 #: retries (MLflow's own retries of one request last minutes, and the job would wait on them)
 _TRY_ONCE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+#: while MLflow is failing, the tries are spaced further apart (``flush_seconds`` doubled per
+#: failed try, up to this): a server that hangs costs the study one request timeout per try
+MAX_RETRY_SECONDS = 60.0
 
 
 @contextlib.contextmanager
@@ -64,6 +67,7 @@ class JobRun:
         self.written: dict[Any, str] = {}
         #: the last flush failed (MLflow unreachable): its children are still queued
         self.failing = False
+        self._failures = 0  # failed flushes in a row
         #: child runs created by a write that failed half-way: deleted before writing again
         self._partial: list[str] = []
         self._last_flush = time.monotonic()
@@ -173,11 +177,18 @@ class JobRun:
 
     def flush_due(self) -> bool:
         """Children are queued, and ``flush_every`` of them or ``flush_seconds`` since the last
-        flush (only the time while MLflow is failing: one try per ``flush_seconds``)."""
+        flush (only the time while MLflow is failing: ``flush_seconds`` after the first failed
+        try, doubled after each further one, up to :data:`MAX_RETRY_SECONDS`)."""
         if not self._buffer:
             return False
-        waited = time.monotonic() - self._last_flush >= self.flush_seconds
+        waited = time.monotonic() - self._last_flush >= self.retry_seconds
         return waited or (not self.failing and len(self._buffer) >= self.flush_every)
+
+    @property
+    def retry_seconds(self) -> float:
+        """How long :meth:`flush_due` waits after the last flush before the next one is due."""
+        backoff = 2.0 ** max(self._failures - 1, 0)
+        return min(self.flush_seconds * backoff, max(MAX_RETRY_SECONDS, self.flush_seconds))
 
     def flush(self) -> dict[Any, str]:
         """Write every queued child run; their keys -> run ids. A write that fails (MLflow
@@ -196,8 +207,9 @@ class JobRun:
                     self._buffer.pop(0)
             except Exception:
                 self.failing = True
+                self._failures += 1
                 raise
-        self.failing = False
+        self.failing, self._failures = False, 0
         return out
 
     def child(

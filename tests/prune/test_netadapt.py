@@ -181,9 +181,10 @@ def test_entries_timed_on_demand_are_put_at_the_tables_speed(tmp_path):
 
 
 def test_entries_timed_far_from_the_tables_speed_are_refused(tmp_path):
-    """Reference entries cut to a third: this machine times them ~3x their table, which no
+    """Reference entries cut to a tenth: this machine times them ~10x their table, which no
     machine state a scale could put right explains; the new entries are refused and the table
-    is left as it was."""
+    is left as it was. (A tenth, not a third: the copy's table is put at this machine's speed by
+    one timing, which can be off; one clean-clone CI run timed entries cut to a third at 1.87x.)"""
     from nas.errors import LatencyTableError
     from nas.latency._host import host_reference
 
@@ -194,7 +195,7 @@ def test_entries_timed_far_from_the_tables_speed_are_refused(tmp_path):
     tables = sorted((lut / "ofa_mbv3_small").glob("*.yaml"), key=lambda p: int(p.stem))
     top = load_table(tables[-1])  # where the reference layers come from
     write_table(
-        tables[-1], {k: dataclasses.replace(e, mean=e.mean / 3) for k, e in top.entries.items()}
+        tables[-1], {k: dataclasses.replace(e, mean=e.mean / 10) for k, e in top.entries.items()}
     )
     assert host_reference(lut, space) is not None
     before = (lut / "ofa_mbv3_small" / "24.yaml").read_bytes()
@@ -219,8 +220,11 @@ def _own_ray():
 @pytest.mark.slow
 @pytest.mark.usefixtures("_own_ray")
 @pytest.mark.usefixtures("tracking_store")
+# through a tracking server only: NetAdapt logs and registers with the code the search uses,
+# which tests/tracking/test_registry.py runs on both stores (this test takes minutes a store)
+@pytest.mark.parametrize("tracking_store", ["server"], indirect=True)
 def test_netadapt_prunes_to_the_budget_resumes_tracks_and_exports(small_fmnist, tmp_path, capsys):
-    """On a SQLite store, and through an MLflow tracking server (``tracking_store``)."""
+    """Through an MLflow tracking server (``tracking_store``), as a cluster's job logs."""
     data = tiny_spec_dict(small_fmnist, tmp_path)
     spec = spec_from_dict(data)
     dataset, space = load_job(spec)

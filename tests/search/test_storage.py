@@ -133,12 +133,12 @@ def test_the_study_survives_its_database_restarting_mid_study(tmp_path, postgres
     """PostgreSQL stopped mid-study, until the driver says it is waiting for it, then started
     again: the study reaches its budget with no trial failed or lost."""
     spec_path = _spec(
-        tmp_path, name="restarted", trials=400, workers=1, storage=postgres.create_database()
+        tmp_path, name="restarted", trials=200, workers=1, storage=postgres.create_database()
     )
     spec = load_spec(spec_path)
     with driver(spec_path, "--no-mlflow", env={"NAS_INJECT_FAULTS": "slow_ms=30"}) as proc:
         n = len(wait_until(spec, proc, lambda trials: len(trials) >= 20))
-        assert proc.poll() is None and n < 200, "the study was near its end before the restart"
+        assert proc.poll() is None and n < 100, "the study was near its end before the restart"
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
         reader.start()
@@ -159,7 +159,7 @@ def test_the_study_survives_its_database_restarting_mid_study(tmp_path, postgres
     assert proc.returncode == 0, err
     study = open_study(spec)
     states = [t.state for t in study.trials]
-    assert states.count(optuna.trial.TrialState.COMPLETE) == 400
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 200
     assert optuna.trial.TrialState.FAIL not in states
 
 
@@ -301,7 +301,7 @@ def test_batched_writes_store_what_one_write_per_call_stores(tmp_path, kind, req
 def test_a_study_goes_on_while_its_mlflow_server_is_down_and_loses_no_run(
     tmp_path, postgres, monkeypatch
 ):
-    """The MLflow tracking server (PostgreSQL backend) stopped for 30 s mid-study: the study goes
+    """The MLflow tracking server (PostgreSQL backend) stopped for 20 s mid-study: the study goes
     on (the study is the source of truth), the job says so once, and once the server is back
     every evaluated trial has exactly one run and the parent run ends FINISHED."""
     from tests.servers import MLflowServer
@@ -310,27 +310,30 @@ def test_a_study_goes_on_while_its_mlflow_server_is_down_and_loses_no_run(
     try:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
         spec_path = _spec(
-            tmp_path, name="outage", trials=600, workers=1, storage=postgres.create_database()
+            tmp_path, name="outage", trials=300, workers=1, storage=postgres.create_database()
         )
         spec = load_spec(spec_path)
         with driver(spec_path, env={"NAS_INJECT_FAULTS": "slow_ms=100"}) as proc:  # ~9 trials/s
-            wait_until(spec, proc, lambda trials: len(trials) >= 30)
+            before = wait_until(spec, proc, lambda trials: len(trials) >= 30)
             server.stop()
             down = len(_complete(spec))
-            time.sleep(30)
+            time.sleep(20)  # <= 180 trials at ~9/s: the study is still on when MLflow is back
             during = len(_complete(spec)) - down
             server.start()
             _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
-        # the study went on without MLflow: a driver that waited on it would finish a handful
-        # of trials in the 30 s, not dozens (about 9 per second on a quiet machine; 87 during
-        # the outage in one clean-clone CI run that was slower throughout: so only a fraction)
-        assert during >= 30 and down < 300
+        # the study went on without MLflow: after the first write the outage met (it waits up
+        # to MLFLOW_HTTP_REQUEST_TIMEOUT, 10 s), at a third of its pace before the outage at
+        # least; a driver that waited on MLflow would finish a trial or two. A pace, not a count:
+        # on a busy machine all of it is slower (a count failed once beside another job)
+        times = sorted(t.datetime_complete.timestamp() for t in before)
+        pace = (len(times) - 1) / (times[-1] - times[0])
+        assert during >= max(5, pace * (20 - 10) / 3) and down < 150, (during, pace)
         assert err.count("MLflow cannot be written") == 1 and "MLflow answers again" in err
 
         study = open_study(spec)
         evaluated = [t.number for t in _complete(spec) if "duplicate_of" not in t.user_attrs]
-        assert len(study.trials) == 600 == len(_complete(spec))
+        assert len(study.trials) == 300 == len(_complete(spec))
         client = mlflow.tracking.MlflowClient(server.url)
         exp = client.get_experiment_by_name("outage")
         runs = client.search_runs([exp.experiment_id], max_results=5000)
