@@ -110,16 +110,20 @@ class SurrogateProposer:
         xw = xc * w[:, None]
         a = xw.T @ xc + self.ridge * np.eye(x.shape[1])
         coef = np.linalg.solve(a, xw.T @ (accuracy - mean_y))
+
+        def predict(z: np.ndarray) -> Any:
+            return (z - mean_x) @ coef + mean_y
+
         if not explore:
-            return lambda z: (z - mean_x) @ coef + mean_y
-        residual = accuracy - mean_y - xc @ coef
+            return predict
+        residual = accuracy - predict(x)
         noise = float(w @ residual**2 / w.sum())
         a_inv = np.linalg.inv(a)
 
         def rate(z: np.ndarray) -> Any:
             zc = z - mean_x
             std = np.sqrt(noise * np.maximum(np.einsum("ij,jk,ik->i", zc, a_inv, zc), 0.0))
-            return zc @ coef + mean_y + explore * std
+            return predict(z) + explore * std
 
         return rate
 

@@ -65,8 +65,6 @@ class JobRun:
         self._buffer: list[tuple[Any, str, dict, dict, dict]] = []
         #: every child run :meth:`flush` has written: its key -> run id
         self.written: dict[Any, str] = {}
-        #: the last flush failed (MLflow unreachable): its children are still queued
-        self.failing = False
         self._failures = 0  # failed flushes in a row
         #: child runs created by a write that failed half-way: deleted before writing again
         self._partial: list[str] = []
@@ -185,6 +183,11 @@ class JobRun:
         return waited or (not self.failing and len(self._buffer) >= self.flush_every)
 
     @property
+    def failing(self) -> bool:
+        """The last flush failed (MLflow unreachable): its children are still queued."""
+        return self._failures > 0
+
+    @property
     def retry_seconds(self) -> float:
         """How long :meth:`flush_due` waits after the last flush before the next one is due."""
         backoff = 2.0 ** max(self._failures - 1, 0)
@@ -206,10 +209,9 @@ class JobRun:
                     out[key] = self.written[key] = self._write_child(name, *record)
                     self._buffer.pop(0)
             except Exception:
-                self.failing = True
                 self._failures += 1
                 raise
-        self.failing, self._failures = False, 0
+        self._failures = 0
         return out
 
     def child(

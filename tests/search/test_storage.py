@@ -313,11 +313,12 @@ def test_a_study_goes_on_while_its_mlflow_server_is_down_and_loses_no_run(
             tmp_path, name="outage", trials=300, workers=1, storage=postgres.create_database()
         )
         spec = load_spec(spec_path)
+        outage_s = 20  # <= 180 trials at ~9/s: the study is still on when MLflow is back
         with driver(spec_path, env={"NAS_INJECT_FAULTS": "slow_ms=100"}) as proc:  # ~9 trials/s
             before = wait_until(spec, proc, lambda trials: len(trials) >= 30)
             server.stop()
             down = len(_complete(spec))
-            time.sleep(20)  # <= 180 trials at ~9/s: the study is still on when MLflow is back
+            time.sleep(outage_s)
             during = len(_complete(spec)) - down
             server.start()
             _, err = proc.communicate(timeout=600)
@@ -328,7 +329,7 @@ def test_a_study_goes_on_while_its_mlflow_server_is_down_and_loses_no_run(
         # on a busy machine all of it is slower (a count failed once beside another job)
         times = sorted(t.datetime_complete.timestamp() for t in before)
         pace = (len(times) - 1) / (times[-1] - times[0])
-        assert during >= max(5, pace * (20 - 10) / 3) and down < 150, (during, pace)
+        assert during >= max(5, pace * (outage_s - 10) / 3) and down < 150, (during, pace)
         assert err.count("MLflow cannot be written") == 1 and "MLflow answers again" in err
 
         study = open_study(spec)

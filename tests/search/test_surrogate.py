@@ -75,12 +75,12 @@ def test_a_large_jump_is_brought_back_under_the_budget_toward_the_smallest_subne
     proposer = make_proposer("surrogate", space, space.macs, space.macs(space.largest()), seed=0)
     budget = 1.2 * space.macs(space.smallest())
     rng = np.random.default_rng(0)
+    small = space.trial_params(space.smallest())
     for _ in range(5):
         config = space.mutate(space.largest(), rng, 0.15)
         shrunk = proposer._shrink(config, budget)
         assert space.macs(shrunk) <= budget < space.macs(config)
         assert space.validate(shrunk) == shrunk
-        small = space.trial_params(space.smallest())
         before, after = space.trial_params(config), space.trial_params(shrunk)
         # it moved toward the smallest subnet: more of its choices are the smallest's
         assert sum(after[k] == small[k] for k in small) > sum(before[k] == small[k] for k in small)
