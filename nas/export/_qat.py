@@ -99,10 +99,12 @@ def qat_tflite(
         len(x_train),
         time.perf_counter() - start,
     )
-    converter = tf.lite.TFLiteConverter.from_keras_model(quantized)
+    from nas.export._tflite import keras_converter, with_signature
+
+    converter = keras_converter(quantized)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     # the converter logs from C++ (MLIR passes); and it asks for fixed input statistics
     # (quantized_input_stats) although QAT has learned the ranges
     with native_logs(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Statistics for quantized inputs", UserWarning)
-        return converter.convert()
+        return with_signature(converter.convert(), quantized)
