@@ -95,13 +95,25 @@ def test_an_all_fp32_simulation_is_the_model_itself():
         simulate_precisions(model, dict.fromkeys(space.layer_paths(config), "int4"), [])
 
 
-def test_tensor_names_of_a_converted_file_say_which_module_they_come_from():
+def test_tensor_names_of_a_converted_file_say_which_module_they_come_from_and_it_has_a_signature():
     from ai_edge_litert.interpreter import Interpreter
 
     space = get_space("ofa_mbv3_small")
     config = space.smallest()
     keras = torch_to_keras(space.build(config).eval(), space.input_shape(config))
-    names = [t["name"] for t in Interpreter(model_content=to_tflite(keras)).get_tensor_details()]
+    interpreter = Interpreter(model_content=to_tflite(keras))
+    names = [t["name"] for t in interpreter.get_tensor_details()]
+    # the signature a SavedModel's conversion writes, which LiteRT's signature runners read
+    ((key, signature),) = interpreter.get_signature_list().items()
+    assert key == "serving_default" and signature == {
+        "inputs": keras.input_names,
+        "outputs": keras.output_names,
+    }
+    c, h, w = space.input_shape(config)
+    (logits,) = interpreter.get_signature_runner()(
+        **{keras.input_names[0]: np.zeros((1, h, w, c), np.float32)}
+    ).values()
+    assert logits.shape == (1, 10)
     modules = {
         part.split("/")[1].split("-")[0] for n in names for part in n.split(";") if "/" in part
     }
