@@ -163,19 +163,31 @@ class NetAdaptJob(Job):
     # ---- latency -------------------------------------------------------------------------
     def price(self, config: PrunedConfig) -> float:
         """Predicted latency (ms); missing entries are measured first when allowed."""
+        return self.price_all([config])[0]
+
+    def price_all(self, configs: list[PrunedConfig]) -> list[float]:
+        """Predicted latencies (ms) of ``configs``. When allowed, the entries they miss are
+        measured first, all of them in one timing (one round-robin beside the table's reference
+        layers per resolution), not one timing per config."""
         if self.na.measure_missing:
             from nas.latency import fill_missing
 
-            n = fill_missing(
-                self.latency,
-                self.space.layers(config),
-                self.space.input_shape(config)[1],
-                dtype=self.dtype,
-                cache_dir=cache_root() / "layers",
-            )
-            if n:
-                logger.info("measured %d new table entries on this host", n)
-        return self.latency.predict(config).ms
+            layers: dict[int, list] = {}
+            for config in configs:
+                layers.setdefault(self.space.input_shape(config)[1], []).extend(
+                    self.space.layers(config)
+                )
+            for resolution, group in layers.items():
+                n = fill_missing(
+                    self.latency,
+                    group,
+                    resolution,
+                    dtype=self.dtype,
+                    cache_dir=cache_root() / "layers",
+                )
+                if n:
+                    logger.info("measured %d new table entries on this host", n)
+        return [self.latency.predict(config).ms for config in configs]
 
     def measure(self, configs: list[PrunedConfig]) -> list[dict[str, Any]]:
         """Measured host LiteRT latency of each of ``configs`` at the table's precision and
@@ -203,30 +215,39 @@ class NetAdaptJob(Job):
         (none for a unit that cannot drop that much even at its smallest width).
 
         The width is found by bisection over the unit's smaller widths, on the premise that
-        fewer filters never cost more: about log2(n) widths priced (each may be measured on
-        demand) instead of up to n. Where a table breaks the premise (timing noise between
-        neighbouring widths), the width found still removes ``reduction``; a slightly wider one
-        might have too."""
-        out = []
-        for index, unit in enumerate(self.space.units(current.base)):
-            widths = self.space.smaller_widths(current, index)  # widest first
-            priced = [self._priced(current, index, w) for w in widths[-1:]]
-            if not priced or latency - priced[0][1] < reduction:
-                continue
-            lo, hi = 0, len(widths) - 1
-            while lo < hi:  # widths[hi] removes enough; the widest that does is in [lo, hi]
-                mid = (lo + hi) // 2
-                candidate = self._priced(current, index, widths[mid])
-                if latency - candidate[1] >= reduction:
-                    hi, priced = mid, [candidate]
+        fewer filters never cost more: about log2(n) widths priced instead of up to n. The units
+        are bisected in step: each step prices one width of every unit still open together
+        (``price_all``: entries missing from the table are measured in one timing per step, not
+        one per width). Where a table breaks the premise (timing noise between neighbouring
+        widths), the width found still removes ``reduction``; a slightly wider one might have
+        too."""
+        units = self.space.units(current.base)
+        widths = {i: self.space.smaller_widths(current, i) for i in range(len(units))}
+        widths = {i: w for i, w in widths.items() if w}  # widest first
+        found: dict[int, tuple[PrunedConfig, float]] = {}
+        bounds: dict[int, list[int]] = {}  # widths[i][hi] removes enough; the widest in [lo, hi]
+        smallest = self._priced_all(current, {i: w[-1] for i, w in widths.items()})
+        for i, (candidate, ms) in smallest.items():
+            if latency - ms >= reduction:
+                found[i], bounds[i] = (candidate, ms), [0, len(widths[i]) - 1]
+        while step := {i: (lo + hi) // 2 for i, (lo, hi) in bounds.items() if lo < hi}:
+            priced = self._priced_all(current, {i: widths[i][mid] for i, mid in step.items()})
+            for i, mid in step.items():
+                if latency - priced[i][1] >= reduction:
+                    bounds[i][1], found[i] = mid, priced[i]
                 else:
-                    lo = mid + 1
-            out.append(Proposal(index, unit.name, widths[hi], *priced[0]))
-        return out
+                    bounds[i][0] = mid + 1
+        return [
+            Proposal(i, units[i].name, widths[i][bounds[i][1]], *found[i]) for i in sorted(found)
+        ]
 
-    def _priced(self, current: PrunedConfig, index: int, width: int) -> tuple[PrunedConfig, float]:
-        candidate = self.space.with_width(current, index, width)
-        return candidate, self.price(candidate)
+    def _priced_all(
+        self, current: PrunedConfig, width_of: dict[int, int]
+    ) -> dict[int, tuple[PrunedConfig, float]]:
+        """``current`` with unit ``i`` at ``width_of[i]``, and its price, for each ``i``."""
+        candidates = {i: self.space.with_width(current, i, w) for i, w in width_of.items()}
+        prices = self.price_all(list(candidates.values()))
+        return {i: (c, ms) for (i, c), ms in zip(candidates.items(), prices, strict=True)}
 
     def target_ms(self, start_ms: float) -> float:
         na = self.na

@@ -300,25 +300,35 @@ def test_netadapt_prunes_to_the_budget_resumes_tracks_and_exports(small_fmnist, 
 
 def test_proposals_find_the_widest_width_that_removes_enough_by_bisection():
     """On a table where fewer filters never cost more, bisection proposes, per unit, the same
-    width as trying every width from the widest down, while pricing about log2(n) of them."""
+    width as trying every width from the widest down, while pricing about log2(n) of them; the
+    units are bisected in step, so that entries measured on demand are timed once per step (one
+    ``price_all`` call), not once per width."""
+    import math
     import types
 
     from nas.prune import NetAdaptJob
 
     space = _space()
     current = space.unpruned(space.base.largest())
-    calls = []
+    calls, rounds = [], []
 
     def price(config):
         calls.append(config)
         return 0.001 * sum(w * (i + 1) for i, w in enumerate(config.widths))
 
-    job = types.SimpleNamespace(space=space, price=price)
-    job._priced = types.MethodType(NetAdaptJob._priced, job)
+    def price_all(configs):
+        rounds.append(len(configs))
+        return [price(c) for c in configs]
+
+    job = types.SimpleNamespace(space=space, price_all=price_all)
+    job._priced_all = types.MethodType(NetAdaptJob._priced_all, job)
     latency, reduction = price(current), 0.2
     calls.clear()
     got = NetAdaptJob.proposals(job, current, latency, reduction)
-    assert got and len(calls) < 10 * len(space.units(current.base))
+    units = space.units(current.base)
+    assert got and len(calls) < 10 * len(units)
+    most = max(len(space.smaller_widths(current, i)) for i in range(len(units)))
+    assert 2 <= len(rounds) <= 1 + math.ceil(math.log2(most)) and max(rounds) > 1
     for p in got:
         widths = space.smaller_widths(current, p.index)
         linear = next(
@@ -327,8 +337,8 @@ def test_proposals_find_the_widest_width_that_removes_enough_by_bisection():
         assert p.width == linear and p.latency_ms == pytest.approx(
             latency - 0.001 * (p.index + 1) * (current.widths[p.index] - p.width)
         )
-    skipped = {u.name for u in space.units(current.base)} - {p.unit for p in got}
-    for index, unit in enumerate(space.units(current.base)):
+    skipped = {u.name for u in units} - {p.unit for p in got}
+    for index, unit in enumerate(units):
         if unit.name in skipped and space.smaller_widths(current, index):
             smallest = space.with_width(current, index, space.smaller_widths(current, index)[-1])
             assert latency - price(smallest) < reduction
