@@ -143,6 +143,9 @@ class MLflowServer:
             stdout=(self.root / "log").open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # MLflow's job runner (8 more processes, ~17 CPU s at each start) runs GenAI jobs
+            # nas never submits
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

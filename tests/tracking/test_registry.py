@@ -76,8 +76,9 @@ def test_search_registers_verified_models_and_pick_downloads_one(small_fmnist, t
     spec_path = tmp_path / "reg_test.yaml"
     spec_path.write_text(yaml.safe_dump(data))
     assert main(["search", str(spec_path), "--json", "--quiet"]) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    registered = summary["registered"]
+    out = capsys.readouterr().out
+    assert "View run" not in out  # MLflow's per-run link to a server's UI stays off stdout
+    registered = json.loads(out.strip().splitlines()[-1])["registered"]
     assert set(registered) == {"host-x86-litert", "host-x86-litert-int8"}
 
     client = mlflow.tracking.MlflowClient()
