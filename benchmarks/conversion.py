@@ -1,5 +1,5 @@
 """Keras -> LiteRT conversion: the traced-function route nas converts through
-(``nas.export.keras_converter``) against ``from_keras_model``'s SavedModel route, on the same
+(``nas.export._keras.keras_converter``) against ``from_keras_model``'s SavedModel route, on the same
 Keras models, side by side in one process.
 
     .venv/bin/python benchmarks/conversion.py [--space ofa_mbv3_small] [--random 3]

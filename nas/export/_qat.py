@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from nas._compat import native_logs
-from nas.export._keras import hard_activations, tf_modules
+from nas.export._keras import hard_activations, keras_converter, tf_modules, with_signature
 
 __all__ = ["qat_tflite"]
 
@@ -99,8 +99,6 @@ def qat_tflite(
         len(x_train),
         time.perf_counter() - start,
     )
-    from nas.export._tflite import keras_converter, with_signature
-
     converter = keras_converter(quantized)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     # the converter logs from C++ (MLIR passes); and it asks for fixed input statistics

@@ -15,51 +15,12 @@ import torch
 from nas._compat import native_logs
 from nas.export._base import Exporter, ExportInputs, Runner
 from nas.export._convert import torch_to_keras
-from nas.export._keras import tf_modules
+from nas.export._keras import keras_converter, tf_modules, with_signature
 from nas.export._litert import Timing
 
-__all__ = ["TFLiteExporter", "TFLiteQATExporter", "keras_converter", "to_tflite", "with_signature"]
+__all__ = ["TFLiteExporter", "TFLiteQATExporter", "to_tflite"]
 
 PRECISIONS = ("fp32", "fp16", "dynamic-int8", "int8", "int8-per-tensor")
-
-
-def keras_converter(model: Any) -> Any:
-    """LiteRT's converter for a Keras model's inference function, traced once, its variables
-    frozen (``from_concrete_functions``). ``from_keras_model`` would first save the model as a
-    SavedModel, tracing every layer's functions again for serialization: 7-15x the time for a
-    file of the same ops with the same outputs (``benchmarks/conversion.py``). The file it
-    gives has no signature: :func:`with_signature` writes the one a SavedModel would have."""
-    tf, _ = tf_modules()
-    names = zip(model.inputs, model.input_names, strict=True)
-    specs = [tf.TensorSpec(x.shape, x.dtype, name) for x, name in names]
-    forward = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
-    return tf.lite.TFLiteConverter.from_concrete_functions([forward.get_concrete_function(*specs)])
-
-
-def with_signature(tflite: bytes, model: Any) -> bytes:
-    """``tflite`` with the ``serving_default`` signature a SavedModel's conversion writes: the
-    Keras model's input and output names on the file's inputs and outputs (LiteRT's signature
-    runners and the quantizer's calibration look inputs up by it)."""
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
-
-    flat = flatbuffer_utils.read_model_from_bytearray(bytearray(tflite))
-    graph = flat.subgraphs[0]
-
-    def tensor_maps(names: list[str], indices: Iterable[int]) -> list[Any]:
-        maps = []
-        for name, index in zip(names, indices, strict=True):
-            entry = schema.TensorMapT()
-            entry.name, entry.tensorIndex = name, int(index)
-            maps.append(entry)
-        return maps
-
-    signature = schema.SignatureDefT()
-    signature.signatureKey, signature.subgraphIndex = "serving_default", 0
-    signature.inputs = tensor_maps(model.input_names, graph.inputs)
-    signature.outputs = tensor_maps(model.output_names, graph.outputs)
-    flat.signatureDefs = [signature]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
 
 
 def to_tflite(
