@@ -32,6 +32,9 @@ _ENV = {
     # through the CLI's progress bar; its warnings still show.
     "MLFLOW_LOGGING_LEVEL": "WARNING",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # ending a run on a tracking server prints "View run <name> at: <url>" on stdout (a line
+    # per trial run); set_terminated also reads the run back for it (a second request a run)
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     # Ray's driver logger: "Started a local Ray instance" and the like; warnings still show.
     "RAY_LOGGER_LEVEL": "warning",
 }

@@ -156,17 +156,7 @@ class JobRun:
         try:
             self.flush()
         finally:
-            self._terminate(self.run_id, status)
-
-    def _terminate(self, run_id: str, status: str = "FINISHED") -> None:
-        """End ``run_id`` with ``status`` in one request. ``MlflowClient.set_terminated`` first
-        reads the run back from a tracking server to print a "View run" link on stdout: a second
-        request per run, and a line per trial run on the job's terminal."""
-        from mlflow.entities import RunStatus
-
-        self.client._tracking_client.store.update_run_info(
-            run_id, RunStatus.from_string(status), int(time.time() * 1000), None
-        )
+            self.client.set_terminated(self.run_id, status=status)
 
     # ---- child runs ----------------------------------------------------------------------
     def add_child(
@@ -252,7 +242,7 @@ class JobRun:
                 metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
                 params=[Param(k, str(v)) for k, v in params.items()],
             )
-            self._terminate(run.info.run_id)
+            self.client.set_terminated(run.info.run_id)
         except Exception:
             self._partial.append(run.info.run_id)
             raise
