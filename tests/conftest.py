@@ -140,3 +140,18 @@ def tiny_spec_dict(root: Path, out: Path, **supernet) -> dict:
         "dataset": {"name": "fashion_mnist", "root": str(root), "val_size": 400},
         "supernet": cfg,
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_supernet(small_fmnist, tmp_path_factory) -> Path:
+    """The checkpoint of ``tiny_spec_dict``'s supernet, trained once per session: tests that
+    search, export or prune that supernet copy it to their spec's ``supernet.checkpoint``."""
+    from nas.jobs import load_job
+    from nas.spec import spec_from_dict
+    from nas.supernet import SupernetTrainer
+
+    out = tmp_path_factory.mktemp("tiny_supernet")
+    spec = spec_from_dict(tiny_spec_dict(small_fmnist, out))
+    dataset, space = load_job(spec)
+    SupernetTrainer(spec, space, dataset, work_dir=out / "work", track=False).run()
+    return out / "supernet.pt"

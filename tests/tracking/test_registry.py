@@ -4,6 +4,7 @@ RUN_ID` on a real MLflow store, real LiteRT files and a (tiny) real supernet."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -16,7 +17,6 @@ from nas.export import HostFingerprint
 from nas.jobs import load_job
 from nas.paths import assets_root
 from nas.spec import spec_from_dict
-from nas.supernet import SupernetTrainer
 from nas.tracking.registry import budget_alias, select_members
 from tests.conftest import tiny_spec_dict
 
@@ -60,12 +60,13 @@ def _litert_accuracy(path, contract, images, labels) -> float:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("tracking_store")
-def test_search_registers_verified_models_and_pick_downloads_one(small_fmnist, tmp_path, capsys):
+def test_search_registers_verified_models_and_pick_downloads_one(
+    small_fmnist, tiny_supernet, tmp_path, capsys
+):
     """On a SQLite store, and through an MLflow tracking server (``tracking_store``)."""
     data = tiny_spec_dict(small_fmnist, tmp_path)
-    spec = spec_from_dict(data)
-    dataset, space = load_job(spec)
-    SupernetTrainer(spec, space, dataset, work_dir=tmp_path / "work", track=False).run()
+    shutil.copy(tiny_supernet, data["supernet"]["checkpoint"])
+    dataset, space = load_job(spec_from_dict(data))
     data.update(
         name="reg_test",
         evaluator={"kind": "supernet", "val_images": 100},
