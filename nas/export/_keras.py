@@ -44,7 +44,11 @@ def keras_converter(model: Any) -> Any:
     names = zip(model.inputs, model.input_names, strict=True)
     specs = [tf.TensorSpec(x.shape, x.dtype, name) for x, name in names]
     forward = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
-    return tf.lite.TFLiteConverter.from_concrete_functions([forward.get_concrete_function(*specs)])
+    # the function as its own trackable object: without one the converter warns (through absl)
+    # on every call; with a tf.function it keeps this path, never the SavedModel one
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [forward.get_concrete_function(*specs)], forward
+    )
 
 
 def with_signature(tflite: bytes, model: Any) -> bytes:
