@@ -37,8 +37,8 @@ def _load_tf() -> tuple[Any, Any]:
 def keras_converter(model: Any) -> Any:
     """LiteRT's converter for a Keras model's inference function, traced once, its variables
     frozen (``from_concrete_functions``). ``from_keras_model`` would first save the model as a
-    SavedModel, tracing every layer's functions again for serialization: 7-15x the time for a
-    file of the same ops with the same outputs (``benchmarks/conversion.py``). The file it
+    SavedModel, tracing every layer's functions again for serialization: 6-12x the time per
+    file (8.9x over ``benchmarks/conversion.py``'s ten), for the same ops and outputs. The file it
     gives has no signature: :func:`with_signature` writes the one a SavedModel would have."""
     tf, _ = tf_modules()
     names = zip(model.inputs, model.input_names, strict=True)

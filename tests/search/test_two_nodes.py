@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from nas.spec import load_spec
-from tests.search.test_search import PREDICTOR, _spec
-from tests.search.test_storage import _complete, driver, wait_until
+from tests.search.test_search import PREDICTOR
+from tests.search.test_storage import _complete, _fault_spec, driver, wait_until
 from tests.servers import free_port
 
 RAY = Path(sys.executable).parent / "ray"
@@ -121,14 +121,7 @@ def test_a_search_spreads_over_two_nodes_and_survives_losing_one(tmp_path, postg
     predictor reaches its workers through Ray); the second node SIGKILLed mid-study: its trials
     are evaluated again on the head node and the study reaches its budget, with no trial lost
     or evaluated twice. Trials per minute on two nodes and on the one left are printed."""
-    spec_path = _spec(  # random proposals: the pace is the workers', not the surrogate's
-        tmp_path,
-        name="two_nodes",
-        trials=400,
-        workers=4,
-        sampler="random",
-        storage=postgres.create_database(),
-    )
+    spec_path = _fault_spec(tmp_path, postgres, "two_nodes", trials=400, workers=4)
     predictor = tmp_path / "predictor.pth"  # a file of the driver's machine only
     shutil.copy(PREDICTOR, predictor)
     data = yaml.safe_load(spec_path.read_text())
