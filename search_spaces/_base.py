@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
@@ -51,7 +52,7 @@ class LayerSpec:
     attrs: tuple[tuple[str, int], ...] = ()
     dtype: str | None = None
 
-    @property
+    @functools.cached_property  # a search prices the same layers thousands of times
     def key(self) -> str:
         parts = [
             self.op,

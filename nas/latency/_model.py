@@ -124,9 +124,11 @@ class LayerTableLatency(LatencyPredictor):
         """(ms, std): the layers' entries summed, with the interpreter's per-invoke cost counted
         once rather than once per layer (``device.invoke_overhead_ms`` at each entry's
         precision; 0 where not measured); the spread assumes independent entries."""
+        return self._layer_sum(config, self.space.layers(config))
+
+    def _layer_sum(self, config: Any, layers: list[LayerSpec]) -> tuple[float, float]:
         table = self.table(self.space.input_shape(config)[1])
         invoke = self.device.invoke_overhead_ms
-        layers = self.space.layers(config)
         ms = std2 = 0.0
         for x in self._priced(layers):
             dtype = x.dtype or self.dtype
@@ -143,7 +145,10 @@ class LayerTableLatency(LatencyPredictor):
         fitted); for a config whose layers run at several precisions, 1 and 0 (the fits are of
         whole models at one precision: on this host kind fp32's 1.11x overshot 50 mixed files
         by 15%, while their layer sums were within 3%)."""
-        precisions = self._precisions(self.space.layers(config))
+        return self._whole_model_fit(self.space.layers(config))
+
+    def _whole_model_fit(self, layers: list[LayerSpec]) -> tuple[float, float]:
+        precisions = self._precisions(layers)
         if len(precisions) > 1:
             return 1.0, 0.0
         (dtype,) = precisions
@@ -158,8 +163,9 @@ class LayerTableLatency(LatencyPredictor):
         Raises:
             MissingLatencyKeyError: a layer is not in the table (names the key and the file).
         """
-        ms, std = self.layer_sum(config)
-        scale, overhead = self.whole_model_fit(config)
+        layers = self.space.layers(config)  # once: the proposers price thousands per round
+        ms, std = self._layer_sum(config, layers)
+        scale, overhead = self._whole_model_fit(layers)
         return Estimate(
             ms=scale * ms + overhead,
             std=scale * std,

@@ -80,7 +80,8 @@ class SurrogateProposer:
         local_jump: float = 0.3,
         jump_prob: float = 0.15,
     ) -> None:
-        self.space, self.latency, self.max_latency = space, latency, max_latency_ms
+        self.space, self.max_latency = space, max_latency_ms
+        self._price, self._prices = latency, {}  # config string -> ms, priced once
         self.rng = np.random.default_rng(seed)
         self.n_candidates, self.mutation_prob, self.ridge = candidates, mutation_prob, ridge
         self.generations, self.parents_per_bin = generations, parents_per_bin
@@ -126,6 +127,13 @@ class SurrogateProposer:
             return predict(z) + explore * std
 
         return rate
+
+    def latency(self, config: Any) -> float:
+        """``config``'s predicted latency (ms), priced once per config."""
+        key = str(config)
+        if key not in self._prices:
+            self._prices[key] = self._price(config)
+        return self._prices[key]
 
     def _encode(self, configs: Sequence[Any]) -> np.ndarray:
         return np.stack([self.space.encode(c) for c in configs]).astype(np.float64)

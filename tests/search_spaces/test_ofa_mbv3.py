@@ -68,6 +68,17 @@ def test_parse_errors_name_the_stage_and_block():
         space.parse(bad)
 
 
+def test_params_outside_the_space_name_the_field():
+    # config_from_params builds the config without optuna's FixedTrial (the proposers rebuild
+    # tens of thousands per round); a bad value is still a ConfigError naming the field
+    space = get_space("ofa_mbv3_small")
+    params = space.trial_params(space.largest())
+    with pytest.raises(ConfigError, match="stage 2 block 1: expand ratio 5"):
+        space.config_from_params({**params, "e2_1": 5})
+    with pytest.raises(ConfigError, match="'d3' missing"):
+        space.config_from_params({k: v for k, v in params.items() if k != "d3"})
+
+
 def test_encoding_is_one_hot_kernel_and_expand_per_active_block_and_one_resolution():
     space = get_space("ofa_mbv3_small")
     rng = np.random.default_rng(2)
