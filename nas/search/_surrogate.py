@@ -81,7 +81,7 @@ class SurrogateProposer:
         jump_prob: float = 0.15,
     ) -> None:
         self.space, self.max_latency = space, max_latency_ms
-        self._price, self._prices = latency, {}  # config string -> ms, priced once
+        self._price, self._prices = latency, {}  # config string -> ms, within one round
         self.rng = np.random.default_rng(seed)
         self.n_candidates, self.mutation_prob, self.ridge = candidates, mutation_prob, ridge
         self.generations, self.parents_per_bin = generations, parents_per_bin
@@ -129,7 +129,9 @@ class SurrogateProposer:
         return rate
 
     def latency(self, config: Any) -> float:
-        """``config``'s predicted latency (ms), priced once per config."""
+        """``config``'s predicted latency (ms), priced once per config in a round (the shrink
+        loop and the evolutions price the same candidates again; kept across rounds, the memo
+        grew by ~20k configs, ~3 MB, a round)."""
         key = str(config)
         if key not in self._prices:
             self._prices[key] = self._price(config)
@@ -145,6 +147,7 @@ class SurrogateProposer:
         """Up to ``n`` configs not in ``evaluated`` (config, accuracy) pairs: the round's share
         under each budget (once ``local_after`` trials are evaluated), the rest one per latency
         bin over the range. No query is spent on candidates."""
+        self._prices = {}
         configs = [c for c, _ in evaluated]
         accuracy = np.array([a for _, a in evaluated], dtype=np.float64)
         x = self._encode(configs)
