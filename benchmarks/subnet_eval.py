@@ -1,6 +1,6 @@
 """Subnet-evaluation throughput and the shipped supernet's accuracies.
 
-    .venv/bin/python benchmarks/subnet_eval.py [--spec runs/fashion_mnist_supernet.yaml] [--n 12]
+    .venv/bin/python benchmarks/subnet_eval.py [--spec runs/fashion_mnist_host.yaml] [--n 12]
 
 Prints, for 1 and 2 torch threads: random subnets evaluated per minute on the validation split
 (extract + BN recalibration on 2,000 training images + top-1 on the 10k validation images), then
@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--spec", default="runs/fashion_mnist_supernet.yaml")
+    parser.add_argument("--spec", default="runs/fashion_mnist_host.yaml")
     parser.add_argument("--n", type=int, default=12, help="random subnets per thread setting")
     args = parser.parse_args()
     spec = load_spec(args.spec)

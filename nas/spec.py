@@ -82,6 +82,8 @@ class PhaseSpec:
     """One progressive-shrinking phase: which choices are elastic, for how long, at which LR.
 
     kernels / expands / depths: the allowed values in this phase (null = the space's maximum only).
+    resolutions: the input resolutions drawn in this phase (null = every resolution of the
+    space; the largest subnet is trained at the largest of them).
     reorganize_expand: sort expanded channels by importance before the phase (OFA does this
     before each elastic-expand phase).
     """
@@ -92,6 +94,7 @@ class PhaseSpec:
     kernels: tuple[int, ...] | None = None
     expands: tuple[int, ...] | None = None
     depths: tuple[int, ...] | None = None
+    resolutions: tuple[int, ...] | None = None
     reorganize_expand: bool = False
 
     def __post_init__(self) -> None:
@@ -125,6 +128,9 @@ class SupernetSpec:
     n_random_subnets: random subnets per step besides the largest and the smallest.
     kd_weight: weight of the distillation loss from the largest subnet's logits.
     label_smoothing, weight_decay, momentum: the optimizer and loss.
+    init_weights: a supernet file of the same space whose weights start the training (null:
+    random initialization), e.g. a trained supernet extended to a larger space; a resumed
+    training starts from its own state instead.
     bn_calibration_images: training images used to recalibrate BatchNorm of each extracted subnet.
     eval_images: validation images scored after each epoch (largest and smallest subnets).
     store_fp16: store the final weights as float16 (halves the file; loaded back as float32).
@@ -132,6 +138,7 @@ class SupernetSpec:
     """
 
     checkpoint: str = "checkpoints/supernet.pt"
+    init_weights: str | None = None
     batch_size: int = 256
     threads: int = 2
     n_random_subnets: int = 1

@@ -148,7 +148,7 @@ class ElasticMBV3Space(
     input is excluded, the table key could not tell it from an unexpanded block), the final
     expand convolution (``final_expand``) and the feature-mix convolution (``feature_mix``).
     Stage widths are not prunable: the residual additions tie them together.
-    Shrinkable dimensions: ``kernel``, ``expand``, ``depth`` (``resolution`` stays elastic).
+    Shrinkable dimensions: ``kernel``, ``expand``, ``depth`` and ``resolution``.
     """
 
     exact_counts = True
@@ -184,11 +184,17 @@ class ElasticMBV3Space(
             "kernel": tuple(sorted(d.kernels)),
             "expand": tuple(sorted(d.expands)),
             "depth": tuple(sorted(d.depths)),
+            "resolution": tuple(sorted(d.resolutions)),
         }
 
     def restrict(self, **choices: tuple[int, ...]) -> ElasticMBV3Space:
         dims = self.dimensions()
-        fields = {"kernel": "kernels", "expand": "expands", "depth": "depths"}
+        fields = {
+            "kernel": "kernels",
+            "expand": "expands",
+            "depth": "depths",
+            "resolution": "resolutions",
+        }
         changes = {}
         for name, values in choices.items():
             if name not in dims:

@@ -11,11 +11,24 @@ from nas.spec import load_spec, spec_from_dict
 from tests.conftest import REPO
 
 
-def test_shipped_supernet_spec_loads():
+def test_shipped_supernet_specs_load_and_chain():
+    """The shipped checkpoint is two trainings: the first stage at 24-28 px and depth 2-4,
+    then the whole space from the first stage's weights into the shipped file."""
     spec = load_spec(REPO / "runs" / "fashion_mnist_supernet.yaml")
     assert spec.name == "fashion_mnist_supernet" and spec.space == "ofa_mbv3_small"
     assert [p.name for p in spec.supernet.phases] == ["full", "kernel", "depth", "expand"]
     assert spec.supernet.phases[-1].expands == (3, 4, 6)
+    assert {p.resolutions for p in spec.supernet.phases[1:]} == {(24, 28)}
+    extend = load_spec(REPO / "runs" / "fashion_mnist_supernet_extend.yaml")
+    assert extend.resolve_path(extend.supernet.init_weights) == spec.output_path(
+        spec.supernet.checkpoint
+    )
+    shipped = extend.output_path(extend.supernet.checkpoint).resolve()
+    assert shipped == REPO / "nas/assets/checkpoints/ofa_mbv3_small_fashion_mnist/supernet.pt"
+    assert (
+        extend.supernet.phases[0].depths == (1, 2, 3, 4)
+        and not extend.supernet.phases[0].resolutions
+    )
 
 
 @pytest.mark.parametrize(

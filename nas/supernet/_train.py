@@ -21,7 +21,7 @@ from nas.data import ImageDataset, batches, resize
 from nas.errors import CheckpointError, SpecError
 from nas.job import Job
 from nas.spec import PhaseSpec, RunSpec
-from nas.supernet._checkpoint import atomic_save, save_weights
+from nas.supernet._checkpoint import atomic_save, load_weights, save_weights
 from nas.supernet._evaluate import SubnetEvaluator
 from nas.tracking import JobRun
 from search_spaces import SearchSpace, Shrinkable
@@ -74,6 +74,8 @@ class SupernetTrainer(Job):
         self.work_dir = work_dir
         self.progress = progress
         self.model = space.supernet().to(memory_format=torch.channels_last)
+        if self.cfg.init_weights is not None:  # a resumed training loads its own state over it
+            self._init_weights(spec.resolve_path(self.cfg.init_weights))
         decay, no_decay = [], []
         for p in self.model.parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)
@@ -93,6 +95,20 @@ class SupernetTrainer(Job):
         self.epoch = 0  # epochs finished, over all phases
         self.seconds = 0.0
         self.history: list[dict[str, Any]] = []
+
+    def _init_weights(self, path: Path) -> None:
+        field = f"supernet.init_weights = {str(path)!r}"
+        try:
+            blob = load_weights(path)
+        except CheckpointError as e:
+            raise CheckpointError(f"{field}: {e}") from None
+        if blob["space"] != self.space.name:
+            raise SpecError(f"{field} is a supernet of {blob['space']}, not of {self.space.name}")
+        try:
+            self.space.load_supernet(self.model, blob["state_dict"])
+        except CheckpointError as e:
+            raise CheckpointError(f"{field}: {e}") from None
+        logger.info("weights initialized from %s", path)
 
     @property
     def mlflow_run_id(self) -> str | None:
@@ -125,19 +141,21 @@ class SupernetTrainer(Job):
             epoch -= phase.epochs
         raise IndexError(epoch)
 
-    def _choices(
-        self, phase: PhaseSpec
-    ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    def _choices(self, phase: PhaseSpec) -> dict[str, tuple[int, ...]]:
+        """The phase's choices per dimension: kernel, expand and depth the space's largest
+        unless the phase names more; resolution every one of the space's unless it names some."""
         dims = self.space.dimensions()
-        return (
-            phase.kernels or (max(dims["kernel"]),),
-            phase.expands or (max(dims["expand"]),),
-            phase.depths or (max(dims["depth"]),),
-        )
+        choices = {
+            "kernel": phase.kernels or (max(dims["kernel"]),),
+            "expand": phase.expands or (max(dims["expand"]),),
+            "depth": phase.depths or (max(dims["depth"]),),
+        }
+        if phase.resolutions:
+            choices["resolution"] = phase.resolutions
+        return choices
 
     def _phase_space(self, phase: PhaseSpec) -> SearchSpace:
-        ks, es, ds = self._choices(phase)
-        return self.space.restrict(kernel=ks, expand=es, depth=ds)
+        return self.space.restrict(**self._choices(phase))
 
     def _sample(self, phase: PhaseSpec, rng: np.random.Generator) -> Any:
         return self._phase_space(phase).sample(rng)
@@ -149,7 +167,7 @@ class SupernetTrainer(Job):
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         phase_index, phase, epoch_in_phase = self.phase_of(epoch)
         if epoch_in_phase == 0 and phase.reorganize_expand:
-            stage = len(self._choices(phase)[1]) - 1
+            stage = len(self._choices(phase)["expand"]) - 1
             logger.info("phase %s: reorganizing expanded channels by importance", phase.name)
             self.model.re_organize_middle_weights(expand_ratio_stage=stage)
         seed = self.spec.seed * 100_003 + epoch
@@ -196,7 +214,7 @@ class SupernetTrainer(Job):
     ) -> tuple[float, float]:
         """Progressive shrinking's step: the largest subnet learns from the labels and teaches
         the smallest and ``n_random_subnets`` random ones of the phase (in-place KD)."""
-        largest = self.space.largest()
+        largest = self._phase_space(phase).largest()
         self.space.activate(self.model, largest)
         logits = self.model(_at(x, self.space.input_shape(largest)[1]))
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)

@@ -94,7 +94,7 @@ def test_a_host_setting_fitted_from_a_few_subnets_timed_here_predicts_others(tmp
     assert (device.kind, device.name, device.threads) == ("layer_table", "host-2-threads", 2)
     assert "4 whole-model timing(s)" in device.provenance and "host-x86-litert" in device.provenance
     assert set(device.overhead_ms) == {"fp32"}
-    for resolution in (24, 28):
+    for resolution in get_space("ofa_mbv3_small").resolutions:
         source = load_table(LUTS / "host-x86-litert" / "ofa_mbv3_small" / f"{resolution}.yaml")
         table = load_table(out / "ofa_mbv3_small" / f"{resolution}.yaml")
         assert set(table.entries) == {k for k in source.entries if "-dtype:" not in k}

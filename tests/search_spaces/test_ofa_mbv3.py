@@ -131,13 +131,19 @@ def test_supernet_checkpoint_that_does_not_fit_names_the_tensors():
 
 def test_restrict_narrows_the_elastic_dimensions_for_progressive_shrinking():
     space = get_space("ofa_mbv3_small")
-    assert space.dimensions() == {"kernel": (3, 5, 7), "expand": (3, 4, 6), "depth": (2, 3, 4)}
-    phase = space.restrict(kernel=(7, 5), depth=(4,))
+    assert space.dimensions() == {
+        "kernel": (3, 5, 7),
+        "expand": (3, 4, 6),
+        "depth": (1, 2, 3, 4),
+        "resolution": (12, 16, 20, 24, 28),
+    }
+    phase = space.restrict(kernel=(7, 5), depth=(4,), resolution=(24, 28))
     rng = np.random.default_rng(0)
     for _ in range(20):
         c = space.validate(phase.sample(rng))  # every restricted config is in the space
-        assert set(c.kernels) <= {5, 7} and set(c.depths) == {4}
+        assert set(c.kernels) <= {5, 7} and set(c.depths) == {4} and c.resolution in (24, 28)
     assert phase.smallest().kernels[0] == 5 and phase.name == space.name
+    assert phase.smallest().resolution == 24 and phase.largest().resolution == 28
     with pytest.raises(ConfigError, match="kernel"):
         space.restrict(kernel=(9,))
     with pytest.raises(ConfigError, match="width"):

@@ -138,3 +138,50 @@ def test_a_space_without_elastic_dimensions_trains_single_paths(small_fmnist, tm
     )
     with pytest.raises(SpecError, match=r"supernet.phases\['kernel'\]"):
         SupernetTrainer(bad, space, dataset, work_dir=tmp_path / "bad", track=False)
+
+
+def test_training_starts_from_init_weights_and_draws_only_the_phase_resolutions(
+    small_fmnist, tiny_supernet, tmp_path
+):
+    """``supernet.init_weights`` starts a training from another supernet of the space (the
+    shipped one extends a first stage to more resolutions and depths); a phase's
+    ``resolutions`` are the only ones it draws, its largest subnet at the largest of them."""
+    import numpy as np
+
+    from nas.errors import CheckpointError, SpecError
+    from nas.supernet._checkpoint import load_weights
+
+    phases = [{"name": "low", "epochs": 1, "lr": 0.01, "depths": [1, 2], "resolutions": [12, 16]}]
+    spec = spec_from_dict(
+        tiny_spec_dict(small_fmnist, tmp_path, init_weights=str(tiny_supernet), phases=phases)
+    )
+    dataset, space = load_job(spec)
+    trainer = SupernetTrainer(spec, space, dataset, work_dir=tmp_path / "work", track=False)
+    init = load_weights(tiny_supernet)["state_dict"]
+    own = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    assert all(torch.equal(own[k], v) for k, v in init.items())
+    phase = spec.supernet.phases[0]
+    rng = np.random.default_rng(0)
+    drawn = {trainer._sample(phase, rng).resolution for _ in range(40)}
+    assert drawn == {12, 16}
+    assert trainer._phase_space(phase).largest().resolution == 16
+    assert str(trainer._phase_space(phase).smallest()) == "r12_k7e6_k7e6_k7e6_k7e6"
+    trainer.run()  # one epoch at 12 and 16 px from the tiny supernet's weights
+    assert not torch.equal(
+        trainer.model.state_dict()["first_conv.conv.weight"], own["first_conv.conv.weight"]
+    )
+
+    with pytest.raises(CheckpointError, match="init_weights.*not found"):
+        spec = spec_from_dict(
+            tiny_spec_dict(small_fmnist, tmp_path, init_weights=str(tmp_path / "none.pt"))
+        )
+        SupernetTrainer(spec, space, dataset, work_dir=tmp_path / "w2", track=False)
+    with pytest.raises(SpecError, match="init_weights.*supernet of nb201, not of ofa_mbv3_small"):
+        spec = spec_from_dict(
+            tiny_spec_dict(
+                small_fmnist,
+                tmp_path,
+                init_weights="checkpoints/nb201_fashion_mnist/supernet.pt",
+            )
+        )
+        SupernetTrainer(spec, space, dataset, work_dir=tmp_path / "w3", track=False)
