@@ -105,7 +105,7 @@ def test_calibrate_over_adb_with_a_stand_in_adb(tmp_path, monkeypatch):
 
     space = get_space("ofa_mbv3_small")
     # calibrate only the layers of the smallest subnet: restrict the catalogue for speed
-    wanted = space.layers(space.smallest())
+    wanted, resolution = space.layers(space.smallest()), space.smallest().resolution
     monkeypatch.setattr(
         type(space),
         "all_layers",
@@ -119,7 +119,7 @@ def test_calibrate_over_adb_with_a_stand_in_adb(tmp_path, monkeypatch):
             "--space",
             "ofa_mbv3_small",
             "--resolution",
-            "24",
+            str(resolution),
             "--device",
             "adb:FAKE01",
             "--benchmark-model",
@@ -135,4 +135,4 @@ def test_calibrate_over_adb_with_a_stand_in_adb(tmp_path, monkeypatch):
     model = build_latency(out, space)
     assert model.device.name == "fakephone" and model.device.threads == 1
     assert model.predict(space.smallest()).ms > 0
-    assert len(model.table(24)) == len({layer.key for layer in wanted})
+    assert len(model.table(resolution)) == len({layer.key for layer in wanted})

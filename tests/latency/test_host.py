@@ -130,13 +130,17 @@ def test_a_phone_table_is_never_retimed(monkeypatch, tmp_path):
     assert predictor.lut_dir == NOTE10 and not (tmp_path / "cache").exists()
 
 
+#: the smallest subnet at 24 px (a table file of its own: 24.yaml)
+SMALL_24 = "r24_k33e33_k33e33_k33e33_k33e33"
+
+
 def _five_times_too_fast(tmp_path, space):
     """A host table folder holding the shipped entries of the smallest subnet at 24 px, made
     5x too fast: (folder, its entries)."""
     lut = tmp_path / "host-x86-litert"
     (lut / "ofa_mbv3_small").mkdir(parents=True)
     shutil.copy(HOST / "device.yaml", lut / "device.yaml")
-    keys = [x.key for x in space.layers(space.smallest())]
+    keys = [x.key for x in space.layers(space.parse(SMALL_24))]
     shipped = load_table(HOST / "ofa_mbv3_small" / "24.yaml")
     fast = {k: type(e)(e.mean / 5, e.std, e.count) for k, e in shipped.entries.items() if k in keys}
     write_table(lut / "ofa_mbv3_small" / "24.yaml", fast)
@@ -223,7 +227,7 @@ def test_a_host_table_timed_elsewhere_is_retimed_here_once_and_kept(monkeypatch,
     monkeypatch.setattr(host, "machine_busy", lambda: False)  # decide even on a busy CI machine
     monkeypatch.setattr(host, "RETIME_SPAN_S", 2.0)  # the spans matter on a shared host only
     space = get_space("ofa_mbv3_small")
-    config = space.smallest()
+    config = space.parse(SMALL_24)
     lut, fast = _five_times_too_fast(tmp_path, space)
 
     _CHECKED.clear()

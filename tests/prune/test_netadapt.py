@@ -153,7 +153,7 @@ def test_missing_entries_are_measured_on_this_host_and_never_guessed(tmp_path):
 
     here = LayerTableLatency(_table_copy(tmp_path / "b", this_host=True), space)
     assert fill_missing(here, space.layers(pruned), pruned.resolution, runs=20) == 1
-    table = load_table(here.table(24).path)
+    table = load_table(here.table(pruned.resolution).path)
     # 20 runs in ten round-robin rounds of 2 (nas.export.time_round_robin)
     assert new_key in table and table.entries[new_key].count == 20
     assert here.predict(pruned).ms < here.predict(start).ms
