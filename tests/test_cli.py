@@ -29,7 +29,7 @@ def test_eval_json_has_the_documented_keys(trained_spec, capsys):
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"config", "accuracy", "split", "n_images"}
     assert out["split"] == "test" and out["n_images"] == 300 and 0.0 <= out["accuracy"] <= 1.0
-    assert out["config"] == "r24_k33e33_k33e33_k33e33_k33e33"
+    assert out["config"] == "r12_k3e3_k3e3_k3e3_k3e3"  # depth 1 at 12 px
 
 
 def test_eval_of_a_config_string(trained_spec, capsys):
