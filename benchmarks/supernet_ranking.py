@@ -25,6 +25,7 @@ import torch
 from scipy.stats import kendalltau
 
 import nas  # noqa: F401
+from nas.data import batches
 from nas.jobs import subnet_evaluator
 from nas.latency import build_latency
 from nas.spec import load_spec
@@ -116,15 +117,14 @@ def main() -> None:
     rows = []
     for n, i in enumerate(sorted(picked, key=lambda i: ms[i])):
         config = pool[i]
-        before = val(config)
+        before, resolution = val(config), space.input_shape(config)[1]
         model = train_steps(
-            evaluator.subnet(config),
-            dataset,
-            space.input_shape(config)[1],
-            args.steps,
-            seed=args.seed,
+            evaluator.subnet(config), dataset, resolution, args.steps, seed=args.seed
         )
-        after, _ = top1(model, evaluator._loader(dataset.val, space.input_shape(config)[1]))
+        val_batches = batches(
+            dataset.val, evaluator.batch_size, dataset.preprocessing, resolution=resolution
+        )
+        after, _ = top1(model, val_batches)
         rows.append(
             {
                 "config": str(config),

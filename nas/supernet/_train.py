@@ -100,11 +100,10 @@ class SupernetTrainer(Job):
         field = f"supernet.init_weights = {str(path)!r}"
         try:
             blob = load_weights(path)
-        except CheckpointError as e:
-            raise CheckpointError(f"{field}: {e}") from None
-        if blob["space"] != self.space.name:
-            raise SpecError(f"{field} is a supernet of {blob['space']}, not of {self.space.name}")
-        try:
+            if blob["space"] != self.space.name:
+                raise SpecError(
+                    f"{field} is a supernet of {blob['space']}, not of {self.space.name}"
+                )
             self.space.load_supernet(self.model, blob["state_dict"])
         except CheckpointError as e:
             raise CheckpointError(f"{field}: {e}") from None
@@ -157,12 +156,6 @@ class SupernetTrainer(Job):
     def _phase_space(self, phase: PhaseSpec) -> SearchSpace:
         return self.space.restrict(**self._choices(phase))
 
-    def _sample(self, phase: PhaseSpec, rng: np.random.Generator) -> Any:
-        return self._phase_space(phase).sample(rng)
-
-    def _smallest(self, phase: PhaseSpec) -> Any:
-        return self._phase_space(phase).smallest()
-
     # ---- one epoch -------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         phase_index, phase, epoch_in_phase = self.phase_of(epoch)
@@ -214,7 +207,8 @@ class SupernetTrainer(Job):
     ) -> tuple[float, float]:
         """Progressive shrinking's step: the largest subnet learns from the labels and teaches
         the smallest and ``n_random_subnets`` random ones of the phase (in-place KD)."""
-        largest = self._phase_space(phase).largest()
+        phase_space = self._phase_space(phase)  # built once per step, not once per subnet
+        largest = phase_space.largest()
         self.space.activate(self.model, largest)
         logits = self.model(_at(x, self.space.input_shape(largest)[1]))
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
@@ -225,8 +219,8 @@ class SupernetTrainer(Job):
         if not sandwich:
             return loss.item(), 0.0
         teacher, kd_sum = F.softmax(logits.detach(), dim=1), 0.0
-        students = [self._smallest(phase)] + [
-            self._sample(phase, rng) for _ in range(self.cfg.n_random_subnets)
+        students = [phase_space.smallest()] + [
+            phase_space.sample(rng) for _ in range(self.cfg.n_random_subnets)
         ]
         for config in students:
             self.space.activate(self.model, config)

@@ -149,7 +149,7 @@ def test_training_starts_from_init_weights_and_draws_only_the_phase_resolutions(
     import numpy as np
 
     from nas.errors import CheckpointError, SpecError
-    from nas.supernet._checkpoint import load_weights
+    from nas.supernet import load_weights
 
     phases = [{"name": "low", "epochs": 1, "lr": 0.01, "depths": [1, 2], "resolutions": [12, 16]}]
     spec = spec_from_dict(
@@ -162,7 +162,7 @@ def test_training_starts_from_init_weights_and_draws_only_the_phase_resolutions(
     assert all(torch.equal(own[k], v) for k, v in init.items())
     phase = spec.supernet.phases[0]
     rng = np.random.default_rng(0)
-    drawn = {trainer._sample(phase, rng).resolution for _ in range(40)}
+    drawn = {trainer._phase_space(phase).sample(rng).resolution for _ in range(40)}
     assert drawn == {12, 16}
     assert trainer._phase_space(phase).largest().resolution == 16
     assert str(trainer._phase_space(phase).smallest()) == "r12_k7e6_k7e6_k7e6_k7e6"
